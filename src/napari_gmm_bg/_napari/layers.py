@@ -1,0 +1,141 @@
+"""Turning a fitted model into napari layer data: pure functions, no Qt."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..core import BackgroundModel
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a source layer sits in the world: kept by the layers made from it."""
+
+    scale: tuple
+    translate: tuple
+    axis_labels: tuple
+
+    @classmethod
+    def of(cls, layer: Any) -> "Placement":
+        """Read the placement of a napari layer."""
+        return cls(
+            scale=tuple(layer.scale),
+            translate=tuple(layer.translate),
+            axis_labels=tuple(getattr(layer, "axis_labels", ())),
+        )
+
+    def kwargs(self, last: int | None = None) -> dict:
+        """Layer keyword arguments; ``last`` keeps only the trailing spatial axes."""
+        cut = slice(None) if last is None else slice(-last, None)
+        out = {"scale": self.scale[cut], "translate": self.translate[cut]}
+        if self.axis_labels:
+            out["axis_labels"] = self.axis_labels[cut]
+        return out
+
+
+def result_names(source: str) -> dict[str, str]:
+    """Names of the layers a fit of ``source`` makes."""
+    return {
+        "loglik": f"{source} GMM log-likelihood",
+        "mask": f"{source} GMM mask",
+        "background": f"{source} GMM background",
+    }
+
+
+def lazy_frames(data: Any) -> da.Array:
+    """View layer data as a dask array of single frames (a numpy array is not copied)."""
+    if isinstance(data, da.Array):
+        return data
+    return da.from_array(data, chunks=(1,) + tuple(data.shape[1:]))
+
+
+def loglik_contrast_limits(model: BackgroundModel, frames: np.ndarray) -> tuple[float, float]:
+    """Contrast limits for the log-likelihood layer, from a few scored frames.
+
+    The scale runs from well below the threshold (clearly foreground) to the top of the
+    background's values, so the threshold sits in the visible range.
+    """
+    ll = model.log_likelihood(frames)
+    high = float(np.percentile(ll, 99.9))
+    low = min(float(np.percentile(ll, 1)), model.threshold - 10.0)
+    low = max(low, model.threshold - 100.0)
+    if not high > low:
+        high = low + 1.0
+    return low, high
+
+
+def mask_data(
+    model: BackgroundModel, frames: da.Array, threshold: float, region: np.ndarray | None
+) -> da.Array:
+    """The lazy foreground labels of a clip."""
+    return model.foreground(frames, threshold=threshold, region=region)
+
+
+def fit_layer_data(
+    model: BackgroundModel,
+    frames: da.Array,
+    source: str,
+    placement: Placement,
+    threshold: float,
+    region: np.ndarray | None,
+    contrast_limits: tuple[float, float],
+) -> list[tuple]:
+    """LayerDataTuples of a fit: log-likelihood, mask and background.
+
+    Parameters
+    ----------
+    model : BackgroundModel
+        The fitted model.
+    frames : dask.array.Array
+        The source clip, lazily.
+    source : str
+        Name of the source layer.
+    placement : Placement
+        The source layer's scale, translate and axis labels.
+    threshold : float
+        Foreground threshold (log-likelihood).
+    region : numpy.ndarray or None
+        ``(Y, X)`` boolean region outside which nothing is foreground.
+    contrast_limits : tuple of float
+        For the log-likelihood layer.
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)`` for each of the three layers.
+    """
+    names = result_names(source)
+    background = model.background_image()
+    meta = {"napari-gmm-bg": {"source": source, "threshold": threshold}}
+    return [
+        (
+            model.log_likelihood(frames),
+            {
+                "name": names["loglik"],
+                "colormap": "magma",
+                "contrast_limits": contrast_limits,
+                "multiscale": False,
+                "metadata": meta,
+                **placement.kwargs(),
+            },
+            "image",
+        ),
+        (
+            mask_data(model, frames, threshold, region),
+            {"name": names["mask"], "opacity": 0.6, "metadata": meta, **placement.kwargs()},
+            "labels",
+        ),
+        (
+            background,
+            {
+                "name": names["background"],
+                "rgb": background.ndim == 3,
+                "metadata": meta,
+                "visible": False,
+                **placement.kwargs(last=2),
+            },
+            "image",
+        ),
+    ]

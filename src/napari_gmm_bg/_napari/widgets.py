@@ -1,0 +1,440 @@
+"""The "Fit GMM background" dock widget.
+
+The widget gathers settings, runs the core's fit in a generator worker (napari progress
+bar, Cancel) and turns the result into layers.  It holds no maths: that is all in
+:mod:`napari_gmm_bg.core`.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from napari.layers import Image, Labels, Layer, Shapes
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+import napari
+
+from ..core import BackgroundModel, as_frames, default_threshold, fit_background_steps, load_model
+from .layers import (
+    Placement,
+    fit_layer_data,
+    lazy_frames,
+    loglik_contrast_limits,
+    mask_data,
+    result_names,
+)
+
+
+@dataclass
+class FitResult:
+    """A model and what it was fitted on, kept to redraw the mask without refitting."""
+
+    model: BackgroundModel
+    source: Image
+    frames: da.Array
+
+
+def region_mask(layer: Layer | None, frame_shape: tuple[int, int]) -> np.ndarray | None:
+    """Rasterise a Labels or Shapes layer into a ``(Y, X)`` boolean region.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels, napari.layers.Shapes or None
+        Labels: non-zero pixels (a stack is projected over time).  Shapes: the union of
+        the shapes, using their last two coordinates.  Both in the video's pixel grid.
+    frame_shape : tuple of int
+        ``(Y, X)`` of the video.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The region, or None for no layer.
+
+    Raises
+    ------
+    ValueError
+        If the layer does not cover the video's frame, or holds no shape.
+    """
+    if layer is None:
+        return None
+    if isinstance(layer, Labels):
+        data = np.asarray(layer.data)
+        if data.shape[-2:] != tuple(frame_shape):
+            raise ValueError(
+                f"region layer '{layer.name}' is {data.shape[-2:]} pixels; "
+                f"the video's frames are {tuple(frame_shape)}"
+            )
+        mask = data != 0
+        return mask.reshape(-1, *frame_shape).any(axis=0)
+    if isinstance(layer, Shapes):
+        if len(layer.data) == 0:
+            raise ValueError(f"region layer '{layer.name}' holds no shapes")
+        flat = Shapes(
+            [np.asarray(vertices)[:, -2:] for vertices in layer.data],
+            shape_type=list(layer.shape_type),
+        )
+        return flat.to_masks(mask_shape=frame_shape).any(axis=0)
+    raise ValueError(f"region layer '{layer.name}' must be a Labels or Shapes layer")
+
+
+def _fit_job(steps: Any, frame: Any) -> Any:
+    """Worker body: finish the fit, then score one frame for the display range."""
+    model = yield from steps
+    limits = loglik_contrast_limits(model, np.asarray(frame))
+    return model, limits
+
+
+def ask_model_path(parent: Any, save: bool) -> str:
+    """Ask the user for a model file (a Qt dialog; tests replace this function)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    caption = "Save GMM model" if save else "Load GMM model"
+    filter_ = "GMM model (*.npz)"
+    if save:
+        path, _ = QFileDialog.getSaveFileName(parent, caption, "", filter_)
+    else:
+        path, _ = QFileDialog.getOpenFileName(parent, caption, "", filter_)
+    return path
+
+
+class FitWidget(Container):
+    """Fit a per-pixel Gaussian mixture to a video layer and show what moves.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer whose layers are read and written.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self._viewer = viewer
+        self._video = create_widget(annotation=Image, label="video")
+        self._components = SpinBox(value=3, min=1, max=8, label="components")
+        self._learning_frames = SpinBox(value=100, min=2, max=100_000, label="learning frames")
+        self._use_range = CheckBox(value=False, text="learn from a frame range only")
+        self._start = SpinBox(value=0, min=0, max=10**8, label="first frame", visible=False)
+        self._stop = SpinBox(value=1, min=1, max=10**8, label="stop (exclusive)", visible=False)
+        self._region = ComboBox(
+            choices=self._region_choices, nullable=True, value=None, label="region"
+        )
+        self._iterations = SpinBox(value=10, min=1, max=500, label="EM iterations")
+        self._threshold = FloatSpinBox(
+            value=default_threshold(3), min=-1e6, max=1e3, step=0.5, label="threshold"
+        )
+        self._fit_button = PushButton(text="Fit")
+        self._cancel_button = PushButton(text="Cancel", enabled=False)
+        self._save_button = PushButton(text="Save model…", enabled=False)
+        self._load_button = PushButton(text="Load model…")
+        self._status = Label(value="")
+        self.extend(
+            [
+                self._video,
+                self._components,
+                self._learning_frames,
+                self._use_range,
+                self._start,
+                self._stop,
+                self._region,
+                self._iterations,
+                self._threshold,
+                Container(widgets=[self._fit_button, self._cancel_button], layout="horizontal"),
+                Container(widgets=[self._save_button, self._load_button], layout="horizontal"),
+                self._status,
+            ]
+        )
+        self.result: FitResult | None = None
+        self.worker: Any = None
+        self._progress: Any = None
+        self._closed = False
+
+        self._use_range.changed.connect(self._on_use_range)
+        self._video.changed.connect(self._on_video)
+        self._threshold.changed.connect(self._redraw_mask)
+        self._region.changed.connect(self._redraw_mask)
+        self._fit_button.changed.connect(self.fit)
+        self._cancel_button.changed.connect(self.cancel)
+        self._save_button.changed.connect(self.save_model)
+        self._load_button.changed.connect(self.load_model)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.native.destroyed.connect(self._on_destroyed)
+        self._on_video(self._video.value)
+
+    # --- choices and small reactions ------------------------------------------------
+    def _region_choices(self, _widget: Any = None) -> list[tuple[str, Layer]]:
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels | Shapes) and not _is_result_layer(layer)
+        ]
+
+    def _on_use_range(self, checked: bool) -> None:
+        self._start.visible = checked
+        self._stop.visible = checked
+
+    def _on_video(self, layer: Image | None) -> None:
+        if layer is None or self.result is not None and self.result.source is layer:
+            return
+        n_frames = layer.data.shape[0] if layer.data.ndim >= 3 else 1
+        self._stop.value = max(1, n_frames)
+        channels = 3 if layer.rgb else 1
+        self._threshold.value = default_threshold(channels)
+
+    def _on_layer_removed(self, event: Any) -> None:
+        if self.result is not None and event.value is self.result.source:
+            self.result = None
+            self._save_button.enabled = False
+
+    def _on_destroyed(self, *_: Any) -> None:
+        # The viewer is closing: stop the fit and wait, so no thread outlives it.
+        self._closed = True
+        worker = self.worker
+        if worker is not None:
+            worker.quit()
+            worker.await_workers(msecs=30_000)
+
+    # --- fitting ---------------------------------------------------------------------
+    def _settings(self) -> dict:
+        frame_range = None
+        if self._use_range.value:
+            frame_range = (int(self._start.value), int(self._stop.value))
+        return {
+            "n_components": int(self._components.value),
+            "learning_frames": int(self._learning_frames.value),
+            "frame_range": frame_range,
+            "max_iter": int(self._iterations.value),
+            "threshold": float(self._threshold.value),
+        }
+
+    def fit(self, layer: Any = None) -> Any:
+        """Start fitting the chosen (or given) video layer in a background worker.
+
+        Parameters
+        ----------
+        layer : napari.layers.Layer, optional
+            The video; the widget's choice when None.
+
+        Returns
+        -------
+        superqt.utils.GeneratorWorker or None
+            The running worker, or None when the input was refused (a notification says
+            why).
+        """
+        if not isinstance(layer, Layer):
+            layer = self._video.value
+        if self.worker is not None:
+            show_info("a fit is already running; cancel it first")
+            return None
+        try:
+            frames, steps, first = self._start_fit(layer)
+        except ValueError as exc:
+            show_error(str(exc))
+            return None
+        _, total = first
+        middle = frames[frames.shape[0] // 2][None]
+        worker = create_worker(_fit_job, steps, middle, _ignore_errors=True)
+        self._progress = progress(total=total, desc="Fitting GMM background")
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda result: self._on_fitted(result, layer, frames))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(lambda: self._set_status("fit cancelled; no layer changed"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._fit_button.enabled = False
+        self._cancel_button.enabled = True
+        self._set_status(f"fitting {layer.name}…")
+        worker.start()
+        return worker
+
+    def _start_fit(self, layer: Any) -> tuple[da.Array, Any, tuple[int, int]]:
+        if layer is None:
+            raise ValueError("choose a video layer (an Image layer with a time axis) first")
+        if not isinstance(layer, Image):
+            raise ValueError(
+                f"'{layer.name}' is a {type(layer).__name__} layer; "
+                "choose an Image layer with a time axis"
+            )
+        if layer.multiscale:
+            raise ValueError(f"'{layer.name}' is multiscale; choose a single-scale video")
+        data = layer.data
+        if data.ndim == 3 and layer.rgb:
+            raise ValueError(
+                f"'{layer.name}' is a single 2-D RGB image; a video needs a time axis"
+            )
+        as_frames(data, name=f"'{layer.name}'")  # shape and dtype, without reading pixels
+        frames = lazy_frames(data)
+        steps = fit_background_steps(frames, **self._settings())
+        # Runs the cheap checks (frame count, range, settings) here, before any thread.
+        first = next(steps)
+        return frames, steps, first
+
+    def _on_progress(self, step: tuple[int, int]) -> None:
+        if self._progress is not None:
+            done, _ = step
+            self._progress.update(done - self._progress.n)
+
+    def _on_error(self, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        show_error(f"GMM fit failed: {message}")
+        self._set_status("fit failed; no layer changed")
+
+    def _on_finished(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self.worker = None
+        if not self._closed:
+            self._fit_button.enabled = True
+            self._cancel_button.enabled = False
+
+    def cancel(self) -> None:
+        """Stop a running fit; no layer is created or changed."""
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_fitted(self, result: tuple, layer: Image, frames: da.Array) -> None:
+        if self._closed or layer not in self._viewer.layers:
+            return
+        model, limits = result
+        self.result = FitResult(model=model, source=layer, frames=frames)
+        self._show_result(limits)
+        self._save_button.enabled = True
+        self._set_status(f"fitted {layer.name}: {model.n_components} components per pixel")
+
+    def _show_result(self, limits: tuple[float, float]) -> None:
+        result = self.result
+        region = region_mask(self._region.value, result.model.frame_shape)
+        tuples = fit_layer_data(
+            result.model,
+            result.frames,
+            result.source.name,
+            Placement.of(result.source),
+            float(self._threshold.value),
+            region,
+            limits,
+        )
+        for data, kwargs, layer_type in tuples:
+            self._set_layer(data, kwargs, layer_type)
+
+    def _set_layer(self, data: Any, kwargs: dict, layer_type: str) -> None:
+        """Update the layer of that name in place, or add it."""
+        name = kwargs["name"]
+        new = Layer.create(data, kwargs, layer_type)
+        if name in self._viewer.layers:
+            old = self._viewer.layers[name]
+            same_kind = type(old) is type(new) and getattr(old, "rgb", None) == getattr(
+                new, "rgb", None
+            )
+            if same_kind:
+                old.data = data
+                for key in ("contrast_limits", "scale", "translate", "metadata"):
+                    if key in kwargs:
+                        setattr(old, key, kwargs[key])
+                return
+            index = self._viewer.layers.index(old)
+            self._viewer.layers.remove(old)
+            self._viewer.layers.insert(index, new)
+            return
+        self._viewer.add_layer(new)
+
+    def _redraw_mask(self, *_: Any) -> None:
+        result = self.result
+        if result is None:
+            return
+        name = result_names(result.source.name)["mask"]
+        if name not in self._viewer.layers:
+            return
+        try:
+            region = region_mask(self._region.value, result.model.frame_shape)
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        layer = self._viewer.layers[name]
+        layer.data = mask_data(result.model, result.frames, float(self._threshold.value), region)
+        layer.metadata = {
+            "napari-gmm-bg": {"source": result.source.name, "threshold": self._threshold.value}
+        }
+
+    # --- save / load -----------------------------------------------------------------
+    def save_model(self, path: str | None = None) -> Path | None:
+        """Save the fitted model (asks for a file when no path is given).
+
+        Parameters
+        ----------
+        path : str, optional
+            Destination ``.npz``.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The file written, or None if nothing was saved.
+        """
+        if self.result is None:
+            show_error("nothing to save: fit a model first")
+            return None
+        path = path if isinstance(path, str) and path else ask_model_path(self.native, True)
+        if not path:
+            return None
+        try:
+            written = self.result.model.save(path)
+        except OSError as exc:
+            show_error(f"cannot save model to {path}: {exc}")
+            return None
+        self._set_status(f"saved model to {written}")
+        return written
+
+    def load_model(self, path: str | None = None) -> BackgroundModel | None:
+        """Load a saved model and apply it to the chosen video.
+
+        Parameters
+        ----------
+        path : str, optional
+            A ``.npz`` written by Save model (asks for a file when not given).
+
+        Returns
+        -------
+        BackgroundModel or None
+            The model, or None if it could not be used (a notification says why).
+        """
+        path = path if isinstance(path, str) and path else ask_model_path(self.native, False)
+        if not path:
+            return None
+        layer = self._video.value
+        try:
+            model = load_model(path)
+            if layer is None:
+                raise ValueError("choose the video layer to apply the model to first")
+            frames = lazy_frames(layer.data)
+            middle = np.asarray(frames[frames.shape[0] // 2][None])
+            limits = loglik_contrast_limits(model, middle)
+        except ValueError as exc:
+            show_error(f"cannot use model: {exc}")
+            return None
+        self.result = FitResult(model=model, source=layer, frames=frames)
+        self._threshold.value = model.threshold
+        self._show_result(limits)
+        self._save_button.enabled = True
+        self._set_status(f"loaded model {Path(path).name} onto {layer.name}")
+        return model
+
+    def _set_status(self, text: str) -> None:
+        if not self._closed:
+            self._status.value = text
+
+
+def _is_result_layer(layer: Layer) -> bool:
+    return "napari-gmm-bg" in layer.metadata

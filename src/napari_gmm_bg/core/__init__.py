@@ -1,0 +1,28 @@
+"""The pure core: per-pixel mixture models and their maths (no napari, no Qt)."""
+
+from .frames import Frames, as_frames
+from .gmm import (
+    BackgroundModel,
+    FitParameters,
+    default_threshold,
+    fit_background,
+    fit_background_steps,
+    learning_indices,
+    load_model,
+)
+from .synthetic import SAMPLE_NAMES, Sample, make_sample
+
+__all__ = [
+    "SAMPLE_NAMES",
+    "BackgroundModel",
+    "FitParameters",
+    "Frames",
+    "Sample",
+    "as_frames",
+    "default_threshold",
+    "fit_background",
+    "fit_background_steps",
+    "learning_indices",
+    "load_model",
+    "make_sample",
+]

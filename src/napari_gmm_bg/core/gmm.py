@@ -1,0 +1,658 @@
+"""The per-pixel Gaussian mixture background model (offline, batched EM).
+
+Each pixel gets its own K-component mixture with a diagonal covariance, fitted by EM on
+a set of learning frames.  Components are kept sorted by weight; the heaviest ones whose
+weights add up to ``background_ratio`` are the *background* (as in OpenCV's MOG2).  A
+pixel is scored against those only: on a busy scene the moving objects become
+components of their own and would look "likely" under the whole mixture.
+"""
+
+import json
+import math
+import os
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from ._files import atomic_write
+from .frames import Frames, as_frames
+
+MODEL_FORMAT = "napari-gmm-bg/background-model"
+MODEL_VERSION = 1
+
+#: Default log-likelihood threshold per channel count.  A pixel whose log-likelihood
+#: under its background components falls below it is foreground.
+DEFAULT_THRESHOLDS = {1: -4.5, 3: -14.0}
+
+
+def default_threshold(n_channels: int) -> float:
+    """Return the default log-likelihood threshold for grey (1) or RGB (3) video.
+
+    Parameters
+    ----------
+    n_channels : int
+        1 or 3.
+
+    Returns
+    -------
+    float
+        The threshold, in nats.
+    """
+    return DEFAULT_THRESHOLDS[n_channels]
+
+
+@dataclass(frozen=True)
+class FitParameters:
+    """Settings of an offline fit, kept with the model.
+
+    Attributes
+    ----------
+    n_components : int
+        Gaussians per pixel.
+    learning_frames : int
+        How many frames, evenly spaced over ``frame_range``, the fit learns from.
+    frame_range : tuple of int or None
+        ``(start, stop)`` frames to learn from; None for the whole clip.
+    max_iter : int
+        EM iterations at most.
+    tol : float
+        A pixel stops iterating when its mean log-likelihood improves by less than this.
+    reg_covar : float
+        Added to every variance (intensity units on a 0-255 scale), as scikit-learn's
+        ``reg_covar``: a floor that keeps static pixels from collapsing.
+    background_ratio : float
+        Cumulative weight of the components that count as background.
+    threshold : float
+        Log-likelihood below which a pixel is foreground.
+    """
+
+    n_components: int = 3
+    learning_frames: int = 100
+    frame_range: tuple[int, int] | None = None
+    max_iter: int = 10
+    tol: float = 1e-3
+    reg_covar: float = 4.0
+    background_ratio: float = 0.9
+    threshold: float | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        if int(self.n_components) < 1:
+            raise ValueError(f"n_components must be at least 1, got {self.n_components}")
+        if int(self.learning_frames) < 2:
+            raise ValueError(f"learning_frames must be at least 2, got {self.learning_frames}")
+        if int(self.max_iter) < 0:
+            raise ValueError(f"max_iter must be >= 0, got {self.max_iter}")
+        if not (self.reg_covar > 0 and math.isfinite(self.reg_covar)):
+            raise ValueError(f"reg_covar must be a positive number, got {self.reg_covar}")
+        if not 0 < self.background_ratio <= 1:
+            raise ValueError(f"background_ratio must be in (0, 1], got {self.background_ratio}")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class IntensityScale:
+    """Maps raw pixel values to the model's 0-255 scale: ``(value - offset) * scale``."""
+
+    offset: float
+    scale: float
+
+    @classmethod
+    def for_data(cls, dtype: np.dtype, sample: np.ndarray) -> "IntensityScale":
+        """Choose the scale of a dtype, from the data's range for float input."""
+        if dtype == np.uint8:
+            return cls(0.0, 1.0)
+        if dtype == np.uint16:
+            return cls(0.0, 255.0 / 65535.0)
+        lo, hi = float(sample.min()), float(sample.max())
+        if hi - lo <= 0:
+            return cls(lo, 1.0)
+        return cls(lo, 255.0 / (hi - lo))
+
+
+@dataclass(eq=False)
+class BackgroundModel:
+    """A fitted per-pixel Gaussian mixture.
+
+    Components are sorted by weight, heaviest first.  Build one with
+    :func:`fit_background` or :func:`load_model`.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        ``(Y, X, K)`` float32, each pixel's mixture weights (sum to 1).
+    means : numpy.ndarray
+        ``(Y, X, K, C)`` float32, on the model's 0-255 intensity scale.
+    variances : numpy.ndarray
+        ``(Y, X, K, C)`` float32, diagonal covariances, same scale.
+    dtype : numpy.dtype
+        The dtype of the video the model was fitted on.
+    grey : bool
+        True when the video had no channel axis.
+    intensity : IntensityScale
+        How raw values map to the model's scale.
+    params : FitParameters
+        The settings of the fit.
+    learning_indices : numpy.ndarray
+        The frames the fit learned from.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    dtype: np.dtype
+    grey: bool
+    intensity: IntensityScale
+    params: FitParameters
+    learning_indices: np.ndarray
+    _scoring: dict = field(default_factory=dict, repr=False)
+
+    # --- shape -----------------------------------------------------------------
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """``(Y, X)`` of the frames the model scores."""
+        return self.weights.shape[0], self.weights.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        """Components per pixel."""
+        return self.weights.shape[2]
+
+    @property
+    def n_channels(self) -> int:
+        """1 (grey) or 3 (RGB)."""
+        return self.means.shape[3]
+
+    @property
+    def threshold(self) -> float:
+        """The default foreground threshold of this model (log-likelihood, nats)."""
+        if self.params.threshold is not None:
+            return float(self.params.threshold)
+        return default_threshold(self.n_channels)
+
+    @property
+    def background_ratio(self) -> float:
+        """Cumulative weight of the background components."""
+        return self.params.background_ratio
+
+    # --- background components -------------------------------------------------
+    def n_background(self) -> np.ndarray:
+        """Count each pixel's background components.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(Y, X)`` uint8: the fewest heaviest components whose weights add up to more
+            than ``background_ratio`` (all of them if they never do).
+        """
+        cumulative = np.cumsum(self.weights, axis=-1)
+        # Count the components needed to pass the ratio, including the one that passes it.
+        below = (cumulative < self.background_ratio - 1e-6).sum(axis=-1) + 1
+        return np.minimum(below, self.n_components).astype(np.uint8)
+
+    def _scoring_arrays(self) -> dict:
+        # Precomputed once: renormalised background weights folded into the constants.
+        if not self._scoring:
+            nb = self.n_background()
+            k = np.arange(self.n_components)
+            is_bg = k[None, None, :] < nb[..., None]
+            w_bg = np.where(is_bg, self.weights, 0.0)
+            w_bg = w_bg / w_bg.sum(axis=-1, keepdims=True)
+            var = self.variances.astype(np.float64)
+            with np.errstate(divide="ignore"):
+                log_const = np.log(w_bg) - 0.5 * (
+                    self.n_channels * _kernels.LOG_2PI + np.log(var).sum(axis=-1)
+                )
+            n_pix = nb.size
+            self._scoring.update(
+                means=np.ascontiguousarray(self.means.reshape(n_pix, self.n_components, -1)),
+                inv_var=np.ascontiguousarray(
+                    (1.0 / var).astype(np.float32).reshape(n_pix, self.n_components, -1)
+                ),
+                log_const=np.ascontiguousarray(
+                    np.where(is_bg, log_const, 0.0).astype(np.float32).reshape(n_pix, -1)
+                ),
+                n_background=np.ascontiguousarray(nb.reshape(n_pix)),
+            )
+        return self._scoring
+
+    # --- scoring ----------------------------------------------------------------
+    def _frames(self, frames: Any) -> Frames:
+        f = as_frames(frames, name="frames")
+        if f.frame_shape != self.frame_shape or f.n_channels != self.n_channels:
+            want = self.frame_shape + ((self.n_channels,) if self.n_channels == 3 else ())
+            got = f.frame_shape + ((f.n_channels,) if not f.grey else ())
+            raise ValueError(f"frames of shape {got} do not match the model's frames {want}")
+        return f
+
+    def _score_block(self, block: np.ndarray) -> np.ndarray:
+        """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
+        s = self._scoring_arrays()
+        t, y, x, c = block.shape
+        flat = block.reshape(t, y * x, c)
+        out = np.empty((t, y * x), dtype=np.float32)
+        _kernels.score_background(
+            flat,
+            self.intensity.offset,
+            self.intensity.scale,
+            s["means"],
+            s["inv_var"],
+            s["log_const"],
+            s["n_background"],
+            out,
+        )
+        return out.reshape(t, y, x)
+
+    def log_likelihood(self, frames: Any) -> Any:
+        """Score each pixel of each frame under its background components.
+
+        Parameters
+        ----------
+        frames : array-like
+            ``(T, Y, X)`` or ``(T, Y, X, 3)`` with the model's frame shape and channels.
+            A dask array gives a lazy result computed frame by frame on demand.
+
+        Returns
+        -------
+        numpy.ndarray or dask.array.Array
+            ``(T, Y, X)`` float32 log-likelihood (nats); low means unlike the background.
+
+        Raises
+        ------
+        ValueError
+            If the frames do not match the model, or hold NaN or infinity.
+        """
+        f = self._frames(frames)
+        if f.is_lazy:
+            data = f.data.rechunk({0: 1, 1: -1, 2: -1, 3: -1})
+            self._scoring_arrays()  # compute once here, not in every task
+            return data.map_blocks(
+                _score_checked,
+                self,
+                drop_axis=3,
+                dtype=np.float32,
+                meta=np.empty((0, 0, 0), np.float32),
+            )
+        return self._score_block(f.read(slice(None)))
+
+    def foreground(
+        self, frames: Any, threshold: float | None = None, region: np.ndarray | None = None
+    ) -> Any:
+        """Label each pixel of each frame as background (0) or foreground (1).
+
+        Parameters
+        ----------
+        frames : array-like
+            As for :meth:`log_likelihood`.
+        threshold : float, optional
+            Log-likelihood below which a pixel is foreground; the model's
+            :attr:`threshold` when None.
+        region : numpy.ndarray, optional
+            ``(Y, X)`` boolean: nothing outside it is called foreground.
+
+        Returns
+        -------
+        numpy.ndarray or dask.array.Array
+            ``(T, Y, X)`` uint8 labels: 0 background, 1 foreground (2 is reserved for
+            shadows).  Lazy for a dask input.
+        """
+        threshold = self.threshold if threshold is None else float(threshold)
+        if not math.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold}")
+        if region is not None:
+            region = np.asarray(region, dtype=bool)
+            if region.shape != self.frame_shape:
+                raise ValueError(
+                    f"region of shape {region.shape} does not match the frames {self.frame_shape}"
+                )
+        ll = self.log_likelihood(frames)
+        mask = ll < threshold
+        if region is not None:
+            mask = mask & region
+        return mask.astype(np.uint8)
+
+    def background_image(self) -> np.ndarray:
+        """Return the mean background: the mean of each pixel's heaviest component.
+
+        The heaviest component is the colour a pixel shows most of the time.  Averaging
+        all background components instead would blend in objects that passed often
+        enough to count as background.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(Y, X)`` or ``(Y, X, 3)`` in the dtype of the fitted video.
+        """
+        mean = self.means[:, :, 0].astype(np.float64)
+        raw = mean / self.intensity.scale + self.intensity.offset
+        if self.dtype.kind in "ui":
+            info = np.iinfo(self.dtype)
+            raw = np.clip(np.rint(raw), info.min, info.max)
+        image = raw.astype(self.dtype)
+        return image[..., 0] if self.grey else image
+
+    # --- persistence ------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the model to a ``.npz`` file, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; written to a temporary file in the same folder and renamed, so an
+            existing file is never left half-written.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        path = Path(path)
+        meta = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "dtype": np.dtype(self.dtype).str,
+            "grey": self.grey,
+            "intensity": [self.intensity.offset, self.intensity.scale],
+            "params": {
+                **self.params.__dict__,
+                "frame_range": list(self.params.frame_range) if self.params.frame_range else None,
+            },
+        }
+        arrays = {
+            "weights": self.weights,
+            "means": self.means,
+            "variances": self.variances,
+            "learning_indices": self.learning_indices,
+            "meta": np.array(json.dumps(meta)),
+        }
+        return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def _score_checked(block: np.ndarray, model: BackgroundModel) -> np.ndarray:
+    from .frames import check_finite
+
+    check_finite(block)
+    return model._score_block(block)
+
+
+def load_model(path: str | os.PathLike) -> BackgroundModel:
+    """Load a model written by :meth:`BackgroundModel.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz`` file.
+
+    Returns
+    -------
+    BackgroundModel
+        The model, equal to the one saved.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, unreadable or not a saved model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no model file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in ("weights", "means", "variances", "learning_indices")}
+    except Exception as exc:  # a zip, key or JSON error all mean "not a model"
+        raise ValueError(f"{path} is not a saved napari-gmm-bg model ({exc})") from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a saved napari-gmm-bg model")
+    if meta.get("version") != MODEL_VERSION:
+        raise ValueError(
+            f"{path} has model format version {meta.get('version')}; "
+            f"this napari-gmm-bg reads version {MODEL_VERSION}"
+        )
+    p = meta["params"]
+    p["frame_range"] = tuple(p["frame_range"]) if p["frame_range"] else None
+    return BackgroundModel(
+        weights=arrays["weights"],
+        means=arrays["means"],
+        variances=arrays["variances"],
+        dtype=np.dtype(meta["dtype"]),
+        grey=bool(meta["grey"]),
+        intensity=IntensityScale(*meta["intensity"]),
+        params=FitParameters(**p),
+        learning_indices=arrays["learning_indices"],
+    )
+
+
+def learning_indices(
+    n_frames: int, learning_frames: int, frame_range: Sequence[int] | None
+) -> np.ndarray:
+    """Pick the frames a fit learns from: evenly spaced over the frame range.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the clip.
+    learning_frames : int
+        How many to pick at most.
+    frame_range : sequence of two int, optional
+        ``(start, stop)``, stop exclusive; the whole clip when None.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted, unique frame indices.
+
+    Raises
+    ------
+    ValueError
+        If the range lies outside the clip or is empty.
+    """
+    start, stop = (
+        (0, n_frames) if frame_range is None else (int(frame_range[0]), int(frame_range[1]))
+    )
+    if not (0 <= start < stop <= n_frames):
+        raise ValueError(f"frame range {start}:{stop} is not inside the clip's {n_frames} frames")
+    n = min(int(learning_frames), stop - start)
+    return np.unique(np.linspace(start, stop - 1, n).round().astype(np.int64))
+
+
+def _pixel_blocks(height: int, width: int, target_pixels: int = 65536) -> list[tuple[int, int]]:
+    rows = max(1, target_pixels // max(width, 1))
+    return [(y0, min(y0 + rows, height)) for y0 in range(0, height, rows)]
+
+
+def fit_background_steps(
+    video: Any,
+    n_components: int = 3,
+    *,
+    learning_frames: int = 100,
+    frame_range: tuple[int, int] | None = None,
+    max_iter: int = 10,
+    tol: float = 1e-3,
+    reg_covar: float = 4.0,
+    background_ratio: float = 0.9,
+    threshold: float | None = None,
+) -> Generator[tuple[int, int], None, BackgroundModel]:
+    """Fit like :func:`fit_background`, yielding ``(done, total)`` progress steps.
+
+    A generator for GUIs and cancellable workers: stop iterating to cancel.  The model
+    is the generator's return value (``model = yield from fit_background_steps(...)``).
+
+    Parameters
+    ----------
+    video, n_components, learning_frames, frame_range, max_iter, tol, reg_covar
+        See :func:`fit_background`.
+    background_ratio, threshold
+        See :func:`fit_background`.
+
+    Yields
+    ------
+    tuple of int
+        ``(done, total)`` work units.
+
+    Returns
+    -------
+    BackgroundModel
+        The fitted model.
+    """
+    params = FitParameters(
+        n_components=int(n_components),
+        learning_frames=int(learning_frames),
+        frame_range=None if frame_range is None else (int(frame_range[0]), int(frame_range[1])),
+        max_iter=int(max_iter),
+        tol=float(tol),
+        reg_covar=float(reg_covar),
+        background_ratio=float(background_ratio),
+        threshold=None if threshold is None else float(threshold),
+    )
+    params.validate()
+    frames = as_frames(video)
+    if frames.n_frames < 2:
+        raise ValueError(
+            f"video has {frames.n_frames} frame; a background fit needs at least 2 frames"
+        )
+    indices = learning_indices(frames.n_frames, params.learning_frames, params.frame_range)
+    if len(indices) < params.n_components:
+        raise ValueError(
+            f"only {len(indices)} learning frames for {params.n_components} components; "
+            "use more frames or fewer components"
+        )
+    height, width = frames.frame_shape
+    blocks = _pixel_blocks(height, width)
+    # Gathering: one unit per chunk of frames read; EM: one unit per block of rows.
+    read_chunks = [indices[i : i + 8] for i in range(0, len(indices), 8)]
+    total = len(read_chunks) + len(blocks)
+    done = 0
+    yield done, total
+
+    buffer = np.empty((len(indices), height, width, frames.n_channels), dtype=frames.dtype)
+    pos = 0
+    for chunk in read_chunks:
+        buffer[pos : pos + len(chunk)] = frames.read(chunk.tolist())
+        pos += len(chunk)
+        done += 1
+        yield done, total
+
+    intensity = IntensityScale.for_data(frames.dtype, buffer)
+    k, c = params.n_components, frames.n_channels
+    weights = np.empty((height, width, k), np.float32)
+    means = np.empty((height, width, k, c), np.float32)
+    variances = np.empty((height, width, k, c), np.float32)
+    for y0, y1 in blocks:
+        samples = buffer[:, y0:y1].reshape(len(indices), (y1 - y0) * width, c)
+        w, mu, var = _kernels.init_by_brightness(
+            samples, intensity.offset, intensity.scale, k, params.reg_covar
+        )
+        _kernels.em_fit(
+            samples,
+            intensity.offset,
+            intensity.scale,
+            w,
+            mu,
+            var,
+            params.max_iter,
+            params.tol,
+            params.reg_covar,
+        )
+        order = np.argsort(-w, axis=1, kind="stable")
+        w = np.take_along_axis(w, order, axis=1)
+        mu = np.take_along_axis(mu, order[..., None], axis=1)
+        var = np.take_along_axis(var, order[..., None], axis=1)
+        weights[y0:y1] = w.reshape(y1 - y0, width, k)
+        means[y0:y1] = mu.reshape(y1 - y0, width, k, c)
+        variances[y0:y1] = var.reshape(y1 - y0, width, k, c)
+        done += 1
+        yield done, total
+
+    return BackgroundModel(
+        weights=weights,
+        means=means,
+        variances=variances,
+        dtype=np.dtype(frames.dtype),
+        grey=frames.grey,
+        intensity=intensity,
+        params=params,
+        learning_indices=indices,
+    )
+
+
+def fit_background(
+    video: Any,
+    n_components: int = 3,
+    *,
+    learning_frames: int = 100,
+    frame_range: tuple[int, int] | None = None,
+    max_iter: int = 10,
+    tol: float = 1e-3,
+    reg_covar: float = 4.0,
+    background_ratio: float = 0.9,
+    threshold: float | None = None,
+) -> BackgroundModel:
+    """Fit a Gaussian mixture to every pixel's colour over time.
+
+    Parameters
+    ----------
+    video : array-like
+        ``(T, Y, X)`` grey or ``(T, Y, X, 3)`` RGB (RGBA with fully opaque alpha is
+        accepted, the alpha dropped); uint8, uint16 or float; numpy or dask.  Only the
+        learning frames are read.
+    n_components : int
+        Gaussians per pixel.
+    learning_frames : int
+        How many frames, evenly spaced over ``frame_range``, the fit learns from.
+    frame_range : tuple of int, optional
+        ``(start, stop)`` frames to learn from (stop exclusive); the whole clip if None.
+    max_iter : int
+        EM iterations at most.
+    tol : float
+        Per-pixel convergence tolerance on the mean log-likelihood; 0 runs every
+        iteration.
+    reg_covar : float
+        Added to each variance, on a 0-255 intensity scale (scikit-learn's ``reg_covar``).
+    background_ratio : float
+        The heaviest components whose weights add up to this are the background.
+    threshold : float, optional
+        Default foreground threshold of the model (log-likelihood); a per-channel-count
+        default when None.
+
+    Returns
+    -------
+    BackgroundModel
+        The fitted model.
+
+    Raises
+    ------
+    ValueError
+        On a video that is not a video (2-D, a single frame, an unsupported dtype or
+        channel count, transparent RGBA, NaN or infinity), fewer learning frames than
+        components, or settings out of range.
+
+    Examples
+    --------
+    >>> from napari_gmm_bg import fit_background, make_sample
+    >>> sample = make_sample("moving-shapes", n_frames=30, shape=(48, 64))
+    >>> model = fit_background(sample.video)
+    >>> model.foreground(sample.video).shape
+    (30, 48, 64)
+    """
+    steps = fit_background_steps(
+        video,
+        n_components,
+        learning_frames=learning_frames,
+        frame_range=frame_range,
+        max_iter=max_iter,
+        tol=tol,
+        reg_covar=reg_covar,
+        background_ratio=background_ratio,
+        threshold=threshold,
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value

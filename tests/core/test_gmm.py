@@ -1,0 +1,205 @@
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from napari_gmm_bg import fit_background, load_model, make_sample
+from napari_gmm_bg.core import _kernels
+from napari_gmm_bg.core.gmm import IntensityScale
+from tests.conftest import iou
+
+
+def reference_log_likelihood(model, frames):
+    """Plain numpy: log of the renormalised background mixture density."""
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    x = (frames - model.intensity.offset) * model.intensity.scale  # (T, Y, X, C)
+    w = model.weights.astype(np.float64)
+    mu = model.means.astype(np.float64)
+    var = model.variances.astype(np.float64)
+    nb = model.n_background()
+    is_bg = np.arange(model.n_components) < nb[..., None]
+    w = np.where(is_bg, w, 0.0)
+    w /= w.sum(-1, keepdims=True)
+    diff = x[:, :, :, None, :] - mu[None]
+    log_n = -0.5 * (np.log(2 * np.pi * var)[None] + diff**2 / var[None]).sum(-1)
+    with np.errstate(divide="ignore"):
+        terms = np.log(w)[None] + log_n
+    top = terms.max(-1, keepdims=True)
+    return (top[..., 0] + np.log(np.exp(terms - top).sum(-1))).astype(np.float32)
+
+
+def test_mask_recovers_moving_objects(rgb_sample):
+    model = fit_background(rgb_sample.video)
+    mask = model.foreground(rgb_sample.video)
+    assert mask.dtype == np.uint8 and mask.shape == rgb_sample.ground_truth.shape
+    assert set(np.unique(mask)) <= {0, 1}
+    assert iou(mask, rgb_sample.ground_truth) >= 0.8
+
+
+def test_grey_clip_fits_and_scores(grey_sample):
+    # A busy clip: a third of its pixels see objects in more than 10% of the frames, so
+    # at the default ratio (0.9) those objects count as background, as in MOG2.  A
+    # ratio of 0.7 lets only what is present 30% of the time into the background.
+    truth = grey_sample.ground_truth
+    assert (truth.mean(axis=0) > 0.1).mean() > 0.3
+    busy = fit_background(grey_sample.video, background_ratio=0.7)
+    assert busy.n_channels == 1
+    assert iou(busy.foreground(grey_sample.video), truth) >= 0.8
+    default = fit_background(grey_sample.video)
+    assert iou(default.foreground(grey_sample.video), truth) < iou(
+        busy.foreground(grey_sample.video), truth
+    )
+    assert busy.background_image().shape == grey_sample.video.shape[1:]
+
+
+def test_em_agrees_with_scikit_learn_from_the_same_start():
+    sample = make_sample("moving-shapes", n_frames=40, shape=(32, 48), seed=3)
+    crop = sample.video[:, 8:14, 10:16]  # 36 pixels
+    n_iter, reg = 8, 4.0
+    model = fit_background(crop, n_components=3, max_iter=n_iter, tol=0.0, reg_covar=reg)
+    samples = crop.reshape(len(crop), -1, 3)
+    w0, mu0, var0 = _kernels.init_by_brightness(samples, 0.0, 1.0, 3, reg)
+    worst = 0.0
+    for p in range(samples.shape[1]):
+        x = samples[:, p].astype(np.float64)
+        gm = GaussianMixture(
+            3,
+            covariance_type="diag",
+            max_iter=n_iter,
+            tol=0.0,
+            reg_covar=reg,
+            weights_init=w0[p],
+            means_init=mu0[p],
+            precisions_init=1.0 / var0[p],
+        )
+        with pytest.warns(Warning):  # it never "converges" with tol=0
+            gm.fit(x)
+        ours = GaussianMixture(3, covariance_type="diag")
+        y, xx = divmod(p, crop.shape[2])
+        ours.weights_ = model.weights[y, xx].astype(np.float64)
+        ours.means_ = model.means[y, xx].astype(np.float64)
+        ours.covariances_ = model.variances[y, xx].astype(np.float64)
+        ours.precisions_cholesky_ = 1.0 / np.sqrt(ours.covariances_)
+        worst = max(worst, abs(ours.score(x) - gm.score(x)))
+    assert worst < 0.05
+
+
+@pytest.mark.parametrize(
+    "kind", ["uint8-rgb", "uint8-grey", "uint16-rgb", "float32-grey", "float64-rgb"]
+)
+def test_log_likelihood_matches_numpy_reference(kind):
+    dtype, colour = kind.split("-")
+    sample = make_sample(
+        "moving-shapes" if colour == "rgb" else "moving-shapes-grey",
+        n_frames=20,
+        shape=(24, 32),
+        seed=5,
+    )
+    video = sample.video.astype(np.float64)
+    if dtype == "uint16":
+        video = (video * 257).astype(np.uint16)
+    elif dtype.startswith("float"):
+        video = (video / 255.0).astype(dtype)
+    else:
+        video = video.astype(np.uint8)
+    model = fit_background(video)
+    ll = model.log_likelihood(video)
+    assert ll.dtype == np.float32 and ll.shape == video.shape[:3]
+    np.testing.assert_allclose(ll, reference_log_likelihood(model, video), rtol=1e-4, atol=1e-3)
+
+
+def test_same_scene_in_other_dtypes_gives_the_same_mask(rgb_sample):
+    as_uint8 = fit_background(rgb_sample.video).foreground(rgb_sample.video)
+    as_uint16 = rgb_sample.video.astype(np.uint16) * 257
+    mask16 = fit_background(as_uint16).foreground(as_uint16)
+    assert iou(mask16, as_uint8) > 0.98
+
+
+def test_dask_input_stays_lazy_and_equals_numpy(rgb_sample):
+    video = rgb_sample.video
+    model = fit_background(video)
+    lazy = da.from_array(video, chunks=(7, -1, -1, -1))
+    ll = model.log_likelihood(lazy)
+    mask = model.foreground(lazy)
+    assert isinstance(ll, da.Array) and isinstance(mask, da.Array)
+    assert ll.chunks[0] == (1,) * len(video)  # computed per frame on demand
+    np.testing.assert_array_equal(ll[5].compute(), model.log_likelihood(video[5:6])[0])
+    np.testing.assert_array_equal(mask.compute(), model.foreground(video))
+    # A fit on the dask array reads the same learning frames.
+    lazy_model = fit_background(lazy)
+    np.testing.assert_array_equal(lazy_model.means, model.means)
+
+
+def test_background_image_keeps_dtype_and_shows_no_objects(rgb_sample):
+    model = fit_background(rgb_sample.video)
+    bg = model.background_image()
+    assert bg.dtype == np.uint8 and bg.shape == rgb_sample.video.shape[1:]
+    # Median of the frames where nothing covers a pixel: the true background.
+    truth = rgb_sample.ground_truth.astype(bool)
+    clean = np.where(truth[..., None], np.nan, rgb_sample.video.astype(float))
+    expected = np.nanmedian(clean, axis=0)
+    assert np.nanpercentile(np.abs(bg - expected), 99) < 2.0
+
+    as_float = rgb_sample.video.astype(np.float32) / 255.0
+    bg_float = fit_background(as_float).background_image()
+    assert bg_float.dtype == np.float32
+    # The float clip's range is not exactly 0-1, so its scale, and a few pixels' fits,
+    # differ slightly.
+    assert (np.abs(bg_float * 255.0 - bg) <= 1.5).mean() > 0.99
+
+
+def test_threshold_and_region(rgb_sample):
+    model = fit_background(rgb_sample.video)
+    video = rgb_sample.video
+    loose = model.foreground(video, threshold=-8.0)
+    strict = model.foreground(video, threshold=-60.0)
+    assert loose.sum() > model.foreground(video).sum() > strict.sum()
+    region = np.zeros(video.shape[1:3], bool)
+    region[:, :40] = True
+    limited = model.foreground(video, region=region)
+    assert limited[:, :, 40:].sum() == 0
+    np.testing.assert_array_equal(limited[:, :, :40], model.foreground(video)[:, :, :40])
+
+
+def test_learning_from_a_frame_range(rgb_sample):
+    model = fit_background(rgb_sample.video, learning_frames=10, frame_range=(20, 50))
+    assert model.learning_indices.min() >= 20 and model.learning_indices.max() <= 49
+    assert len(model.learning_indices) == 10
+
+
+def test_save_load_round_trip(tmp_path, rgb_sample):
+    model = fit_background(rgb_sample.video, n_components=4, threshold=-20.0)
+    path = model.save(tmp_path / "model.npz")
+    loaded = load_model(path)
+    for name in ("weights", "means", "variances", "learning_indices"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+        assert getattr(loaded, name).dtype == getattr(model, name).dtype
+    assert loaded.params == model.params
+    assert loaded.intensity == model.intensity and loaded.dtype == model.dtype
+    assert loaded.threshold == -20.0
+    np.testing.assert_array_equal(
+        loaded.log_likelihood(rgb_sample.video), model.log_likelihood(rgb_sample.video)
+    )
+    # A second scene of the same camera is scored with the saved model.
+    other = make_sample("moving-shapes", n_frames=60, shape=(64, 96), seed=0).video[::-1]
+    assert loaded.foreground(other).shape == other.shape[:3]
+
+
+def test_load_rejects_files_that_are_not_models(tmp_path):
+    with pytest.raises(ValueError, match="no model file"):
+        load_model(tmp_path / "missing.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a saved napari-gmm-bg model"):
+        load_model(junk)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a saved napari-gmm-bg model"):
+        load_model(other)
+
+
+def test_intensity_scale_of_float_uses_data_range():
+    scale = IntensityScale.for_data(np.dtype(np.float32), np.array([0.0, 0.5, 1.0]))
+    assert scale.offset == 0.0 and scale.scale == pytest.approx(255.0)

@@ -1,0 +1,183 @@
+import dask.array as da
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+
+from napari_gmm_bg import fit_background
+from tests.conftest import iou
+from tests.napari.conftest import frame, names, run_fit
+
+LAYERS = ["traffic GMM log-likelihood", "traffic GMM mask", "traffic GMM background"]
+
+
+def test_widget_opens_from_the_manifest(make_napari_viewer):
+    viewer = make_napari_viewer(show=False)
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-gmm-bg", "Fit GMM background")
+    assert type(widget).__name__ == "FitWidget"
+
+
+def test_fit_adds_three_layers(qtbot, viewer, widget, video_layer, rgb_sample):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    assert names(viewer) == ["traffic", *LAYERS]
+    loglik, mask, background = (viewer.layers[n] for n in LAYERS)
+    assert isinstance(loglik, Image) and isinstance(loglik.data, da.Array)
+    assert loglik.data.shape == (60, 64, 96) and loglik.data.dtype == np.float32
+    assert isinstance(mask, Labels) and mask.data.shape == (60, 64, 96)
+    assert mask.data.dtype == np.uint8
+    assert isinstance(background, Image) and background.rgb
+    assert background.data.shape == (64, 96, 3) and background.data.dtype == np.uint8
+    low, high = loglik.contrast_limits
+    assert low < widget._threshold.value < high
+    for layer in (loglik, mask):
+        assert tuple(layer.scale) == (1, 0.5, 0.5) and tuple(layer.translate) == (0, 3, 4)
+        assert tuple(layer.axis_labels) == ("t", "y", "x")
+    assert tuple(background.scale) == (0.5, 0.5) and tuple(background.translate) == (3, 4)
+    # The layers hold what the public API computes.
+    model = fit_background(rgb_sample.video)
+    np.testing.assert_array_equal(frame(mask, 7), model.foreground(rgb_sample.video[7:8])[0])
+    assert iou(np.asarray(mask.data), rgb_sample.ground_truth) >= 0.8
+
+
+def test_refit_updates_layers_in_place(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    first = [viewer.layers[n] for n in LAYERS]
+    widget._components.value = 2
+    run_fit(qtbot, widget)
+    assert names(viewer) == ["traffic", *LAYERS]  # no "name [1]" twins
+    assert [viewer.layers[n] for n in LAYERS] == first
+    assert widget.result.model.n_components == 2
+
+
+def test_threshold_changes_the_mask_without_refit(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    model = widget.result.model
+    mask = viewer.layers["traffic GMM mask"]
+    before = np.asarray(mask.data).sum()
+    widget._threshold.value = -60.0
+    assert widget.result.model is model
+    after = np.asarray(mask.data).sum()
+    assert after < before
+    np.testing.assert_array_equal(
+        frame(mask, 3), model.foreground(np.asarray(video_layer.data[3:4]), threshold=-60.0)[0]
+    )
+
+
+def test_region_limits_the_mask(qtbot, viewer, widget, video_layer):
+    region = np.zeros((64, 96), np.uint8)
+    region[10:40, 20:70] = 1
+    labels = viewer.add_labels(region, name="road")
+    widget.reset_choices()
+    widget._video.value = video_layer
+    widget._region.value = labels
+    run_fit(qtbot, widget)
+    mask = np.asarray(viewer.layers["traffic GMM mask"].data)
+    assert mask.sum() > 0
+    assert mask[:, region == 0].sum() == 0
+    # A Shapes region works too, and redraws the mask without refitting.
+    shapes = viewer.add_shapes([[[0, 0], [0, 30], [30, 30], [30, 0]]], name="box")
+    widget.reset_choices()
+    widget._region.value = shapes
+    mask = np.asarray(viewer.layers["traffic GMM mask"].data)
+    assert mask[:, 31:, :].sum() == 0 and mask[:, :, 31:].sum() == 0
+    assert mask[:, :30, :30].sum() > 0
+
+
+def test_cancel_leaves_no_layer(qtbot, viewer, widget, rgb_sample):
+    big = np.repeat(np.repeat(rgb_sample.video, 4, axis=1), 4, axis=2)  # 256x384
+    layer = viewer.add_image(big, name="big", rgb=True)
+    widget._video.value = layer
+    widget._learning_frames.value = 60
+    worker = widget.fit()
+    assert worker is not None
+    worker.quit()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    assert names(viewer) == ["big"]
+    assert widget.result is None and widget._fit_button.enabled
+
+
+@pytest.mark.parametrize("case", ["2d", "labels", "single-frame", "too-few-frames", "nan"])
+def test_bad_input_notifies_and_changes_nothing(qtbot, viewer, widget, errors, case):
+    rng = np.random.default_rng(0)
+    if case == "2d":
+        layer = viewer.add_image(rng.random((32, 32)), name="bad")
+    elif case == "labels":
+        layer = viewer.add_labels(np.zeros((5, 32, 32), np.uint8), name="bad")
+    elif case == "single-frame":
+        layer = viewer.add_image(rng.random((1, 32, 32)), name="bad")
+    elif case == "too-few-frames":
+        layer = viewer.add_image(rng.random((2, 32, 32)), name="bad")
+    else:
+        data = rng.random((6, 32, 32))
+        data[2, 5, 5] = np.nan
+        layer = viewer.add_image(data, name="bad")
+    before = names(viewer)
+    worker = widget.fit(layer)
+    if worker is not None:  # problems found while reading pixels come from the worker
+        with qtbot.waitSignal(worker.finished, timeout=30_000):
+            pass
+    expected = {
+        "2d": "2-D",
+        "labels": "Labels layer",
+        "single-frame": "at least 2 frames",
+        "too-few-frames": "learning frames for 3 components",
+        "nan": "NaN",
+    }[case]
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert names(viewer) == before
+    assert widget.result is None
+
+
+def test_save_and_load_model(qtbot, viewer, widget, video_layer, tmp_path, monkeypatch):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    import napari_gmm_bg._napari.widgets as widgets
+
+    path = tmp_path / "scene.npz"
+    monkeypatch.setattr(widgets, "ask_model_path", lambda parent, save: str(path))
+    widget._save_button.clicked.emit(True)
+    assert path.is_file()
+    for name in LAYERS:
+        viewer.layers.remove(name)
+    widget.result = None
+    widget._load_button.clicked.emit(True)
+    assert names(viewer) == ["traffic", *LAYERS]
+    np.testing.assert_array_equal(
+        widget.result.model.means, fit_background(np.asarray(video_layer.data)).means
+    )
+
+
+def test_load_model_of_another_scene_is_refused(qtbot, viewer, widget, tmp_path, errors):
+    other = fit_background(np.random.default_rng(1).integers(0, 255, (8, 10, 12), np.uint8))
+    path = other.save(tmp_path / "other.npz")
+    layer = viewer.add_image(np.zeros((5, 20, 20), np.uint8), name="clip")
+    widget._video.value = layer
+    assert widget.load_model(str(path)) is None
+    assert "do not match" in errors[0]
+    assert names(viewer) == ["clip"]
+
+
+def test_sample_data_opens_with_ground_truth(make_napari_viewer):
+    viewer = make_napari_viewer(show=False)
+    viewer.open_sample("napari-gmm-bg", "moving-shapes")
+    assert names(viewer) == ["moving-shapes", "moving-shapes ground truth"]
+    assert viewer.layers["moving-shapes"].rgb
+    assert isinstance(viewer.layers["moving-shapes ground truth"], Labels)
+    viewer.open_sample("napari-gmm-bg", "moving-shapes-grey")
+    assert viewer.layers["moving-shapes-grey"].data.ndim == 3
+
+
+def test_closing_the_viewer_stops_a_running_fit(qtbot, make_napari_viewer, rgb_sample):
+    from napari_gmm_bg._napari.widgets import FitWidget
+
+    viewer = make_napari_viewer(show=False)
+    big = np.repeat(np.repeat(rgb_sample.video, 4, axis=1), 4, axis=2)
+    layer = viewer.add_image(big, name="big", rgb=True)
+    widget = FitWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    worker = widget.fit(layer)
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)

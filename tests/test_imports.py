@@ -1,0 +1,35 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import napari_gmm_bg
+
+CORE_AND_IO = [
+    "napari_gmm_bg",
+    "napari_gmm_bg.core",
+    "napari_gmm_bg.io.video",
+    "napari_gmm_bg.io.writers",
+    "napari_gmm_bg.cli",
+]
+
+
+def test_core_imports_neither_napari_nor_qt():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in CORE_AND_IO)
+        + "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui', 'vispy'})\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_core_sources_do_not_import_napari_or_qt():
+    # Also catches imports inside functions, which the subprocess test cannot see.
+    pattern = re.compile(r"^\s*(from|import)\s+(napari|qtpy|PyQt\d|PySide\d|magicgui)\b", re.M)
+    root = Path(napari_gmm_bg.__file__).parent
+    for folder in ("core", "io"):
+        for path in (root / folder).glob("*.py"):
+            assert not pattern.search(path.read_text()), path.name
