@@ -17,8 +17,15 @@ def rgb_sample():
 
 
 @pytest.fixture(scope="session")
+def default_sample():
+    """The built-in sample at its default size (120x160, 80 frames): objects large enough
+    that the default 7x7 median filter keeps them."""
+    return make_sample("moving-shapes")
+
+
+@pytest.fixture(scope="session")
 def grey_sample():
-    return make_sample("moving-shapes-grey", n_frames=60, shape=(64, 96), seed=1)
+    return make_sample("moving-shapes-grey", seed=1)
 
 
 def encode_mp4(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
@@ -69,3 +76,34 @@ def sample_folder(tmp_path, rgb_sample):
 def iou(mask: np.ndarray, truth: np.ndarray) -> float:
     mask, truth = mask.astype(bool), truth.astype(bool)
     return float((mask & truth).sum() / (mask | truth).sum())
+
+
+def write_cdnet_folder(folder: Path, sample, first_scored: int = 6) -> Path:
+    """Write a sample as a CDnet sequence: input/, groundtruth/, temporalROI.txt, ROI.bmp.
+
+    Ground truth: 255 objects, 170 a one-pixel ring at their borders, 0 elsewhere, and 85
+    (outside the region of interest) before ``first_scored`` (1-based).
+    """
+    (folder / "input").mkdir(parents=True)
+    (folder / "groundtruth").mkdir()
+    kernel = np.ones((3, 3), np.uint8)
+    for i, (frame, truth) in enumerate(zip(sample.video, sample.ground_truth, strict=True), 1):
+        cv2.imwrite(
+            str(folder / "input" / f"in{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        )
+        label = np.where(truth > 0, 255, 0).astype(np.uint8)
+        ring = (cv2.dilate(truth, kernel) > 0) & (cv2.erode(truth, kernel) == 0)
+        label[ring] = 170
+        if i < first_scored:
+            label[:] = 85
+        cv2.imwrite(str(folder / "groundtruth" / f"gt{i:06d}.png"), label)
+    (folder / "temporalROI.txt").write_text(f"{first_scored} {len(sample.video)}\n")
+    roi = np.zeros(sample.video.shape[1:3], np.uint8)
+    roi[:, 4:] = 255
+    cv2.imwrite(str(folder / "ROI.bmp"), roi)
+    return folder
+
+
+@pytest.fixture
+def cdnet_folder(tmp_path, rgb_sample):
+    return write_cdnet_folder(tmp_path / "highway", rgb_sample)

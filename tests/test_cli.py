@@ -132,3 +132,59 @@ def test_argument_errors_exit_2():
     result = _run_cli("fit", "--out", "x")
     assert result.returncode == 2
     assert "error" in result.stderr
+
+
+def test_evaluate_prints_metrics_side_by_side(cdnet_folder, capsys):
+    assert main(["evaluate", str(cdnet_folder), "--methods", "gmm,mog2,baseline", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == [5, 60]
+    methods = report["methods"]
+    assert list(methods) == ["gmm", "mog2", "baseline"]
+    for scores in methods.values():
+        assert {"recall", "precision", "f_measure", "pwc", "seconds"} <= set(scores)
+    assert methods["gmm"]["f_measure"] > methods["mog2"]["f_measure"]
+    # Scored on the temporal ROI inside ROI.bmp: columns 0-3 and frames 0-4 not counted.
+    from napari_gmm_bg.core.metrics import evaluate_mask
+    from napari_gmm_bg.core.mog2 import run_mog2
+    from napari_gmm_bg.io.cdnet import read_cdnet
+
+    seq = read_cdnet(cdnet_folder)
+    expected = evaluate_mask(run_mog2(seq.video).mask, seq.ground_truth, seq.roi, range(5, 60))
+    assert methods["mog2"]["tp"] == expected["tp"] and methods["mog2"]["fp"] == expected["fp"]
+
+    assert main(["evaluate", str(cdnet_folder), "--methods", "mog2", "--frames", "10:20"]) == 0
+    table = capsys.readouterr().out
+    assert "f_measure" in table and "10:20" in table
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frames", "50:90"], "not inside"),
+        (["--methods", "gmm,knn"], "unknown method knn"),
+    ],
+)
+def test_evaluate_bad_input(cdnet_folder, args, message):
+    result = _run_cli("evaluate", str(cdnet_folder), *args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_evaluate_on_a_folder_that_is_not_cdnet(tmp_path):
+    result = _run_cli("evaluate", str(tmp_path))
+    assert result.returncode == 2 and "not a CDnet folder" in result.stderr
+
+
+def test_stats_of_a_mask_stack(tmp_path, capsys):
+    mask = np.zeros((3, 10, 10), np.uint8)
+    mask[1, 1:3, 1:3] = 1
+    mask[1, 6:9, 6:9] = 1
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    assert main(["stats", str(tmp_path / "mask.tif")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "frame,foreground_pixels,foreground_fraction,blobs"
+    assert lines[2] == "1,13,0.13,2"
+    assert main(["stats", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "s.csv")]) == 0
+    assert (tmp_path / "s.csv").read_text().splitlines()[2] == "1,13,0.13,2"
+    tifffile.imwrite(tmp_path / "flat.tif", mask[0])
+    assert main(["stats", str(tmp_path / "flat.tif")]) == 2

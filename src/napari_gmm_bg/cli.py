@@ -4,16 +4,36 @@ Bad input prints one line on stderr and exits with code 2, having written nothin
 """
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core import SAMPLE_NAMES, fit_background, make_sample
+import tifffile
+
+from .core import SAMPLE_NAMES, MaskCleanup, fit_background, make_sample
+from .core.baseline import median_baseline
 from .core.gmm import BackgroundModel
+from .core.metrics import (
+    METRIC_NAMES,
+    check_frame_range,
+    evaluate_mask,
+    frame_statistics,
+    statistics_table,
+)
+from .core.mog2 import run_mog2
+from .io.cdnet import CDnetSequence, read_cdnet
 from .io.video import read_video
-from .io.writers import AtomicFiles, check_writable_folder, write_png, write_tiff_stack
+from .io.writers import (
+    AtomicFiles,
+    check_writable_folder,
+    write_csv,
+    write_png,
+    write_tiff_stack,
+)
 
 EXIT_BAD_INPUT = 2
 
@@ -51,7 +71,49 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("input", nargs="?", help="video file or folder of frames")
     source.add_argument("--sample", choices=SAMPLE_NAMES, help="use a built-in synthetic clip")
     fit.add_argument("--out", required=True, help="output folder (created if missing)")
+    fit.add_argument(
+        "--frames",
+        type=_frame_range,
+        default=None,
+        metavar="START:STOP",
+        help="learn from this frame range only (stop exclusive)",
+    )
     _add_fit_options(fit)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score the GMM, MOG2 and the median baseline on a CDnet folder",
+        description=(
+            "Run each method on a CDnet folder (input/, groundtruth/, temporalROI.txt, "
+            "ROI.bmp) and print recall, specificity, FPR, FNR, PWC, precision and F-measure "
+            "side by side with the time each took.  Scored on the temporal ROI unless "
+            "--frames is given, and inside ROI.bmp when present."
+        ),
+    )
+    evaluate.add_argument("cdnet", help="CDnet sequence folder")
+    evaluate.add_argument(
+        "--methods",
+        default="gmm,mog2",
+        type=_methods,
+        help=f"comma-separated, from {','.join(METHODS)} (default: gmm,mog2)",
+    )
+    evaluate.add_argument(
+        "--frames",
+        type=_frame_range,
+        default=None,
+        metavar="START:STOP",
+        help="score these frames (0-based, stop exclusive; CDnet's 470-1000 is 469:1000)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_fit_options(evaluate)
+
+    stats = commands.add_parser(
+        "stats",
+        help="per-frame foreground area and number of blobs of a mask stack",
+        description="Print (or write) per-frame statistics of a mask TIFF stack as CSV.",
+    )
+    stats.add_argument("mask", help="a mask stack (.tif), label 1 = foreground")
+    stats.add_argument("--csv", default=None, help="write to this file instead of stdout")
 
     demo = commands.add_parser(
         "demo",
@@ -63,17 +125,23 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+METHODS = ("gmm", "mog2", "baseline")
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}"
+        )
+    return methods
+
+
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--components", type=int, default=3, help="Gaussians per pixel")
     parser.add_argument(
         "--learning-frames", type=int, default=100, help="frames the fit learns from"
-    )
-    parser.add_argument(
-        "--frames",
-        type=_frame_range,
-        default=None,
-        metavar="START:STOP",
-        help="learn from this frame range only (stop exclusive)",
     )
     parser.add_argument("--iterations", type=int, default=10, help="EM iterations at most")
     parser.add_argument(
@@ -87,6 +155,26 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="log-likelihood below which a pixel is foreground (default: per channel count)",
+    )
+    defaults = MaskCleanup()
+    cleanup = parser.add_argument_group("mask clean-up")
+    cleanup.add_argument(
+        "--median",
+        type=int,
+        default=defaults.median,
+        help="median filter size (odd; 0 for none)",
+    )
+    cleanup.add_argument(
+        "--opening", type=int, default=defaults.opening, help="opening size (0 for none)"
+    )
+    cleanup.add_argument(
+        "--closing", type=int, default=defaults.closing, help="closing size (0 for none)"
+    )
+    cleanup.add_argument(
+        "--min-area",
+        type=int,
+        default=defaults.min_area,
+        help="remove blobs smaller than this many pixels (0 for none)",
     )
 
 
@@ -114,7 +202,7 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
     metadata = {
         "source": stem,
         "threshold": model.threshold,
-        **{k: v for k, v in model.params.__dict__.items() if k != "frame_range"},
+        **dataclasses.asdict(model.params),
     }
     names = {
         "loglik": f"{stem}_gmm_loglik.tif",
@@ -140,20 +228,106 @@ def _run_fit(args: argparse.Namespace) -> int:
         video = read_video(args.input)
         stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
-    model = fit_background(
-        video,
-        n_components=args.components,
-        learning_frames=args.learning_frames,
-        frame_range=args.frames,
-        max_iter=args.iterations,
-        background_ratio=args.background_ratio,
-        threshold=args.threshold,
-    )
+    model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
     written = write_fit_outputs(model, video, out, stem)
     elapsed = time.perf_counter() - start
     print(f"fitted {len(video)} frames of {stem} in {elapsed:.2f} s; wrote:")
     for path in written:
         print(f"  {path}")
+    return 0
+
+
+def _fit_settings(args: argparse.Namespace) -> dict:
+    return {
+        "n_components": args.components,
+        "learning_frames": args.learning_frames,
+        "max_iter": args.iterations,
+        "background_ratio": args.background_ratio,
+        "threshold": args.threshold,
+        "cleanup": MaskCleanup(
+            median=args.median, opening=args.opening, closing=args.closing, min_area=args.min_area
+        ),
+    }
+
+
+def evaluate_methods(
+    seq: CDnetSequence, methods: Sequence[str], frames: range, fit_settings: dict
+) -> dict[str, dict]:
+    """Run methods on a CDnet sequence and score them (the CLI's ``evaluate``).
+
+    Parameters
+    ----------
+    seq : CDnetSequence
+        Video, ground truth and regions of interest.
+    methods : sequence of str
+        From ``gmm``, ``mog2``, ``baseline``.
+    frames : range
+        Frames to score.
+    fit_settings : dict
+        Keyword arguments of :func:`napari_gmm_bg.fit_background` for ``gmm``.
+
+    Returns
+    -------
+    dict
+        Per method: the metrics, the counts and ``seconds``.
+    """
+    check_frame_range(frames, len(seq.video))
+    results = {}
+    for method in methods:
+        start = time.perf_counter()
+        if method == "gmm":
+            model = fit_background(seq.video, **fit_settings)
+            mask = model.foreground(seq.video, region=seq.roi)
+        elif method == "mog2":
+            mask = run_mog2(seq.video).mask
+        else:
+            mask = median_baseline(seq.video)
+        seconds = time.perf_counter() - start
+        results[method] = {
+            **evaluate_mask(mask, seq.ground_truth, seq.roi, frames),
+            "seconds": seconds,
+        }
+    return results
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    seq = read_cdnet(args.cdnet)
+    frames = seq.temporal_roi if args.frames is None else range(*args.frames)
+    results = evaluate_methods(seq, args.methods, frames, _fit_settings(args))
+    if args.json:
+        print(
+            json.dumps(
+                {"sequence": seq.name, "frames": [frames.start, frames.stop], "methods": results},
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{seq.name}: frames {frames.start}:{frames.stop} of {len(seq.video)}")
+    print(f"{'':12s}" + "".join(f"{m:>12s}" for m in results))
+    for key in (*METRIC_NAMES, "seconds"):
+        print(f"{key:12s}" + "".join(f"{r[key]:12.4f}" for r in results.values()))
+    return 0
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    path = Path(args.mask)
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    try:
+        mask = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises several kinds for a file that is not TIFF
+        raise ValueError(f"cannot read mask {path}: {exc}") from None
+    if mask.ndim != 3:
+        raise ValueError(f"{path.name} holds shape {mask.shape}; expected a (T, Y, X) mask stack")
+    header, rows = statistics_table(frame_statistics(mask))
+    if args.csv:
+        check_writable_folder(Path(args.csv).resolve().parent)
+        write_csv(args.csv, header, rows)
+        print(f"wrote {args.csv}")
+    else:
+        print(",".join(header))
+        for row in rows:
+            print(",".join(f"{v:g}" for v in row))
     return 0
 
 
@@ -190,9 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _build_parser().parse_args(argv)
     try:
-        if args.command == "fit":
-            return _run_fit(args)
-        return _run_demo(args)
+        runner = {
+            "fit": _run_fit,
+            "evaluate": _run_evaluate,
+            "stats": _run_stats,
+            "demo": _run_demo,
+        }[args.command]
+        return runner(args)
     except (ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"napari-gmm-bg: error: {message}", file=sys.stderr)

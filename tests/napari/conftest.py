@@ -28,12 +28,20 @@ def video_layer(viewer, rgb_sample):
     )
 
 
+def wait_for_job(qtbot, widget, timeout=60_000):
+    """Wait until the widget's job has finished and its results reached the widget.
+
+    Waiting on ``worker.finished`` races with a job quicker than the test: a signal
+    emitted before the wait connects to it is never seen.
+    """
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=timeout)
+
+
 def run_fit(qtbot, widget, layer=None, timeout=60_000):
     """Start a fit and wait for it; returns the worker."""
     worker = widget.fit(layer)
     assert worker is not None, "the fit was refused"
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+    wait_for_job(qtbot, widget, timeout)
     return worker
 
 
@@ -45,9 +53,13 @@ def names(viewer):
 def errors(monkeypatch):
     """Collect the error notifications the widget shows."""
     shown = []
+    import napari_gmm_bg._napari._jobs as jobs
+    import napari_gmm_bg._napari.compare_widget as compare_widget
+    import napari_gmm_bg._napari.mog2_widget as mog2_widget
     import napari_gmm_bg._napari.widgets as widgets
 
-    monkeypatch.setattr(widgets, "show_error", lambda message: shown.append(str(message)))
+    for module in (widgets, jobs, mog2_widget, compare_widget):
+        monkeypatch.setattr(module, "show_error", lambda message: shown.append(str(message)))
     return shown
 
 

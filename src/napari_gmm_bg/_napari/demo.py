@@ -2,7 +2,6 @@
 
 import napari
 
-from .sample_data import moving_shapes
 from .widgets import FitWidget
 
 
@@ -20,8 +19,7 @@ def open_demo_viewer(show: bool = True) -> tuple[napari.Viewer, FitWidget]:
         The viewer and the docked widget (its ``worker`` is the running fit).
     """
     viewer = napari.Viewer(title="napari-gmm-bg demo", show=show)
-    for data, kwargs, layer_type in moving_shapes():
-        viewer._add_layer_from_data(data, kwargs, layer_type)
+    viewer.open_sample("napari-gmm-bg", "moving-shapes")
     widget = FitWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Fit GMM background", area="right")
     widget._video.value = viewer.layers["moving-shapes"]

@@ -1,12 +1,13 @@
-"""Turning a fitted model into napari layer data: pure functions, no Qt."""
+"""Turning results into napari layers: conversion functions and in-place updates, no Qt."""
 
 from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from napari.layers import Image, Layer
 
-from ..core import BackgroundModel
+from ..core import BackgroundModel, MaskCleanup, as_frames
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,39 @@ def result_names(source: str) -> dict[str, str]:
     }
 
 
+def video_frames(layer: Any) -> da.Array:
+    """Check that a layer holds a video and view its data lazily, frame by frame.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer or None
+        The layer chosen as video.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(T, Y, X)`` or ``(T, Y, X, 3)``.
+
+    Raises
+    ------
+    ValueError
+        If the layer is missing, not an Image, multiscale, or has no time axis.
+    """
+    if layer is None:
+        raise ValueError("choose a video layer (an Image layer with a time axis) first")
+    if not isinstance(layer, Image):
+        raise ValueError(
+            f"'{layer.name}' is a {type(layer).__name__} layer; "
+            "choose an Image layer with a time axis"
+        )
+    if layer.multiscale:
+        raise ValueError(f"'{layer.name}' is multiscale; choose a single-scale video")
+    if layer.data.ndim == 3 and layer.rgb:
+        raise ValueError(f"'{layer.name}' is a single 2-D RGB image; a video needs a time axis")
+    as_frames(layer.data, name=f"'{layer.name}'")  # shape and dtype, without reading pixels
+    return lazy_frames(layer.data)
+
+
 def lazy_frames(data: Any) -> da.Array:
     """View layer data as a dask array of single frames (a numpy array is not copied)."""
     if isinstance(data, da.Array):
@@ -67,10 +101,54 @@ def loglik_contrast_limits(model: BackgroundModel, frames: np.ndarray) -> tuple[
 
 
 def mask_data(
-    model: BackgroundModel, frames: da.Array, threshold: float, region: np.ndarray | None
+    model: BackgroundModel,
+    frames: da.Array,
+    threshold: float,
+    region: np.ndarray | None,
+    cleanup: MaskCleanup,
 ) -> da.Array:
-    """The lazy foreground labels of a clip."""
-    return model.foreground(frames, threshold=threshold, region=region)
+    """Return the lazy foreground labels of a clip."""
+    return model.foreground(frames, threshold=threshold, region=region, cleanup=cleanup)
+
+
+def set_layer(viewer: Any, data: Any, kwargs: dict, layer_type: str) -> Layer:
+    """Update the layer of that name in place, or add it.
+
+    ``viewer.add_*`` would add a twin named "name [1]"; a layer of the same name and kind
+    gets the new data (and placement, contrast limits, metadata) instead.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer.
+    data : array-like
+        Layer data.
+    kwargs : dict
+        Layer keyword arguments; ``name`` is required.
+    layer_type : str
+        ``"image"``, ``"labels"``, ...
+
+    Returns
+    -------
+    napari.layers.Layer
+        The layer shown.
+    """
+    name = kwargs["name"]
+    new = Layer.create(data, kwargs, layer_type)
+    if name not in viewer.layers:
+        viewer.add_layer(new)
+        return new
+    old = viewer.layers[name]
+    if type(old) is type(new) and getattr(old, "rgb", None) == getattr(new, "rgb", None):
+        old.data = data
+        for key in ("contrast_limits", "scale", "translate", "metadata"):
+            if key in kwargs:
+                setattr(old, key, kwargs[key])
+        return old
+    index = viewer.layers.index(old)
+    viewer.layers.remove(old)
+    viewer.layers.insert(index, new)
+    return new
 
 
 def fit_layer_data(
@@ -80,6 +158,7 @@ def fit_layer_data(
     placement: Placement,
     threshold: float,
     region: np.ndarray | None,
+    cleanup: MaskCleanup,
     contrast_limits: tuple[float, float],
 ) -> list[tuple]:
     """LayerDataTuples of a fit: log-likelihood, mask and background.
@@ -98,6 +177,8 @@ def fit_layer_data(
         Foreground threshold (log-likelihood).
     region : numpy.ndarray or None
         ``(Y, X)`` boolean region outside which nothing is foreground.
+    cleanup : MaskCleanup
+        Spatial clean-up of the mask.
     contrast_limits : tuple of float
         For the log-likelihood layer.
 
@@ -123,7 +204,7 @@ def fit_layer_data(
             "image",
         ),
         (
-            mask_data(model, frames, threshold, region),
+            mask_data(model, frames, threshold, region, cleanup),
             {"name": names["mask"], "opacity": 0.6, "metadata": meta, **placement.kwargs()},
             "labels",
         ),

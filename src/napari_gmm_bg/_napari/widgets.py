@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import dask.array as da
+import napari
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
@@ -22,13 +23,16 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.layers import Image, Labels, Layer, Shapes
-from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-import napari
-
-from ..core import BackgroundModel, as_frames, default_threshold, fit_background_steps, load_model
+from ..core import (
+    BackgroundModel,
+    MaskCleanup,
+    default_threshold,
+    fit_background_steps,
+    load_model,
+)
+from ._jobs import BackgroundJob
 from .layers import (
     Placement,
     fit_layer_data,
@@ -36,6 +40,8 @@ from .layers import (
     loglik_contrast_limits,
     mask_data,
     result_names,
+    set_layer,
+    video_frames,
 )
 
 
@@ -136,8 +142,13 @@ class FitWidget(Container):
         self._threshold = FloatSpinBox(
             value=default_threshold(3), min=-1e6, max=1e3, step=0.5, label="threshold"
         )
+        defaults = MaskCleanup()
+        self._median = SpinBox(value=defaults.median, min=0, max=31, step=1, label="median filter")
+        self._opening = SpinBox(value=defaults.opening, min=0, max=31, label="opening")
+        self._closing = SpinBox(value=defaults.closing, min=0, max=31, label="closing")
+        self._min_area = SpinBox(value=defaults.min_area, min=0, max=10**6, label="min blob area")
         self._fit_button = PushButton(text="Fit")
-        self._cancel_button = PushButton(text="Cancel", enabled=False)
+        self._cancel_button = PushButton(text="Cancel")
         self._save_button = PushButton(text="Save model…", enabled=False)
         self._load_button = PushButton(text="Load model…")
         self._status = Label(value="")
@@ -152,27 +163,38 @@ class FitWidget(Container):
                 self._region,
                 self._iterations,
                 self._threshold,
+                self._median,
+                self._opening,
+                self._closing,
+                self._min_area,
                 Container(widgets=[self._fit_button, self._cancel_button], layout="horizontal"),
                 Container(widgets=[self._save_button, self._load_button], layout="horizontal"),
                 self._status,
             ]
         )
         self.result: FitResult | None = None
-        self.worker: Any = None
-        self._progress: Any = None
-        self._closed = False
+        self.job = BackgroundJob(
+            self._fit_button, self._cancel_button, self._status, "Fitting GMM background"
+        )
 
         self._use_range.changed.connect(self._on_use_range)
         self._video.changed.connect(self._on_video)
-        self._threshold.changed.connect(self._redraw_mask)
-        self._region.changed.connect(self._redraw_mask)
+        for widget in (self._threshold, self._region, self._median, self._opening):
+            widget.changed.connect(self._redraw_mask)
+        for widget in (self._closing, self._min_area):
+            widget.changed.connect(self._redraw_mask)
         self._fit_button.changed.connect(self.fit)
-        self._cancel_button.changed.connect(self.cancel)
+        self._cancel_button.changed.connect(self.job.cancel)
         self._save_button.changed.connect(self.save_model)
         self._load_button.changed.connect(self.load_model)
         viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.native.destroyed.connect(self._on_destroyed)
+        self.native.destroyed.connect(lambda *_: self.job.shutdown())
         self._on_video(self._video.value)
+
+    @property
+    def worker(self) -> Any:
+        """The running fit's worker, or None."""
+        return self.job.worker
 
     # --- choices and small reactions ------------------------------------------------
     def _region_choices(self, _widget: Any = None) -> list[tuple[str, Layer]]:
@@ -199,15 +221,17 @@ class FitWidget(Container):
             self.result = None
             self._save_button.enabled = False
 
-    def _on_destroyed(self, *_: Any) -> None:
-        # The viewer is closing: stop the fit and wait, so no thread outlives it.
-        self._closed = True
-        worker = self.worker
-        if worker is not None:
-            worker.quit()
-            worker.await_workers(msecs=30_000)
+    # --- settings --------------------------------------------------------------------
+    def cleanup(self) -> MaskCleanup:
+        """Return the clean-up the widget's settings describe."""
+        median = int(self._median.value)
+        return MaskCleanup(
+            median=median if median % 2 else max(median - 1, 0),
+            opening=int(self._opening.value),
+            closing=int(self._closing.value),
+            min_area=int(self._min_area.value),
+        )
 
-    # --- fitting ---------------------------------------------------------------------
     def _settings(self) -> dict:
         frame_range = None
         if self._use_range.value:
@@ -218,8 +242,10 @@ class FitWidget(Container):
             "frame_range": frame_range,
             "max_iter": int(self._iterations.value),
             "threshold": float(self._threshold.value),
+            "cleanup": self.cleanup(),
         }
 
+    # --- fitting ---------------------------------------------------------------------
     def fit(self, layer: Any = None) -> Any:
         """Start fitting the chosen (or given) video layer in a background worker.
 
@@ -236,84 +262,43 @@ class FitWidget(Container):
         """
         if not isinstance(layer, Layer):
             layer = self._video.value
-        if self.worker is not None:
+        if self.job.running:
             show_info("a fit is already running; cancel it first")
             return None
         try:
-            frames, steps, first = self._start_fit(layer)
+            frames, steps, (_, total) = self._start_fit(layer)
         except ValueError as exc:
             show_error(str(exc))
             return None
-        _, total = first
         middle = frames[frames.shape[0] // 2][None]
-        worker = create_worker(_fit_job, steps, middle, _ignore_errors=True)
-        self._progress = progress(total=total, desc="Fitting GMM background")
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda result: self._on_fitted(result, layer, frames))
-        worker.errored.connect(self._on_error)
-        worker.aborted.connect(lambda: self._set_status("fit cancelled; no layer changed"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self._fit_button.enabled = False
-        self._cancel_button.enabled = True
-        self._set_status(f"fitting {layer.name}…")
-        worker.start()
-        return worker
+        return self.job.start(
+            _fit_job,
+            steps,
+            middle,
+            total=total,
+            on_returned=lambda result: self._on_fitted(result, layer, frames),
+            status=f"fitting {layer.name}…",
+        )
 
     def _start_fit(self, layer: Any) -> tuple[da.Array, Any, tuple[int, int]]:
-        if layer is None:
-            raise ValueError("choose a video layer (an Image layer with a time axis) first")
-        if not isinstance(layer, Image):
-            raise ValueError(
-                f"'{layer.name}' is a {type(layer).__name__} layer; "
-                "choose an Image layer with a time axis"
-            )
-        if layer.multiscale:
-            raise ValueError(f"'{layer.name}' is multiscale; choose a single-scale video")
-        data = layer.data
-        if data.ndim == 3 and layer.rgb:
-            raise ValueError(
-                f"'{layer.name}' is a single 2-D RGB image; a video needs a time axis"
-            )
-        as_frames(data, name=f"'{layer.name}'")  # shape and dtype, without reading pixels
-        frames = lazy_frames(data)
+        frames = video_frames(layer)
         steps = fit_background_steps(frames, **self._settings())
         # Runs the cheap checks (frame count, range, settings) here, before any thread.
         first = next(steps)
         return frames, steps, first
 
-    def _on_progress(self, step: tuple[int, int]) -> None:
-        if self._progress is not None:
-            done, _ = step
-            self._progress.update(done - self._progress.n)
-
-    def _on_error(self, exc: Exception) -> None:
-        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        show_error(f"GMM fit failed: {message}")
-        self._set_status("fit failed; no layer changed")
-
-    def _on_finished(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-        self.worker = None
-        if not self._closed:
-            self._fit_button.enabled = True
-            self._cancel_button.enabled = False
-
     def cancel(self) -> None:
         """Stop a running fit; no layer is created or changed."""
-        if self.worker is not None:
-            self.worker.quit()
+        self.job.cancel()
 
     def _on_fitted(self, result: tuple, layer: Image, frames: da.Array) -> None:
-        if self._closed or layer not in self._viewer.layers:
+        if layer not in self._viewer.layers:
             return
         model, limits = result
         self.result = FitResult(model=model, source=layer, frames=frames)
         self._show_result(limits)
         self._save_button.enabled = True
-        self._set_status(f"fitted {layer.name}: {model.n_components} components per pixel")
+        self.job.set_status(f"fitted {layer.name}: {model.n_components} components per pixel")
 
     def _show_result(self, limits: tuple[float, float]) -> None:
         result = self.result
@@ -325,31 +310,11 @@ class FitWidget(Container):
             Placement.of(result.source),
             float(self._threshold.value),
             region,
+            self.cleanup(),
             limits,
         )
         for data, kwargs, layer_type in tuples:
-            self._set_layer(data, kwargs, layer_type)
-
-    def _set_layer(self, data: Any, kwargs: dict, layer_type: str) -> None:
-        """Update the layer of that name in place, or add it."""
-        name = kwargs["name"]
-        new = Layer.create(data, kwargs, layer_type)
-        if name in self._viewer.layers:
-            old = self._viewer.layers[name]
-            same_kind = type(old) is type(new) and getattr(old, "rgb", None) == getattr(
-                new, "rgb", None
-            )
-            if same_kind:
-                old.data = data
-                for key in ("contrast_limits", "scale", "translate", "metadata"):
-                    if key in kwargs:
-                        setattr(old, key, kwargs[key])
-                return
-            index = self._viewer.layers.index(old)
-            self._viewer.layers.remove(old)
-            self._viewer.layers.insert(index, new)
-            return
-        self._viewer.add_layer(new)
+            set_layer(self._viewer, data, kwargs, layer_type)
 
     def _redraw_mask(self, *_: Any) -> None:
         result = self.result
@@ -364,7 +329,9 @@ class FitWidget(Container):
             show_error(str(exc))
             return
         layer = self._viewer.layers[name]
-        layer.data = mask_data(result.model, result.frames, float(self._threshold.value), region)
+        layer.data = mask_data(
+            result.model, result.frames, float(self._threshold.value), region, self.cleanup()
+        )
         layer.metadata = {
             "napari-gmm-bg": {"source": result.source.name, "threshold": self._threshold.value}
         }
@@ -394,7 +361,7 @@ class FitWidget(Container):
         except OSError as exc:
             show_error(f"cannot save model to {path}: {exc}")
             return None
-        self._set_status(f"saved model to {written}")
+        self.job.set_status(f"saved model to {written}")
         return written
 
     def load_model(self, path: str | None = None) -> BackgroundModel | None:
@@ -424,16 +391,24 @@ class FitWidget(Container):
         except ValueError as exc:
             show_error(f"cannot use model: {exc}")
             return None
-        self.result = FitResult(model=model, source=layer, frames=frames)
+        self.result = None  # no redraw while the settings follow the model
         self._threshold.value = model.threshold
+        for widget, value in zip(
+            (self._median, self._opening, self._closing, self._min_area),
+            (
+                model.params.cleanup.median,
+                model.params.cleanup.opening,
+                model.params.cleanup.closing,
+                model.params.cleanup.min_area,
+            ),
+            strict=True,
+        ):
+            widget.value = value
+        self.result = FitResult(model=model, source=layer, frames=frames)
         self._show_result(limits)
         self._save_button.enabled = True
-        self._set_status(f"loaded model {Path(path).name} onto {layer.name}")
+        self.job.set_status(f"loaded model {Path(path).name} onto {layer.name}")
         return model
-
-    def _set_status(self, text: str) -> None:
-        if not self._closed:
-            self._status.value = text
 
 
 def _is_result_layer(layer: Layer) -> bool:

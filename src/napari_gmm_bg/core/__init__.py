@@ -1,5 +1,6 @@
 """The pure core: per-pixel mixture models and their maths (no napari, no Qt)."""
 
+from .cleanup import MaskCleanup, clean_mask
 from .frames import Frames, as_frames
 from .gmm import (
     BackgroundModel,
@@ -16,9 +17,11 @@ __all__ = [
     "SAMPLE_NAMES",
     "BackgroundModel",
     "FitParameters",
+    "MaskCleanup",
     "Frames",
     "Sample",
     "as_frames",
+    "clean_mask",
     "default_threshold",
     "fit_background",
     "fit_background_steps",

@@ -1,8 +1,8 @@
 """Deterministic synthetic clips with known moving objects, generated on demand.
 
 They are the built-in samples (nothing is shipped as a file) and the test and benchmark
-inputs: a static textured background, objects moving in straight lines and bouncing off
-the borders, and Gaussian sensor noise, with the exact foreground mask of every frame.
+inputs: a static textured background, vehicles of random colours crossing the frame in
+lanes, and Gaussian sensor noise, with the exact foreground mask of every frame.
 """
 
 from dataclasses import dataclass
@@ -41,6 +41,17 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], channels: int) ->
     return smooth.reshape(height, width, channels) + fine
 
 
+def _vehicle(rng: np.random.Generator, size: np.ndarray, channels: int) -> np.ndarray:
+    """Draw a vehicle: a random body colour, shaded top to bottom, dark windows."""
+    height, width = int(size[0]), int(size[1])
+    colour = rng.uniform(0, 255, channels).astype(np.float32)
+    shade = np.linspace(1.15, 0.8, height, dtype=np.float32)[:, None, None]
+    body = np.broadcast_to(colour * shade, (height, width, channels)).copy()
+    top, bottom = height // 4, max(height // 4 + 1, height // 2)
+    body[top:bottom, width // 6 : width - width // 6] *= 0.35
+    return np.clip(body, 0, 255)
+
+
 def make_sample(
     name: str = "moving-shapes",
     *,
@@ -61,7 +72,7 @@ def make_sample(
     shape : tuple of int
         ``(Y, X)`` frame size.
     n_objects : int
-        Moving rectangles.
+        Vehicles, each in a lane of its own (lanes may overlap).
     noise : float
         Standard deviation of the per-frame sensor noise, in grey levels.
     seed : int
@@ -92,43 +103,33 @@ def make_sample(
     rng = np.random.default_rng(seed)
     background = _texture(rng, (height, width), channels)
 
-    sizes = rng.uniform(0.12, 0.22, size=(n_objects, 2)) * (height, width)
-    sizes = np.maximum(sizes, 3).astype(int)
-    start = rng.uniform(0, 1, size=(n_objects, 2)) * ((height, width) - sizes)
-    # Fast enough that no pixel is covered for long: the background stays the majority.
-    speed = rng.uniform(0.5, 1.0, size=(n_objects, 2)) * rng.choice([-1, 1], size=(n_objects, 2))
-    speed *= max(height, width) / 40.0
-    palette = np.array(
-        [
-            [230, 40, 40],
-            [30, 200, 60],
-            [40, 60, 230],
-            [240, 220, 30],
-            [250, 250, 250],
-            [10, 10, 10],
-        ],
-        dtype=np.float32,
-    )
-    colours = palette[np.arange(n_objects) % len(palette)]
-    if channels == 1:
-        colours = colours.mean(axis=1, keepdims=True)
-        colours = np.where(colours > 120, 245.0, 15.0)
+    # Vehicles in lanes: each crosses the frame, leaves, and comes back after a gap as a
+    # new vehicle of another colour, so moving objects are as varied as real traffic.
+    sizes = (rng.uniform(0.12, 0.22, size=(n_objects, 2)) * (height, width)).astype(int)
+    sizes = np.maximum(sizes, 3)
+    lanes = (rng.uniform(0, 1, n_objects) * (height - sizes[:, 0])).astype(int)
+    speeds = rng.uniform(0.8, 2.0, n_objects) * max(width / 60.0, 0.5)
+    directions = rng.choice([-1, 1], n_objects)
+    periods = width + sizes[:, 1] + rng.uniform(0.2, 0.6, n_objects) * width
+    phases = rng.uniform(0, 1, n_objects) * periods
+    colour_seed = rng.integers(0, 2**31)
 
     video = np.empty((n_frames, height, width, channels), dtype=np.uint8)
     truth = np.zeros((n_frames, height, width), dtype=np.uint8)
-    span = np.array([height, width]) - sizes
     for t in range(n_frames):
         frame = background.copy()
-        # Bounce off the borders: fold the straight-line position into [0, span].
-        pos = start + speed * t
-        period = 2 * np.maximum(span, 1)
-        pos = np.abs(((pos % period) + period) % period)
-        pos = np.where(pos > span, period - pos, pos).astype(int)
         for i in range(n_objects):
-            y0, x0 = pos[i]
-            y1, x1 = y0 + sizes[i, 0], x0 + sizes[i, 1]
-            frame[y0:y1, x0:x1] = colours[i]
-            truth[t, y0:y1, x0:x1] = 1
+            travelled = phases[i] + speeds[i] * t
+            along = int(travelled % periods[i]) - sizes[i, 1]
+            x0 = along if directions[i] > 0 else width - along - sizes[i, 1]
+            xa, xb = max(x0, 0), min(x0 + sizes[i, 1], width)
+            if xb <= xa:
+                continue  # between passes
+            y0, y1 = lanes[i], lanes[i] + sizes[i, 0]
+            passage = int(travelled // periods[i])
+            body = _vehicle(np.random.default_rng([colour_seed, i, passage]), sizes[i], channels)
+            frame[y0:y1, xa:xb] = body[:, xa - x0 : xb - x0]
+            truth[t, y0:y1, xa:xb] = 1
         frame += rng.normal(0, noise, size=frame.shape).astype(np.float32)
         video[t] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
     if channels == 1:

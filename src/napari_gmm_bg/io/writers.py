@@ -5,6 +5,8 @@ only when complete, so a failure never leaves a half-written file nor destroys a
 existing one.
 """
 
+import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from ..core._files import temporary_path
+from ..core._files import atomic_write, temporary_path
 
 # Beyond this, classic TIFF's 32-bit offsets overflow: switch to BigTIFF.
 _BIGTIFF_BYTES = 2**32 - 2**25
@@ -65,6 +67,30 @@ def write_png(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise ValueError(f"cannot encode a {image.dtype} {image.shape} image as PNG")
     path.write_bytes(encoded.tobytes())
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows: list[list[Any]]) -> Path:
+    """Write rows to a CSV file atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination.
+    header : list of str
+        Column names.
+    rows : list of list
+        The rows.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return atomic_write(Path(path), lambda f: f.write(text.getvalue().encode()))
 
 
 class AtomicFiles:

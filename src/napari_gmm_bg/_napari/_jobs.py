@@ -1,0 +1,124 @@
+"""One background job at a time for a widget: worker thread, progress bar, Cancel.
+
+The job is a generator that yields ``(done, total)`` and returns its result.  Results
+reach the widget on the main thread through ``on_returned``; errors become a
+notification; a cancelled job returns nothing, so no layer is half made.
+"""
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from magicgui.widgets import Label, PushButton
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error
+
+
+class BackgroundJob:
+    """Run a widget's generator jobs in a worker thread, one at a time.
+
+    Parameters
+    ----------
+    run_button, cancel_button : magicgui.widgets.PushButton
+        Disabled / enabled while a job runs.
+    status : magicgui.widgets.Label
+        Shows what happened last.
+    description : str
+        The progress bar's text.
+    """
+
+    def __init__(
+        self, run_button: PushButton, cancel_button: PushButton, status: Label, description: str
+    ) -> None:
+        self._run_button = run_button
+        self._cancel_button = cancel_button
+        self._status = status
+        self._description = description
+        self._progress: Any = None
+        self.worker: Any = None
+        self.closed = False
+        cancel_button.enabled = False
+
+    @property
+    def running(self) -> bool:
+        """True while a job runs."""
+        return self.worker is not None
+
+    def start(
+        self,
+        job: Callable[..., Generator],
+        *args: Any,
+        total: int,
+        on_returned: Callable[[Any], None],
+        status: str = "working…",
+    ) -> Any:
+        """Start ``job(*args)`` in a worker thread.
+
+        Parameters
+        ----------
+        job : callable
+            A generator function yielding ``(done, total)``.
+        *args
+            Its arguments.
+        total : int
+            Work units, for the progress bar.
+        on_returned : callable
+            Called on the main thread with the job's return value.
+        status : str
+            Status text while running.
+
+        Returns
+        -------
+        superqt.utils.GeneratorWorker
+            The started worker.
+        """
+        worker = create_worker(job, *args, _ignore_errors=True)
+        self._progress = progress(total=total, desc=self._description)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda value: None if self.closed else on_returned(value))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(lambda: self.set_status("cancelled; no layer changed"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._run_button.enabled = False
+        self._cancel_button.enabled = True
+        self.set_status(status)
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next step."""
+        if self.worker is not None:
+            self.worker.quit()
+
+    def shutdown(self) -> None:
+        """Stop the job and wait for its thread: the widget is going away."""
+        self.closed = True
+        worker = self.worker
+        if worker is not None:
+            worker.quit()
+            worker.await_workers(msecs=30_000)
+
+    def set_status(self, text: str) -> None:
+        """Show a line of status (ignored once the widget is gone)."""
+        if not self.closed:
+            self._status.value = text
+
+    def _on_progress(self, step: Any) -> None:
+        if self._progress is not None and isinstance(step, tuple):
+            done, _ = step
+            self._progress.update(done - self._progress.n)
+
+    def _on_error(self, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        show_error(f"{self._description} failed: {message}")
+        self.set_status("failed; no layer changed")
+
+    def _on_finished(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self.worker = None
+        if not self.closed:
+            self._run_button.enabled = True
+            self._cancel_button.enabled = False

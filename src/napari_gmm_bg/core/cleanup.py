@@ -1,0 +1,108 @@
+"""Spatial clean-up of foreground masks, frame by frame.
+
+A per-pixel model decides each pixel alone, so its mask has speckles and pinholes.  A
+median filter removes both at once; morphological opening and closing and a minimum blob
+area are there for finer control.  Only label 1 (foreground) is cleaned: label 2
+(shadow) is kept where the cleaned foreground does not cover it.
+"""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MaskCleanup:
+    """How to clean a foreground mask.
+
+    Attributes
+    ----------
+    median : int
+        Side of the median filter (odd; 0 or 1 for none).
+    opening : int
+        Side of the square opening element (removes specks smaller than it; 0 for none).
+    closing : int
+        Side of the square closing element (fills gaps narrower than it; 0 for none).
+    min_area : int
+        Blobs (8-connected) of fewer pixels are removed (0 for none).
+    """
+
+    median: int = 7
+    opening: int = 0
+    closing: int = 0
+    min_area: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        for name in ("median", "opening", "closing", "min_area"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"clean-up {name} must be a whole number >= 0, got {value}")
+        if self.median > 1 and self.median % 2 == 0:
+            raise ValueError(f"clean-up median must be odd, got {self.median}")
+
+    @property
+    def is_noop(self) -> bool:
+        """True when nothing would change."""
+        return self.median <= 1 and self.opening <= 1 and self.closing <= 1 and self.min_area <= 1
+
+    @classmethod
+    def none(cls) -> "MaskCleanup":
+        """No clean-up at all."""
+        return cls(median=0, opening=0, closing=0, min_area=0)
+
+
+def clean_frame(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
+    """Clean one ``(Y, X)`` label frame (0 background, 1 foreground, 2 shadow).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        uint8 labels of one frame.
+    cleanup : MaskCleanup
+        What to do.
+
+    Returns
+    -------
+    numpy.ndarray
+        Cleaned uint8 labels.
+    """
+    foreground = (labels == 1).astype(np.uint8)
+    if cleanup.median > 1:
+        foreground = cv2.medianBlur(foreground, int(cleanup.median))
+    if cleanup.opening > 1:
+        kernel = np.ones((cleanup.opening, cleanup.opening), np.uint8)
+        foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, kernel)
+    if cleanup.closing > 1:
+        kernel = np.ones((cleanup.closing, cleanup.closing), np.uint8)
+        foreground = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, kernel)
+    if cleanup.min_area > 1:
+        n, blobs, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < cleanup.min_area)
+        small = small[small > 0]
+        if len(small):
+            foreground[np.isin(blobs, small)] = 0
+    out = np.where(labels == 2, np.uint8(2), np.uint8(0))
+    out[foreground.astype(bool)] = 1
+    return out
+
+
+def clean_mask(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
+    """Clean every frame of a ``(T, Y, X)`` label stack.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        uint8 labels.
+    cleanup : MaskCleanup
+        What to do.
+
+    Returns
+    -------
+    numpy.ndarray
+        Cleaned labels, same shape.
+    """
+    if cleanup.is_noop:
+        return labels
+    return np.stack([clean_frame(frame, cleanup) for frame in labels])

@@ -1,0 +1,175 @@
+import json
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+
+from napari_gmm_bg._napari.compare_widget import CompareWidget, StatsWidget
+from napari_gmm_bg._napari.mog2_widget import Mog2Widget
+from napari_gmm_bg.cli import main
+from napari_gmm_bg.core.metrics import METRIC_NAMES
+from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
+from tests.napari.conftest import names, run_fit, wait_for_job
+
+
+def wait(qtbot, widget, worker):
+    assert worker is not None
+    wait_for_job(qtbot, widget)
+
+
+@pytest.fixture
+def mog2_widget(viewer):
+    w = Mog2Widget(viewer)
+    viewer.window.add_dock_widget(w)
+    return w
+
+
+@pytest.fixture
+def compare(viewer):
+    w = CompareWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    return w
+
+
+def test_mog2_widget_layers_shadows_and_in_place_update(
+    qtbot, viewer, mog2_widget, video_layer, rgb_sample
+):
+    mog2_widget._video.value = video_layer
+    mog2_widget._settings["history"].value = 40
+    mog2_widget._settings["shadow_threshold"].value = 0.6
+    wait(qtbot, mog2_widget, mog2_widget.run())
+    mask = viewer.layers["traffic MOG2 mask"]
+    background = viewer.layers["traffic MOG2 background"]
+    assert isinstance(mask, Labels) and isinstance(background, Image) and background.rgb
+    assert mask.data.shape == (60, 64, 96) and mask.data.dtype == np.uint8
+    assert tuple(mask.scale) == (1, 0.5, 0.5)
+    expected = run_mog2(rgb_sample.video, Mog2Settings(history=40, shadow_threshold=0.6))
+    np.testing.assert_array_equal(mask.data, expected.mask)
+    assert set(np.unique(mask.data)) <= {0, 1, 2}
+    # Run again without shadows: same layers, no label 2.
+    mog2_widget._settings["detect_shadows"].value = False
+    wait(qtbot, mog2_widget, mog2_widget.run())
+    assert names(viewer) == ["traffic", "traffic MOG2 mask", "traffic MOG2 background"]
+    assert viewer.layers["traffic MOG2 mask"] is mask
+    assert not (mask.data == 2).any()
+
+
+def test_mog2_shadow_label_on_a_darkening_patch(qtbot, viewer, mog2_widget):
+    video = np.full((60, 40, 40, 3), 160, np.uint8)
+    for t in range(40, 60):
+        patch = video[t, 10:30, t - 40 : t - 20]
+        video[t, 10:30, t - 40 : t - 20] = (patch * 0.7).astype(np.uint8)
+    layer = viewer.add_image(video, name="shade", rgb=True)
+    wait(qtbot, mog2_widget, mog2_widget.run(layer))
+    assert (viewer.layers["shade MOG2 mask"].data == 2).sum() > 100
+
+
+def test_mog2_widget_refuses_bad_input(viewer, mog2_widget, errors):
+    layer = viewer.add_image(np.zeros((20, 20), np.uint8), name="flat")
+    assert mog2_widget.run(layer) is None
+    assert "2-D" in errors[0] and names(viewer) == ["flat"]
+
+
+def test_comparison_table_equals_the_cli(
+    qtbot, make_napari_viewer, cdnet_folder, capsys, monkeypatch, tmp_path
+):
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(cdnet_folder), plugin="napari-gmm-bg")
+    assert names(viewer) == ["highway", "highway ground truth", "highway ROI"]
+    from napari_gmm_bg._napari.widgets import FitWidget
+
+    fit = FitWidget(viewer)
+    viewer.window.add_dock_widget(fit)
+    fit.reset_choices()
+    fit._video.value = viewer.layers["highway"]
+    fit._region.value = viewer.layers["highway ROI"]
+    run_fit(qtbot, fit)
+    mog2 = Mog2Widget(viewer)
+    viewer.window.add_dock_widget(mog2)
+    mog2._video.value = viewer.layers["highway"]
+    wait(qtbot, mog2, mog2.run())
+
+    compare = CompareWidget(viewer)
+    viewer.window.add_dock_widget(compare)
+    compare.reset_choices()
+    compare._mask_a.value = viewer.layers["highway GMM mask"]
+    compare._mask_b.value = viewer.layers["highway MOG2 mask"]
+    compare._truth.value = viewer.layers["highway ground truth"]
+    compare._region.value = viewer.layers["highway ROI"]
+    compare._use_range.value = True
+    compare._start.value, compare._stop.value = 5, 60
+    wait(qtbot, compare, compare.compare())
+
+    diff = viewer.layers["highway GMM mask vs highway MOG2 mask difference"]
+    a = np.asarray(viewer.layers["highway GMM mask"].data)
+    b = np.asarray(viewer.layers["highway MOG2 mask"].data)
+    np.testing.assert_array_equal(np.asarray(diff.data) == 2, (a == 1) & (b != 1))
+
+    assert main(["evaluate", str(cdnet_folder), "--methods", "gmm,mog2", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["methods"]
+    table = compare.table.value
+    assert list(table["columns"]) == ["highway GMM mask", "highway MOG2 mask"]
+    for row, metric in zip(table["data"], METRIC_NAMES, strict=True):
+        assert row[0] == pytest.approx(cli["gmm"][metric], abs=1e-6), metric
+        assert row[1] == pytest.approx(cli["mog2"][metric], abs=1e-6), metric
+
+    import napari_gmm_bg._napari.compare_widget as module
+
+    monkeypatch.setattr(module, "ask_csv_path", lambda parent, title: str(tmp_path / "t.csv"))
+    compare._export_button.clicked.emit(True)
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[0] == "metric,highway GMM mask,highway MOG2 mask"
+    assert lines[7].startswith("f_measure,")
+    assert float(lines[7].split(",")[1]) == pytest.approx(cli["gmm"]["f_measure"])
+
+
+@pytest.mark.parametrize("case", ["shapes", "truth-values", "range"])
+def test_compare_bad_input_changes_nothing(qtbot, viewer, compare, errors, case):
+    a = viewer.add_labels(np.zeros((4, 8, 8), np.uint8), name="a")
+    b = viewer.add_labels(
+        np.zeros((4, 8, 9) if case == "shapes" else (4, 8, 8), np.uint8), name="b"
+    )
+    truth = viewer.add_labels(np.full((4, 8, 8), 7, np.uint8), name="truth")
+    compare.reset_choices()
+    compare._mask_a.value, compare._mask_b.value = a, b
+    if case == "truth-values":
+        compare._truth.value = truth
+    if case == "range":
+        compare._use_range.value = True
+        compare._start.value, compare._stop.value = 2, 9
+    before = names(viewer)
+    worker = compare.compare()
+    if worker is not None:
+        wait(qtbot, compare, worker)
+    message = {"shapes": "differ", "truth-values": "neither binary", "range": "not inside"}[case]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert names(viewer) == before
+    assert compare.scores is None
+
+
+def test_stats_widget_plots_and_exports(qtbot, viewer, tmp_path, monkeypatch):
+    mask = np.zeros((3, 10, 10), np.uint8)
+    mask[1, 1:3, 1:3] = 1
+    mask[1, 6:9, 6:9] = 1
+    layer = viewer.add_labels(mask, name="m")
+    widget = StatsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._mask.value = layer
+    wait(qtbot, widget, widget.compute())
+    axes = widget.figure.axes
+    np.testing.assert_array_equal(axes[0].lines[0].get_ydata(), [0, 13, 0])
+    np.testing.assert_array_equal(axes[1].lines[0].get_ydata(), [0, 2, 0])
+    path = widget.export_csv(str(tmp_path / "s.csv"))
+    assert path.read_text().splitlines()[2] == "1,13,0.13,2"
+
+
+def test_reader_opens_videos_and_frame_folders(make_napari_viewer, sample_mp4, sample_folder):
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(sample_mp4), plugin="napari-gmm-bg")
+    viewer.open(str(sample_folder), plugin="napari-gmm-bg")
+    assert names(viewer) == ["clip", "frames"]
+    assert viewer.layers["clip"].data.shape == (60, 64, 96, 3)
+    assert viewer.layers["frames"].rgb
+    from napari_gmm_bg._napari.reader import get_reader
+
+    assert get_reader(str(sample_mp4.with_suffix(".txt"))) is None
