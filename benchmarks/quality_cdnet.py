@@ -15,7 +15,7 @@ import numpy as np
 
 from napari_gmm_bg import MaskCleanup, fit_background
 from napari_gmm_bg.core.baseline import median_baseline
-from napari_gmm_bg.core.gmm import _labels_from_loglik
+from napari_gmm_bg.core.cleanup import clean_mask
 from napari_gmm_bg.core.metrics import evaluate_mask
 from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
 from napari_gmm_bg.io.cdnet import read_cdnet
@@ -78,7 +78,7 @@ def tune(seq):
         ll = model.log_likelihood(video[ALL.start : ALL.stop])
         for threshold, median in itertools.product(np.arange(-8.0, -30.0, -1.0), (0, 3, 5, 7, 9)):
             # Threshold and clean the scores once computed (the same as model.foreground).
-            mask = _labels_from_loglik(ll, threshold, None, MaskCleanup(median=median))
+            mask = clean_mask((ll < threshold).astype(np.uint8), MaskCleanup(median=median))
             offset = ALL.start
             f_tune = evaluate_mask(
                 mask,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tifffile
 
-from .core import SAMPLE_NAMES, MaskCleanup, fit_background, make_sample
+from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core.baseline import median_baseline
 from .core.gmm import BackgroundModel
 from .core.metrics import (
@@ -141,7 +141,10 @@ def _methods(text: str) -> list[str]:
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--components", type=int, default=3, help="Gaussians per pixel")
     parser.add_argument(
-        "--learning-frames", type=int, default=100, help="frames the fit learns from"
+        "--learning-frames",
+        type=int,
+        default=FitParameters.learning_frames,
+        help="frames the fit learns from",
     )
     parser.add_argument("--iterations", type=int, default=10, help="EM iterations at most")
     parser.add_argument(

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from napari_gmm_bg import fit_background, load_model, make_sample
+from napari_gmm_bg import MaskCleanup, fit_background, load_model, make_sample
 from napari_gmm_bg.core import _kernels
 from napari_gmm_bg.core.gmm import IntensityScale
 from tests.conftest import iou
@@ -99,6 +99,11 @@ def test_log_likelihood_matches_numpy_reference(kind):
     ll = model.log_likelihood(video)
     assert ll.dtype == np.float32 and ll.shape == video.shape[:3]
     np.testing.assert_allclose(ll, reference_log_likelihood(model, video), rtol=1e-4, atol=1e-3)
+    # The mask's shortcut (no log-likelihood where one component settles it) decides
+    # exactly as thresholding the log-likelihood does.
+    for threshold in (model.threshold, model.threshold - 5, model.threshold + 3):
+        raw = model.foreground(video, threshold=threshold, cleanup=MaskCleanup.none())
+        np.testing.assert_array_equal(raw, (ll < threshold).astype(np.uint8))
 
 
 def test_same_scene_in_other_dtypes_gives_the_same_mask(rgb_sample):

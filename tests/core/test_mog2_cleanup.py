@@ -77,3 +77,12 @@ def test_cleanup_does_not_grow_out_of_the_region():
     region[:, :20] = True
     mask = model.foreground(sample.video, region=region, cleanup=MaskCleanup(closing=9))
     assert mask[:, :, 20:].sum() == 0
+
+
+@pytest.mark.parametrize("size", [3, 5, 7, 9])
+def test_median_filter_equals_opencv_median_blur(size):
+    rng = np.random.default_rng(size)
+    mask = (rng.random((3, 40, 50)) < 0.3).astype(np.uint8)
+    mask[:, 10:25, 5:30] = 1
+    expected = np.stack([cv2.medianBlur(frame, size) for frame in mask])
+    np.testing.assert_array_equal(clean_mask(mask, MaskCleanup(median=size)), expected)

@@ -27,6 +27,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..core import (
     BackgroundModel,
+    FitParameters,
     MaskCleanup,
     default_threshold,
     fit_background_steps,
@@ -131,7 +132,9 @@ class FitWidget(Container):
         self._viewer = viewer
         self._video = create_widget(annotation=Image, label="video")
         self._components = SpinBox(value=3, min=1, max=8, label="components")
-        self._learning_frames = SpinBox(value=100, min=2, max=100_000, label="learning frames")
+        self._learning_frames = SpinBox(
+            value=FitParameters.learning_frames, min=2, max=100_000, label="learning frames"
+        )
         self._use_range = CheckBox(value=False, text="learn from a frame range only")
         self._start = SpinBox(value=0, min=0, max=10**8, label="first frame", visible=False)
         self._stop = SpinBox(value=1, min=1, max=10**8, label="stop (exclusive)", visible=False)

@@ -77,6 +77,7 @@ def _em_pixel(x, w, mu, var, max_iter, tol, reg_covar, log_prob):
     n_components = w.shape[0]
     eps10 = 10.0 * np.finfo(np.float64).eps
     log_const = np.empty(n_components)
+    inv_var = np.empty((n_components, n_channels))
     nk = np.empty(n_components)
     sx = np.empty((n_components, n_channels))
     sxx = np.empty((n_components, n_channels))
@@ -87,6 +88,7 @@ def _em_pixel(x, w, mu, var, max_iter, tol, reg_covar, log_prob):
             s = 0.0
             for c in range(n_channels):
                 s += math.log(var[k, c])
+                inv_var[k, c] = 1.0 / var[k, c]
             log_const[k] = math.log(w[k]) - 0.5 * (n_channels * LOG_2PI + s)
             nk[k] = 0.0
             for c in range(n_channels):
@@ -99,7 +101,7 @@ def _em_pixel(x, w, mu, var, max_iter, tol, reg_covar, log_prob):
                 d = 0.0
                 for c in range(n_channels):
                     diff = x[n, c] - mu[k, c]
-                    d += diff * diff / var[k, c]
+                    d += diff * diff * inv_var[k, c]
                 lp = log_const[k] - 0.5 * d
                 log_prob[k] = lp
                 if lp > best:
@@ -184,3 +186,46 @@ def score_background(frames, offset, scale, means, inv_var, log_const, n_backgro
                     d += diff * diff * inv_var[p, k, c]
                 s += math.exp(log_const[p, k] - 0.5 * d - best)
             out[t, p] = best + math.log(s)
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def classify_background(
+    frames, offset, scale, means, inv_var, log_const, n_background, threshold, out
+):
+    """Foreground labels (1 where the log-likelihood is below ``threshold``, else 0).
+
+    The same decision as thresholding :func:`score_background`, without computing the
+    log-likelihood where it is not needed: a pixel that one background component alone
+    explains above the threshold is background, since the mixture's density is at least
+    that component's.  Most pixels are settled by their heaviest component, with no exp.
+    out: (T, P) uint8.
+    """
+    n_frames, n_pixels, n_channels = frames.shape
+    for t in range(n_frames):
+        for p in prange(n_pixels):
+            nb = n_background[p]
+            label = 1
+            best = -np.inf
+            for k in range(nb):
+                d = 0.0
+                for c in range(n_channels):
+                    diff = (frames[t, p, c] - offset) * scale - means[p, k, c]
+                    d += diff * diff * inv_var[p, k, c]
+                lp = log_const[p, k] - 0.5 * d
+                if lp >= threshold:
+                    label = 0
+                    break
+                if lp > best:
+                    best = lp
+            if label == 1 and nb > 1 and best > threshold - math.log(nb):
+                # nb terms, each at most exp(best), can only cross if best is this close.
+                s = 0.0
+                for k in range(nb):
+                    d = 0.0
+                    for c in range(n_channels):
+                        diff = (frames[t, p, c] - offset) * scale - means[p, k, c]
+                        d += diff * diff * inv_var[p, k, c]
+                    s += math.exp(log_const[p, k] - 0.5 * d - best)
+                if best + math.log(s) >= threshold:
+                    label = 0
+            out[t, p] = label

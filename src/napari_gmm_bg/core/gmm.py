@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 
 from . import _kernels
 from ._files import atomic_write
 from ._steps import finish
 from .cleanup import MaskCleanup, clean_mask
-from .frames import Frames, as_frames
+from .frames import Frames, as_frames, check_finite
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
 MODEL_VERSION = 1
@@ -82,7 +81,7 @@ class FitParameters:
     """
 
     n_components: int = 3
-    learning_frames: int = 100
+    learning_frames: int = 50
     frame_range: tuple[int, int] | None = None
     max_iter: int = 10
     tol: float = 1e-3
@@ -247,10 +246,9 @@ class BackgroundModel:
         """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
         s = self._scoring_arrays()
         t, y, x, c = block.shape
-        flat = block.reshape(t, y * x, c)
         out = np.empty((t, y * x), dtype=np.float32)
         _kernels.score_background(
-            flat,
+            block.reshape(t, y * x, c),
             self.intensity.offset,
             self.intensity.scale,
             s["means"],
@@ -260,6 +258,33 @@ class BackgroundModel:
             out,
         )
         return out.reshape(t, y, x)
+
+    def _labels_block(
+        self,
+        block: np.ndarray,
+        threshold: float,
+        region: np.ndarray | None,
+        cleanup: MaskCleanup,
+    ) -> np.ndarray:
+        """Label in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` uint8."""
+        s = self._scoring_arrays()
+        t, y, x, c = block.shape
+        out = np.empty((t, y * x), dtype=np.uint8)
+        _kernels.classify_background(
+            block.reshape(t, y * x, c),
+            self.intensity.offset,
+            self.intensity.scale,
+            s["means"],
+            s["inv_var"],
+            s["log_const"],
+            s["n_background"],
+            threshold,
+            out,
+        )
+        labels = clean_mask(out.reshape(t, y, x), cleanup)
+        if region is not None:  # last, so no clean-up can grow a blob out of the region
+            labels[:, ~region] = 0
+        return labels
 
     def log_likelihood(self, frames: Any) -> Any:
         """Score each pixel of each frame under its background components.
@@ -332,10 +357,21 @@ class BackgroundModel:
                 )
         cleanup = self.params.cleanup if cleanup is None else cleanup
         cleanup.validate()
-        ll = self.log_likelihood(frames)
-        if isinstance(ll, da.Array):
-            return ll.map_blocks(_labels_from_loglik, threshold, region, cleanup, dtype=np.uint8)
-        return _labels_from_loglik(ll, threshold, region, cleanup)
+        f = self._frames(frames)
+        if f.is_lazy:
+            data = f.data.rechunk({0: 1, 1: -1, 2: -1, 3: -1})
+            self._scoring_arrays()  # compute once here, not in every task
+            return data.map_blocks(
+                _labels_checked,
+                self,
+                threshold,
+                region,
+                cleanup,
+                drop_axis=3,
+                dtype=np.uint8,
+                meta=np.empty((0, 0, 0), np.uint8),
+            )
+        return self._labels_block(f.read(slice(None)), threshold, region, cleanup)
 
     def background_image(self) -> np.ndarray:
         """Return the mean background: the mean of each pixel's heaviest component.
@@ -391,19 +427,18 @@ class BackgroundModel:
         return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
-def _labels_from_loglik(
-    ll: np.ndarray, threshold: float, region: np.ndarray | None, cleanup: MaskCleanup
+def _labels_checked(
+    block: np.ndarray,
+    model: BackgroundModel,
+    threshold: float,
+    region: np.ndarray | None,
+    cleanup: MaskCleanup,
 ) -> np.ndarray:
-    labels = (ll < threshold).astype(np.uint8)
-    labels = clean_mask(labels, cleanup)
-    if region is not None:  # last, so no clean-up can grow a blob out of the region
-        labels[:, ~region] = 0
-    return labels
+    check_finite(block)
+    return model._labels_block(block, threshold, region, cleanup)
 
 
 def _score_checked(block: np.ndarray, model: BackgroundModel) -> np.ndarray:
-    from .frames import check_finite
-
     check_finite(block)
     return model._score_block(block)
 
@@ -499,7 +534,7 @@ def fit_background_steps(
     video: Any,
     n_components: int = 3,
     *,
-    learning_frames: int = 100,
+    learning_frames: int = 50,
     frame_range: tuple[int, int] | None = None,
     max_iter: int = 10,
     tol: float = 1e-3,
@@ -616,7 +651,7 @@ def fit_background(
     video: Any,
     n_components: int = 3,
     *,
-    learning_frames: int = 100,
+    learning_frames: int = 50,
     frame_range: tuple[int, int] | None = None,
     max_iter: int = 10,
     tol: float = 1e-3,
