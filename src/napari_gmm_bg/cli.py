@@ -12,11 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import dask
+import dask.array as da
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core.baseline import median_baseline
-from .core.gmm import BackgroundModel
+from .core.gmm import BackgroundModel, as_client
 from .core.metrics import (
     METRIC_NAMES,
     check_frame_range,
@@ -71,6 +73,13 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("input", nargs="?", help="video file or folder of frames")
     source.add_argument("--sample", choices=SAMPLE_NAMES, help="use a built-in synthetic clip")
     fit.add_argument("--out", required=True, help="output folder (created if missing)")
+    fit.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a dask.distributed scheduler (e.g. tcp://10.0.0.5:8786): fit, score and "
+        "save on its cluster",
+    )
     fit.add_argument(
         "--frames",
         type=_frame_range,
@@ -231,8 +240,18 @@ def _run_fit(args: argparse.Namespace) -> int:
         video = read_video(args.input)
         stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
-    model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
-    written = write_fit_outputs(model, video, out, stem)
+    if args.scheduler:
+        client = as_client(args.scheduler)
+        model = fit_background(
+            video, frame_range=args.frames, client=client, **_fit_settings(args)
+        )
+        # Scoring and saving as dask graphs on the same cluster, a few frames a task.
+        lazy = da.from_array(video, chunks=(8,) + video.shape[1:])
+        with dask.config.set(scheduler=client.get):
+            written = write_fit_outputs(model, lazy, out, stem)
+    else:
+        model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
+        written = write_fit_outputs(model, video, out, stem)
     elapsed = time.perf_counter() - start
     print(f"fitted {len(video)} frames of {stem} in {elapsed:.2f} s; wrote:")
     for path in written:

@@ -181,3 +181,22 @@ def test_closing_the_viewer_stops_a_running_fit(qtbot, make_napari_viewer, rgb_s
     worker = widget.fit(layer)
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
+
+
+def test_widget_fits_on_a_configured_dask_cluster(qtbot, viewer, widget, video_layer, rgb_sample):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,  # the default client, as if made in napari's console
+        get_task_stream(client) as stream,
+    ):
+        widget._video.value = video_layer
+        run_fit(qtbot, widget)
+    tiles = [task for task in stream.data if "fit_tile" in str(task["key"])]  # filled on exit
+    assert tiles, "no tile was fitted on the cluster"
+    np.testing.assert_array_equal(
+        widget.result.model.means, fit_background(rgb_sample.video).means
+    )

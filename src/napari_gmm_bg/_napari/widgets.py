@@ -33,6 +33,7 @@ from ..core import (
     fit_background_steps,
     load_model,
 )
+from ..core.gmm import configured_client
 from ._jobs import BackgroundJob
 from .layers import (
     Placement,
@@ -285,7 +286,8 @@ class FitWidget(Container):
 
     def _start_fit(self, layer: Any) -> tuple[da.Array, Any, tuple[int, int]]:
         frames = video_frames(layer)
-        steps = fit_background_steps(frames, **self._settings())
+        client = configured_client()  # a dask cluster set up in this session, if any
+        steps = fit_background_steps(frames, client=client, **self._settings())
         # Runs the cheap checks (frame count, range, settings) here, before any thread.
         first = next(steps)
         return frames, steps, first

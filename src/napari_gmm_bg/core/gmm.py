@@ -25,6 +25,8 @@ from .cleanup import MaskCleanup, clean_mask
 from .frames import Frames, as_frames, check_finite
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
+LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
+CLUSTER_TILE_PIXELS = 16384  # pixels per task on a dask cluster
 MODEL_VERSION = 1
 
 #: Default log-likelihood threshold per channel count.  A pixel whose log-likelihood
@@ -525,9 +527,153 @@ def learning_indices(
     return np.unique(np.linspace(start, stop - 1, n).round().astype(np.int64))
 
 
-def _pixel_blocks(height: int, width: int, target_pixels: int = 65536) -> list[tuple[int, int]]:
+def _pixel_blocks(height: int, width: int, target_pixels: int) -> list[tuple[int, int]]:
     rows = max(1, target_pixels // max(width, 1))
     return [(y0, min(y0 + rows, height)) for y0 in range(0, height, rows)]
+
+
+def fit_tile(
+    tile: np.ndarray, intensity: IntensityScale, params: FitParameters
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit the pixels of one tile of the learning buffer.
+
+    Each pixel's fit depends on its own samples only (deterministic start, independent
+    EM), so a frame fitted tile by tile, anywhere, equals the frame fitted whole.
+
+    Parameters
+    ----------
+    tile : numpy.ndarray
+        ``(N, rows, X, C)`` learning samples, in the video's dtype.
+    intensity : IntensityScale
+        How raw values map to the model's scale.
+    params : FitParameters
+        Components, iterations, tolerance and variance floor.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Weights ``(rows, X, K)``, means and variances ``(rows, X, K, C)``, float32, the
+        components sorted by weight, heaviest first.
+    """
+    n, rows, width, c = tile.shape
+    k = params.n_components
+    samples = tile.reshape(n, rows * width, c)
+    w, mu, var = _kernels.init_by_brightness(
+        samples, intensity.offset, intensity.scale, k, params.reg_covar
+    )
+    _kernels.em_fit(
+        samples,
+        intensity.offset,
+        intensity.scale,
+        w,
+        mu,
+        var,
+        params.max_iter,
+        params.tol,
+        params.reg_covar,
+    )
+    order = np.argsort(-w, axis=1, kind="stable")
+    w = np.take_along_axis(w, order, axis=1)
+    mu = np.take_along_axis(mu, order[..., None], axis=1)
+    var = np.take_along_axis(var, order[..., None], axis=1)
+    return (
+        w.reshape(rows, width, k).astype(np.float32),
+        mu.reshape(rows, width, k, c).astype(np.float32),
+        var.reshape(rows, width, k, c).astype(np.float32),
+    )
+
+
+def fit_tiles_on_cluster(
+    buffer: np.ndarray,
+    blocks: list[tuple[int, int]],
+    intensity: IntensityScale,
+    params: FitParameters,
+    client: Any,
+) -> Generator[tuple[tuple[int, int], tuple], None, None]:
+    """Fit tiles on a dask.distributed cluster, yielding each as it completes.
+
+    Every task carries its own tile, so the scheduler can rerun it on another worker if
+    the one running it dies.
+
+    Parameters
+    ----------
+    buffer : numpy.ndarray
+        ``(N, Y, X, C)`` learning samples.
+    blocks : list of tuple of int
+        ``(y0, y1)`` row ranges, one task each.
+    intensity : IntensityScale
+        How raw values map to the model's scale.
+    params : FitParameters
+        The fit's settings.
+    client : distributed.Client or str
+        A client, or a scheduler address to connect to.
+
+    Yields
+    ------
+    tuple
+        ``((y0, y1), (weights, means, variances))``.
+    """
+    from distributed import as_completed
+
+    client = as_client(client)
+    futures = {
+        client.submit(fit_tile, buffer[:, y0:y1], intensity, params, pure=False): (y0, y1)
+        for y0, y1 in blocks
+    }
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:  # cancelled or failed: free the cluster
+        client.cancel(list(futures))
+
+
+def as_client(client: Any) -> Any:
+    """Return a dask.distributed Client: the one given, or one connected to an address.
+
+    Parameters
+    ----------
+    client : distributed.Client or str
+        A client, or a scheduler address such as ``tcp://10.0.0.5:8786``.
+
+    Returns
+    -------
+    distributed.Client
+        The client.
+
+    Raises
+    ------
+    ValueError
+        If no scheduler answers at the address.
+    """
+    from distributed import Client
+
+    if isinstance(client, Client):
+        return client
+    try:
+        return Client(str(client), timeout="5s", set_as_default=False)
+    except OSError as exc:
+        raise ValueError(f"cannot reach a dask scheduler at {client}: {exc}") from None
+
+
+def configured_client() -> Any:
+    """Return the dask.distributed Client this process has set up, or None.
+
+    A client created anywhere in the process (for example ``Client(address)`` typed in
+    napari's console) becomes the default; the widgets use it when there is one.
+
+    Returns
+    -------
+    distributed.Client or None
+        The default client.
+    """
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
 
 
 def fit_background_steps(
@@ -542,6 +688,7 @@ def fit_background_steps(
     background_ratio: float = 0.9,
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
+    client: Any = None,
 ) -> Generator[tuple[int, int], None, BackgroundModel]:
     """Fit like :func:`fit_background`, yielding ``(done, total)`` progress steps.
 
@@ -552,7 +699,7 @@ def fit_background_steps(
     ----------
     video, n_components, learning_frames, frame_range, max_iter, tol, reg_covar
         See :func:`fit_background`.
-    background_ratio, threshold, cleanup
+    background_ratio, threshold, cleanup, client
         See :func:`fit_background`.
 
     Yields
@@ -589,7 +736,9 @@ def fit_background_steps(
             "use more frames or fewer components"
         )
     height, width = frames.frame_shape
-    blocks = _pixel_blocks(height, width)
+    # On a cluster, smaller tiles than locally: enough tasks to keep every worker busy.
+    tile_pixels = LOCAL_TILE_PIXELS if client is None else CLUSTER_TILE_PIXELS
+    blocks = _pixel_blocks(height, width, tile_pixels)
     # Gathering: one unit per chunk of frames read; EM: one unit per block of rows.
     read_chunks = [indices[i : i + 8] for i in range(0, len(indices), 8)]
     total = len(read_chunks) + len(blocks)
@@ -609,29 +758,14 @@ def fit_background_steps(
     weights = np.empty((height, width, k), np.float32)
     means = np.empty((height, width, k, c), np.float32)
     variances = np.empty((height, width, k, c), np.float32)
-    for y0, y1 in blocks:
-        samples = buffer[:, y0:y1].reshape(len(indices), (y1 - y0) * width, c)
-        w, mu, var = _kernels.init_by_brightness(
-            samples, intensity.offset, intensity.scale, k, params.reg_covar
+    if client is None:
+        tiles = (
+            (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params)) for rows in blocks
         )
-        _kernels.em_fit(
-            samples,
-            intensity.offset,
-            intensity.scale,
-            w,
-            mu,
-            var,
-            params.max_iter,
-            params.tol,
-            params.reg_covar,
-        )
-        order = np.argsort(-w, axis=1, kind="stable")
-        w = np.take_along_axis(w, order, axis=1)
-        mu = np.take_along_axis(mu, order[..., None], axis=1)
-        var = np.take_along_axis(var, order[..., None], axis=1)
-        weights[y0:y1] = w.reshape(y1 - y0, width, k)
-        means[y0:y1] = mu.reshape(y1 - y0, width, k, c)
-        variances[y0:y1] = var.reshape(y1 - y0, width, k, c)
+    else:
+        tiles = fit_tiles_on_cluster(buffer, blocks, intensity, params, client)
+    for (y0, y1), (w, mu, var) in tiles:
+        weights[y0:y1], means[y0:y1], variances[y0:y1] = w, mu, var
         done += 1
         yield done, total
 
@@ -659,6 +793,7 @@ def fit_background(
     background_ratio: float = 0.9,
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
+    client: Any = None,
 ) -> BackgroundModel:
     """Fit a Gaussian mixture to every pixel's colour over time.
 
@@ -688,6 +823,9 @@ def fit_background(
         default when None.
     cleanup : MaskCleanup, optional
         Default spatial clean-up of the model's masks (a 7x7 median filter when None).
+    client : distributed.Client or str, optional
+        Fit on a dask.distributed cluster (a client, or a scheduler address): the frame
+        is cut into tiles of rows fitted on the workers; the result equals a local fit.
 
     Returns
     -------
@@ -720,5 +858,6 @@ def fit_background(
         background_ratio=background_ratio,
         threshold=threshold,
         cleanup=cleanup,
+        client=client,
     )
     return finish(steps)
