@@ -134,3 +134,18 @@ def test_cli_fits_scores_and_saves_on_the_cluster(client, tmp_path):
         == 2
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_bad_pixels_found_on_the_workers_are_clear_errors(client, clip):
+    bad = (clip[:, :64] / 255.0).astype(np.float32)
+    bad[7, 3, 3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit_background(da.from_array(bad, chunks=(4, 32, -1, -1)), client=client)
+    rgba = np.concatenate(
+        [clip[:, :64], np.full(clip[:, :64].shape[:3] + (1,), 255, np.uint8)], -1
+    )
+    rgba[5, 2, 2, 3] = 0
+    with pytest.raises(ValueError, match="transparent"):
+        fit_background(rgba, client=client)
+    rgba[5, 2, 2, 3] = 255
+    assert_same_model(fit_background(rgba, client=client), fit_background(clip[:, :64]))

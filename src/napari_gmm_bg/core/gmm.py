@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 
 from . import _kernels
 from ._files import atomic_write
 from ._steps import finish
 from .cleanup import MaskCleanup, clean_mask
-from .frames import Frames, as_frames, check_finite
+from .frames import Frames, as_frames, check_finite, check_opaque
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
@@ -583,48 +585,91 @@ def fit_tile(
     )
 
 
-def fit_tiles_on_cluster(
-    buffer: np.ndarray,
-    blocks: list[tuple[int, int]],
+def _fit_locally(
+    frames: Frames, indices: np.ndarray, params: FitParameters
+) -> Generator[tuple[int, int], None, tuple]:
+    """Gather the learning frames here, then fit tile by tile.
+
+    Yields progress while reading; returns the tiles (a lazy iterator of
+    ``((y0, y1), fit)``), the progress done so far, the total, and the intensity scale.
+    """
+    height, width = frames.frame_shape
+    blocks = _pixel_blocks(height, width, LOCAL_TILE_PIXELS)
+    # Progress: one unit per chunk of frames read, one per tile fitted.
+    read_chunks = [indices[i : i + 8] for i in range(0, len(indices), 8)]
+    total = len(read_chunks) + len(blocks)
+    yield 0, total
+    buffer = np.empty((len(indices), height, width, frames.n_channels), dtype=frames.dtype)
+    pos = 0
+    for done, chunk in enumerate(read_chunks, start=1):
+        buffer[pos : pos + len(chunk)] = frames.read(chunk.tolist())
+        pos += len(chunk)
+        yield done, total
+    intensity = IntensityScale.for_data(frames.dtype, buffer)
+    tiles = ((rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params)) for rows in blocks)
+    return tiles, len(read_chunks), total, intensity
+
+
+def _fit_on_cluster(
+    frames: Frames, indices: np.ndarray, params: FitParameters, client: Any
+) -> tuple[Any, int, IntensityScale]:
+    """Fit tiles of rows as tasks on a dask.distributed cluster.
+
+    The learning frames are read where the tasks run (from a dask video, the workers
+    read their own chunks; a numpy video travels in the graph), so a worker lost
+    mid-fit only costs its tasks, which the scheduler recomputes elsewhere.
+    """
+    height, width = frames.frame_shape
+    blocks = _pixel_blocks(height, width, CLUSTER_TILE_PIXELS)
+    rows = blocks[0][1] - blocks[0][0]
+    data = frames.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(data, chunks=(1, rows, -1, -1))
+    by_tile = {0: -1, 1: rows, 2: -1}
+    learn = data[indices].rechunk({**by_tile, 3: -1})
+    if frames.had_alpha:
+        alpha = frames._alpha
+        if not isinstance(alpha, da.Array):
+            alpha = da.from_array(alpha, chunks=(1, rows, -1))
+        alpha_tiles = alpha[indices].rechunk(by_tile).to_delayed().ravel()
+    else:
+        alpha_tiles = [None] * len(blocks)
+    if frames.dtype.kind == "f":
+        low, high = client.compute([learn.min(), learn.max()], sync=True)
+        intensity = IntensityScale.for_data(frames.dtype, np.array([low, high]))
+    else:
+        intensity = IntensityScale.for_data(frames.dtype, np.empty(0))
+    fit = dask.delayed(_fit_tile_checked)
+    tasks = [
+        fit(tile, alpha, intensity, params)
+        for tile, alpha in zip(learn.to_delayed().ravel(), alpha_tiles, strict=True)
+    ]
+    futures = client.compute(tasks)
+    return _cluster_results(futures, blocks, client), 0, len(blocks), intensity
+
+
+def _fit_tile_checked(
+    tile: np.ndarray,
+    alpha: np.ndarray | None,
     intensity: IntensityScale,
     params: FitParameters,
-    client: Any,
-) -> Generator[tuple[tuple[int, int], tuple], None, None]:
-    """Fit tiles on a dask.distributed cluster, yielding each as it completes.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # The checks Frames.read makes locally, made where the pixels are read.
+    check_finite(tile)
+    if alpha is not None:
+        check_opaque(alpha)
+    return fit_tile(tile, intensity, params)
 
-    Every task carries its own tile, so the scheduler can rerun it on another worker if
-    the one running it dies.
 
-    Parameters
-    ----------
-    buffer : numpy.ndarray
-        ``(N, Y, X, C)`` learning samples.
-    blocks : list of tuple of int
-        ``(y0, y1)`` row ranges, one task each.
-    intensity : IntensityScale
-        How raw values map to the model's scale.
-    params : FitParameters
-        The fit's settings.
-    client : distributed.Client or str
-        A client, or a scheduler address to connect to.
-
-    Yields
-    ------
-    tuple
-        ``((y0, y1), (weights, means, variances))``.
-    """
+def _cluster_results(futures: list, blocks: list, client: Any) -> Any:
     from distributed import as_completed
 
-    client = as_client(client)
-    futures = {
-        client.submit(fit_tile, buffer[:, y0:y1], intensity, params, pure=False): (y0, y1)
-        for y0, y1 in blocks
-    }
+    position = {future.key: rows for future, rows in zip(futures, blocks, strict=True)}
     try:
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            yield position[future.key], future.result()
     finally:  # cancelled or failed: free the cluster
-        client.cancel(list(futures))
+        client.cancel(futures)
 
 
 def as_client(client: Any) -> Any:
@@ -736,34 +781,15 @@ def fit_background_steps(
             "use more frames or fewer components"
         )
     height, width = frames.frame_shape
-    # On a cluster, smaller tiles than locally: enough tasks to keep every worker busy.
-    tile_pixels = LOCAL_TILE_PIXELS if client is None else CLUSTER_TILE_PIXELS
-    blocks = _pixel_blocks(height, width, tile_pixels)
-    # Gathering: one unit per chunk of frames read; EM: one unit per block of rows.
-    read_chunks = [indices[i : i + 8] for i in range(0, len(indices), 8)]
-    total = len(read_chunks) + len(blocks)
-    done = 0
-    yield done, total
-
-    buffer = np.empty((len(indices), height, width, frames.n_channels), dtype=frames.dtype)
-    pos = 0
-    for chunk in read_chunks:
-        buffer[pos : pos + len(chunk)] = frames.read(chunk.tolist())
-        pos += len(chunk)
-        done += 1
-        yield done, total
-
-    intensity = IntensityScale.for_data(frames.dtype, buffer)
     k, c = params.n_components, frames.n_channels
     weights = np.empty((height, width, k), np.float32)
     means = np.empty((height, width, k, c), np.float32)
     variances = np.empty((height, width, k, c), np.float32)
     if client is None:
-        tiles = (
-            (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params)) for rows in blocks
-        )
+        tiles, done, total, intensity = yield from _fit_locally(frames, indices, params)
     else:
-        tiles = fit_tiles_on_cluster(buffer, blocks, intensity, params, client)
+        tiles, done, total, intensity = _fit_on_cluster(frames, indices, params, as_client(client))
+        yield done, total
     for (y0, y1), (w, mu, var) in tiles:
         weights[y0:y1], means[y0:y1], variances[y0:y1] = w, mu, var
         done += 1
