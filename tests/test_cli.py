@@ -179,7 +179,7 @@ def test_stats_of_a_mask_stack(tmp_path, capsys):
     mask = np.zeros((3, 10, 10), np.uint8)
     mask[1, 1:3, 1:3] = 1
     mask[1, 6:9, 6:9] = 1
-    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    tifffile.imwrite(tmp_path / "mask.tif", mask, photometric="minisblack")
     assert main(["stats", str(tmp_path / "mask.tif")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "frame,foreground_pixels,foreground_fraction,blobs"

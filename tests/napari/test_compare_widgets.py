@@ -113,6 +113,12 @@ def test_comparison_table_equals_the_cli(
         assert row[0] == pytest.approx(cli["gmm"][metric], abs=1e-6), metric
         assert row[1] == pytest.approx(cli["mog2"][metric], abs=1e-6), metric
 
+    # The GMM's precision-recall curve over thresholds, with the MOG2 point on the plot.
+    assert compare.curve is not None and len(compare.curve["threshold"]) > 10
+    points = compare.figure.axes[0].collections
+    mog2_point = points[1].get_offsets()[0]
+    assert tuple(mog2_point) == pytest.approx((cli["mog2"]["recall"], cli["mog2"]["precision"]))
+
     import napari_gmm_bg._napari.compare_widget as module
 
     monkeypatch.setattr(module, "ask_csv_path", lambda parent, title: str(tmp_path / "t.csv"))

@@ -106,7 +106,7 @@ class BackgroundJob:
 
     def _on_progress(self, step: Any) -> None:
         if self._progress is not None and isinstance(step, tuple):
-            done, _ = step
+            done = step[0]  # (done, total, ...)
             self._progress.update(done - self._progress.n)
 
     def _on_error(self, exc: Exception) -> None:

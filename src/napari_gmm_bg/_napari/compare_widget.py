@@ -18,6 +18,7 @@ from magicgui.widgets import (
 from napari.layers import Labels, Layer, Shapes
 from napari.utils.notifications import show_error
 
+from ..core.inspect import precision_recall_curve
 from ..core.metrics import (
     METRIC_NAMES,
     check_frame_range,
@@ -28,7 +29,7 @@ from ..core.metrics import (
 )
 from ..io.writers import write_csv
 from ._jobs import BackgroundJob
-from .layers import Placement, set_layer
+from .layers import Placement, result_names, set_layer
 from .widgets import region_mask
 
 METRIC_TITLES = {
@@ -50,13 +51,15 @@ def ask_csv_path(parent: Any, title: str) -> str:
     return path
 
 
-def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range) -> Any:
-    """Score both masks against the truth, one after the other."""
+def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range, loglik: Any = None) -> Any:
+    """Score both masks against the truth; with A's log-likelihood, its PR curve too."""
     scores = {}
     for key, mask in (("a", a), ("b", b)):
         steps = evaluate_mask_steps(mask, truth, roi, frames)
         next(steps)
         scores[key] = yield from steps
+    if loglik is not None:
+        scores["curve"] = precision_recall_curve(loglik, truth, roi, frames)
     return scores
 
 
@@ -105,7 +108,16 @@ class CompareWidget(Container):
                 self._status,
             ]
         )
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4, 3), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(240)
+        self.canvas.setVisible(False)
+        self.native.layout().addWidget(self.canvas)
         self.scores: dict | None = None
+        self.curve: dict | None = None
         self.job = BackgroundJob(
             self._compare_button, self._cancel_button, self._status, "Comparing masks"
         )
@@ -158,6 +170,7 @@ class CompareWidget(Container):
             return None
         placement = Placement.of(a)
         names = (a.name, b.name)
+        loglik = self._loglik_of(a)
         if truth is None:
             self._show_difference(difference, names, placement)
             self.job.set_status("difference shown; choose ground truth to score")
@@ -169,10 +182,22 @@ class CompareWidget(Container):
             truth.data,
             roi,
             frames,
+            loglik,
             total=2 * len(frames),
             on_returned=lambda scores: self._show(scores, difference, names, placement),
             status="scoring…",
         )
+
+    def _loglik_of(self, mask: Layer) -> Any:
+        """The log-likelihood layer's data behind a GMM mask layer, if it is there."""
+        source = mask.metadata.get("napari-gmm-bg", {}).get("source")
+        if source is None or "mog2" in mask.metadata.get("napari-gmm-bg", {}):
+            return None
+        name = result_names(source)["loglik"]
+        if name not in self._viewer.layers:
+            return None
+        loglik = self._viewer.layers[name].data
+        return loglik if tuple(loglik.shape) == tuple(mask.data.shape) else None
 
     def _show_difference(self, difference: Any, names: tuple, placement: Placement) -> None:
         set_layer(
@@ -199,7 +224,30 @@ class CompareWidget(Container):
             "columns": columns,
         }
         self._export_button.enabled = True
+        self._plot_curve(scores.get("curve"), [(names[0], scores["a"]), (names[1], scores["b"])])
         self.job.set_status("scored " + " and ".join(names))
+
+    def _plot_curve(self, curve: dict | None, points: list[tuple[str, dict]]) -> None:
+        self.curve = curve
+        self.figure.clear()
+        self.canvas.setVisible(curve is not None)
+        if curve is None:
+            return
+        ax = self.figure.add_subplot(111)
+        ax.plot(
+            curve["recall"],
+            curve["precision"],
+            color="tab:orange",
+            label=f"{points[0][0]} over thresholds (before clean-up)",
+        )
+        for (name, s), colour in zip(points, ("tab:red", "tab:blue"), strict=True):
+            ax.scatter([s["recall"]], [s["precision"]], color=colour, zorder=3, label=name)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7, loc="lower left")
+        self.canvas.draw_idle()
 
     def export_csv(self, path: str | None = None) -> Path | None:
         """Write the metrics table to CSV (asks for a file when no path is given).

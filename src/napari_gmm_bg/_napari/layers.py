@@ -198,7 +198,8 @@ def fit_layer_data(
                 "colormap": "magma",
                 "contrast_limits": contrast_limits,
                 "multiscale": False,
-                "metadata": meta,
+                # The model travels with its scores: the pixel inspector reads it here.
+                "metadata": {"napari-gmm-bg": {**meta["napari-gmm-bg"], "model": model}},
                 **placement.kwargs(),
             },
             "image",

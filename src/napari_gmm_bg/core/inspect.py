@@ -1,0 +1,186 @@
+"""What the model sees at one pixel: its samples over time, scores and components.
+
+Pure functions behind the napari pixel inspector, usable from a notebook too.
+"""
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .frames import as_frames
+from .gmm import BackgroundModel
+
+
+@dataclass(frozen=True)
+class PixelComponents:
+    """One pixel's mixture, in the video's own intensity units.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        ``(K,)``, heaviest first.
+    means : numpy.ndarray
+        ``(K, C)``.
+    stds : numpy.ndarray
+        ``(K, C)`` standard deviations.
+    background : numpy.ndarray
+        ``(K,)`` bool: the components the pixel is scored against.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    stds: np.ndarray
+    background: np.ndarray
+
+
+def pixel_components(model: BackgroundModel, y: int, x: int) -> PixelComponents:
+    """Return a pixel's components in the video's intensity units.
+
+    Parameters
+    ----------
+    model : BackgroundModel
+        The fitted model.
+    y, x : int
+        The pixel.
+
+    Returns
+    -------
+    PixelComponents
+        Weights, means, standard deviations and which are background.
+    """
+    scale, offset = model.intensity.scale, model.intensity.offset
+    n_background = int(model.n_background()[y, x])
+    return PixelComponents(
+        weights=model.weights[y, x].astype(np.float64),
+        means=model.means[y, x] / scale + offset,
+        stds=np.sqrt(model.variances[y, x]) / scale,
+        background=np.arange(model.n_components) < n_background,
+    )
+
+
+def pixel_history_steps(
+    video: Any, y: int, x: int, chunk: int = 64
+) -> Generator[tuple[int, int, np.ndarray], None, np.ndarray]:
+    """Read one pixel's values over time, chunk by chunk.
+
+    Parameters
+    ----------
+    video : array-like
+        ``(T, Y, X[, C])``, numpy or dask.
+    y, x : int
+        The pixel.
+    chunk : int
+        Frames read per step.
+
+    Yields
+    ------
+    tuple
+        Frames read so far, frames in all, and the samples read so far ``(n, C)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, C)`` samples.
+    """
+    frames = as_frames(video)
+    height, width = frames.frame_shape
+    if not (0 <= y < height and 0 <= x < width):
+        raise ValueError(f"pixel ({y}, {x}) is outside the {width}x{height} frame")
+    n = frames.n_frames
+    samples = np.empty((n, frames.n_channels), dtype=frames.dtype)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = frames.data[start:stop, y, x]
+        samples[start:stop] = np.asarray(block.compute() if hasattr(block, "compute") else block)
+        yield stop, n, samples[:stop]
+    return samples
+
+
+def pixel_log_likelihood(
+    model: BackgroundModel, y: int, x: int, samples: np.ndarray
+) -> np.ndarray:
+    """Score a pixel's samples under its background components.
+
+    Parameters
+    ----------
+    model : BackgroundModel
+        The fitted model.
+    y, x : int
+        The pixel.
+    samples : numpy.ndarray
+        ``(n, C)`` values in the video's dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float32 log-likelihood, as :meth:`BackgroundModel.log_likelihood` gives.
+    """
+    s = model._scoring_arrays()
+    p = y * model.frame_shape[1] + x
+    nb = int(s["n_background"][p])
+    values = (samples.astype(np.float64) - model.intensity.offset) * model.intensity.scale
+    diff = values[:, None, :] - s["means"][p, :nb].astype(np.float64)[None]
+    terms = s["log_const"][p, :nb][None] - 0.5 * (diff**2 * s["inv_var"][p, :nb][None]).sum(-1)
+    top = terms.max(axis=1, keepdims=True)
+    return (top[:, 0] + np.log(np.exp(terms - top).sum(axis=1))).astype(np.float32)
+
+
+def precision_recall_curve(
+    log_likelihood: Any,
+    truth: Any,
+    roi: np.ndarray | None = None,
+    frames: range | None = None,
+    n_thresholds: int = 60,
+) -> dict[str, np.ndarray]:
+    """Precision and recall of ``log_likelihood < threshold`` over a range of thresholds.
+
+    The raw decision, before any clean-up.  Ground truth as in
+    :func:`napari_gmm_bg.core.metrics.confusion`.
+
+    Parameters
+    ----------
+    log_likelihood : array-like
+        ``(T, Y, X)`` scores (numpy or dask).
+    truth : array-like
+        ``(T, Y, X)`` ground truth.
+    roi : numpy.ndarray, optional
+        ``(Y, X)`` region scored.
+    frames : range, optional
+        Frames scored; all when None.
+    n_thresholds : int
+        Points on the curve.
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``precision``, ``recall`` arrays.
+    """
+    from .metrics import check_frame_range, truth_kind
+
+    frames = range(log_likelihood.shape[0]) if frames is None else frames
+    check_frame_range(frames, log_likelihood.shape[0])
+    positives, negatives = [], []
+    for t in frames:
+        ll = np.asarray(log_likelihood[t])
+        gt = np.asarray(truth[t])
+        if truth_kind(gt) == "binary":
+            pos, neg = gt == 1, gt == 0
+        else:
+            pos, neg = gt == 255, (gt == 0) | (gt == 50)
+        if roi is not None:
+            pos, neg = pos & roi, neg & roi
+        positives.append(ll[pos])
+        negatives.append(ll[neg])
+    pos_ll = np.concatenate(positives)
+    neg_ll = np.concatenate(negatives)
+    both = np.concatenate([pos_ll, neg_ll])
+    thresholds = np.unique(np.quantile(both, np.linspace(0.005, 0.6, n_thresholds)))
+    pos_sorted, neg_sorted = np.sort(pos_ll), np.sort(neg_ll)
+    tp = np.searchsorted(pos_sorted, thresholds, side="left")
+    fp = np.searchsorted(neg_sorted, thresholds, side="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), np.nan)
+        recall = tp / max(len(pos_ll), 1)
+    return {"threshold": thresholds, "precision": precision, "recall": recall}
