@@ -37,7 +37,7 @@ def fitted_model(viewer: Any, video: str) -> BackgroundModel | None:
     return viewer.layers[name].metadata.get("napari-gmm-bg", {}).get("model")
 
 
-def _ellipsoid(mean: np.ndarray, std: np.ndarray, n: int = 14) -> tuple:
+def _ellipsoid(mean: np.ndarray, std: np.ndarray, n: int = 12) -> tuple:
     u, v = np.meshgrid(np.linspace(0, 2 * np.pi, n), np.linspace(0, np.pi, n // 2))
     return (
         mean[0] + 2 * std[0] * np.cos(u) * np.sin(v),
@@ -75,7 +75,9 @@ class InspectorWidget(Container):
                 self._status,
             ]
         )
-        self.figure = Figure(figsize=(5, 7), tight_layout=True)
+        # A fixed layout: tight_layout on every click costs more than the plot itself.
+        self.figure = Figure(figsize=(5, 7))
+        self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(420)
         self.native.layout().addWidget(self.canvas)
