@@ -30,7 +30,7 @@ def test_fit_sample_writes_every_output(tmp_path, capsys):
     assert iou(mask, make_sample("moving-shapes").ground_truth) >= 0.8
     with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
         meta = json.loads(tif.pages[0].description)
-    assert meta["n_components"] == 3
+    assert meta["n_components"] == 3 and meta["compensate_brightness"] is True
     background = cv2.imread(str(out / "moving-shapes_gmm_background.png"))
     assert background.shape == (120, 160, 3)
     model = load_model(out / "moving-shapes_gmm_model.npz")

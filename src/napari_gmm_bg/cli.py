@@ -168,6 +168,12 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="log-likelihood below which a pixel is foreground (default: per channel count)",
     )
+    parser.add_argument(
+        "--no-brightness-compensation",
+        dest="compensate_brightness",
+        action="store_false",
+        help="do not divide each frame by its global brightness relative to the background",
+    )
     defaults = MaskCleanup()
     cleanup = parser.add_argument_group("mask clean-up")
     cleanup.add_argument(
@@ -266,6 +272,7 @@ def _fit_settings(args: argparse.Namespace) -> dict:
         "max_iter": args.iterations,
         "background_ratio": args.background_ratio,
         "threshold": args.threshold,
+        "compensate_brightness": args.compensate_brightness,
         "cleanup": MaskCleanup(
             median=args.median, opening=args.opening, closing=args.closing, min_area=args.min_area
         ),

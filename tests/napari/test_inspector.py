@@ -115,7 +115,9 @@ def test_pixel_log_likelihood_and_precision_recall(rgb_sample):
     model = fit_background(rgb_sample.video)
     ll = model.log_likelihood(rgb_sample.video)
     np.testing.assert_allclose(
-        pixel_log_likelihood(model, 7, 9, rgb_sample.video[:, 7, 9]),
+        pixel_log_likelihood(
+            model, 7, 9, rgb_sample.video[:, 7, 9], model.brightness(rgb_sample.video)
+        ),
         ll[:, 7, 9],
         rtol=1e-5,
         atol=1e-4,

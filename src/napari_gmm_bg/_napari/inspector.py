@@ -15,6 +15,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error
 
 from ..core._files import atomic_write
+from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_history_steps, pixel_log_likelihood
 from ._jobs import BackgroundJob
@@ -130,7 +131,10 @@ class InspectorWidget(Container):
         data = layer.data
         if isinstance(data, np.ndarray):
             samples = data[:, y, x].reshape(data.shape[0], -1)
-            self._draw(layer.name, y, x, samples, model, complete=True)
+            correction = None
+            if model is not None:  # each frame's brightness, as the mask layer uses it
+                correction = model.brightness(as_frames(data).data)
+            self._draw(layer.name, y, x, samples, model, complete=True, correction=correction)
             return None
         if self.job.running:
             self.job.cancel()
@@ -165,9 +169,12 @@ class InspectorWidget(Container):
         samples: np.ndarray,
         model: BackgroundModel | None,
         complete: bool,
+        correction: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         frames = np.arange(len(samples))
-        loglik = pixel_log_likelihood(model, y, x, samples) if model is not None else None
+        loglik = None
+        if model is not None:
+            loglik = pixel_log_likelihood(model, y, x, samples, correction)
         threshold = model.threshold if model is not None else None
         mog2_name = f"{name} MOG2 mask"
         mog2 = None

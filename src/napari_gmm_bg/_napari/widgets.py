@@ -143,6 +143,9 @@ class FitWidget(Container):
             choices=self._region_choices, nullable=True, value=None, label="region"
         )
         self._iterations = SpinBox(value=10, min=1, max=500, label="EM iterations")
+        self._compensate = CheckBox(
+            value=True, text="compensate global brightness (exposure changes, clouds)"
+        )
         self._threshold = FloatSpinBox(
             value=default_threshold(3), min=-1e6, max=1e3, step=0.5, label="threshold"
         )
@@ -166,6 +169,7 @@ class FitWidget(Container):
                 self._stop,
                 self._region,
                 self._iterations,
+                self._compensate,
                 self._threshold,
                 self._median,
                 self._opening,
@@ -247,6 +251,7 @@ class FitWidget(Container):
             "max_iter": int(self._iterations.value),
             "threshold": float(self._threshold.value),
             "cleanup": self.cleanup(),
+            "compensate_brightness": bool(self._compensate.value),
         }
 
     # --- fitting ---------------------------------------------------------------------

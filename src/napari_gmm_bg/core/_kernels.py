@@ -4,7 +4,9 @@ Every kernel walks pixels in a ``prange`` loop and reads a pixel's samples from 
 ``(N, P, C)`` view of the frames.  Consecutive pixels share cache lines, so the strided
 reads cost little, and no transposed copy of the learning buffer is ever made.  Sample
 values are mapped to the model's intensity scale inside the kernel
-(``(value - offset) * scale``), so the buffer stays in the video's own dtype.
+(``(value - offsets[frame]) * scales[frame]``), so the buffer stays in the video's own
+dtype; an offset and a scale per frame carry the brightness compensation (see
+``gmm.brightness_correction``).
 """
 
 import math
@@ -21,15 +23,15 @@ _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 @njit(cache=True)
-def _load_pixel(samples, p, offset, scale, x):
+def _load_pixel(samples, p, offsets, scales, x):
     n_samples, _, n_channels = samples.shape
     for n in range(n_samples):
         for c in range(n_channels):
-            x[n, c] = (samples[n, p, c] - offset) * scale
+            x[n, c] = (samples[n, p, c] - offsets[n]) * scales[n]
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def init_by_brightness(samples, offset, scale, n_components, reg_covar):
+def init_by_brightness(samples, offsets, scales, n_components, reg_covar):
     """Deterministic start: split each pixel's samples into K brightness quantiles.
 
     Returns weights (P, K), means (P, K, C) and variances (P, K, C), float64.
@@ -40,7 +42,7 @@ def init_by_brightness(samples, offset, scale, n_components, reg_covar):
     variances = np.empty((n_pixels, n_components, n_channels))
     for p in prange(n_pixels):
         x = np.empty((n_samples, n_channels))
-        _load_pixel(samples, p, offset, scale, x)
+        _load_pixel(samples, p, offsets, scales, x)
         brightness = np.empty(n_samples)
         for n in range(n_samples):
             s = 0.0
@@ -108,7 +110,7 @@ def _log_1_to_k(s):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def em_fit(samples, offset, scale, weights, means, variances, max_iter, tol, reg_covar):
+def em_fit(samples, offsets, scales, weights, means, variances, max_iter, tol, reg_covar):
     """Run EM on every pixel, starting from (and overwriting) the given parameters.
 
     samples: (N, P, C); weights (P, K); means and variances (P, K, C), float64.
@@ -135,7 +137,7 @@ def em_fit(samples, offset, scale, weights, means, variances, max_iter, tol, reg
             for c in range(n_channels):
                 for b in range(B):
                     pb = p0 + min(b, nb - 1)
-                    x[n, c, b] = (samples[n, pb, c] - offset) * scale
+                    x[n, c, b] = (samples[n, pb, c] - offsets[n]) * scales[n]
         w = np.empty((K, B))
         mu = np.empty((K, n_channels, B))
         var = np.empty((K, n_channels, B))
@@ -235,7 +237,7 @@ def em_fit(samples, offset, scale, weights, means, variances, max_iter, tol, reg
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def score_background(frames, offset, scale, means, inv_var, log_const, n_background, out):
+def score_background(frames, offsets, scales, means, inv_var, log_const, n_background, out):
     """Log-likelihood of every pixel of every frame under its background components.
 
     frames: (T, P, C); means, inv_var: (P, K, C) float32; log_const: (P, K) float32, the
@@ -252,7 +254,7 @@ def score_background(frames, offset, scale, means, inv_var, log_const, n_backgro
             for k in range(nb):
                 d = 0.0
                 for c in range(n_channels):
-                    diff = (frames[t, p, c] - offset) * scale - means[p, k, c]
+                    diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
                     d += diff * diff * inv_var[p, k, c]
                 lp = log_const[p, k] - 0.5 * d
                 if lp > best:
@@ -261,7 +263,7 @@ def score_background(frames, offset, scale, means, inv_var, log_const, n_backgro
             for k in range(nb):
                 d = 0.0
                 for c in range(n_channels):
-                    diff = (frames[t, p, c] - offset) * scale - means[p, k, c]
+                    diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
                     d += diff * diff * inv_var[p, k, c]
                 s += math.exp(log_const[p, k] - 0.5 * d - best)
             out[t, p] = best + math.log(s)
@@ -269,7 +271,7 @@ def score_background(frames, offset, scale, means, inv_var, log_const, n_backgro
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def classify_background(
-    frames, offset, scale, means, inv_var, log_const, n_background, threshold, out
+    frames, offsets, scales, means, inv_var, log_const, n_background, threshold, out
 ):
     """Foreground labels (1 where the log-likelihood is below ``threshold``, else 0).
 
@@ -288,7 +290,7 @@ def classify_background(
             for k in range(nb):
                 d = 0.0
                 for c in range(n_channels):
-                    diff = (frames[t, p, c] - offset) * scale - means[p, k, c]
+                    diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
                     d += diff * diff * inv_var[p, k, c]
                 lp = log_const[p, k] - 0.5 * d
                 if lp >= threshold:
@@ -302,7 +304,7 @@ def classify_background(
                 for k in range(nb):
                     d = 0.0
                     for c in range(n_channels):
-                        diff = (frames[t, p, c] - offset) * scale - means[p, k, c]
+                        diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
                         d += diff * diff * inv_var[p, k, c]
                     s += math.exp(log_const[p, k] - 0.5 * d - best)
                 if best + math.log(s) >= threshold:

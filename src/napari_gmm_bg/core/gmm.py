@@ -82,6 +82,9 @@ class FitParameters:
         Log-likelihood below which a pixel is foreground.
     cleanup : MaskCleanup
         Default spatial clean-up of the foreground mask.
+    compensate_brightness : bool
+        Divide each frame by its global brightness relative to the background (learning
+        frames relative to their median), so exposure changes do not flood the mask.
     """
 
     n_components: int = 3
@@ -93,6 +96,7 @@ class FitParameters:
     background_ratio: float = 0.9
     threshold: float | None = None
     cleanup: MaskCleanup = MaskCleanup()
+    compensate_brightness: bool = True
 
     def validate(self) -> None:
         """Raise ValueError on settings that cannot work."""
@@ -246,6 +250,34 @@ class BackgroundModel:
             raise ValueError(f"frames of shape {got} do not match the model's frames {want}")
         return f
 
+    def brightness(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate each frame's global brightness against the background.
+
+        Parameters
+        ----------
+        frames : numpy.ndarray
+            ``(T, Y, X, C)`` in-memory frames.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(T,)`` gains and lifts (see :func:`brightness_correction`); 1 and 0 when
+            brightness compensation is off.  A frame is scored as if its values were
+            ``(value - lift) / gain``, so a camera's exposure change or a passing cloud
+            does not turn the whole frame into foreground.
+        """
+        if not self.params.compensate_brightness:
+            return np.ones(len(frames)), np.zeros(len(frames))
+        s = self._scoring_arrays()
+        if "reference_luma" not in s:
+            background = self.means[::GAIN_STRIDE, ::GAIN_STRIDE, 0]
+            s["reference_luma"] = background.mean(axis=-1)
+        return brightness_correction(luminance(frames, self.intensity), s["reference_luma"])
+
+    def _frame_transform(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        correction = self.brightness(block) if self.params.compensate_brightness else None
+        return frame_transform(self.intensity, correction, len(block))
+
     def _score_block(self, block: np.ndarray) -> np.ndarray:
         """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
         s = self._scoring_arrays()
@@ -253,8 +285,7 @@ class BackgroundModel:
         out = np.empty((t, y * x), dtype=np.float32)
         _kernels.score_background(
             block.reshape(t, y * x, c),
-            self.intensity.offset,
-            self.intensity.scale,
+            *self._frame_transform(block),
             s["means"],
             s["inv_var"],
             s["log_const"],
@@ -276,8 +307,7 @@ class BackgroundModel:
         out = np.empty((t, y * x), dtype=np.uint8)
         _kernels.classify_background(
             block.reshape(t, y * x, c),
-            self.intensity.offset,
-            self.intensity.scale,
+            *self._frame_transform(block),
             s["means"],
             s["inv_var"],
             s["log_const"],
@@ -534,8 +564,119 @@ def _pixel_blocks(height: int, width: int, target_pixels: int) -> list[tuple[int
     return [(y0, min(y0 + rows, height)) for y0 in range(0, height, rows)]
 
 
+GAIN_STRIDE = 4  # brightness is estimated on every 4th pixel of every 4th row
+
+
+def luminance(
+    frames: np.ndarray, intensity: IntensityScale, stride: int = GAIN_STRIDE
+) -> np.ndarray:
+    """Mean of the channels of a strided subset of pixels, on the model's 0-255 scale.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, Y, X, C)``.
+    intensity : IntensityScale
+        How raw values map to the model's scale.
+    stride : int
+        Keep every ``stride``-th row and column.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, Y / stride, X / stride)`` float32.
+    """
+    sub = frames[:, ::stride, ::stride].astype(np.float32)
+    return (sub.mean(axis=-1) - intensity.offset) * intensity.scale
+
+
+def brightness_correction(
+    luma: np.ndarray, reference: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's global brightness against a reference, as ``luma = gain * ref + lift``.
+
+    Cameras change exposure through a tone curve: dark areas darken more than bright
+    ones, so a straight line (not a bare factor) is fitted, robustly: medians over eight
+    brightness bands of the reference, and a Theil-Sen line through them.
+
+    Parameters
+    ----------
+    luma : numpy.ndarray
+        ``(T, y, x)`` from :func:`luminance`.
+    reference : numpy.ndarray
+        ``(y, x)`` the background's luminance, same grid.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(T,)`` gains (clipped to [0.1, 10]) and lifts (on the 0-255 scale); a frame is
+        scored as ``(value - lift) / gain``.
+    """
+    n = len(luma)
+    gains, lifts = np.ones(n), np.zeros(n)
+    usable = reference > 8.0
+    if usable.sum() < 16:
+        return gains, lifts
+    ref = reference[usable]
+    frames = luma[:, usable]
+    # Eight brightness bands of the reference; per band the medians of reference and
+    # frame; a Theil-Sen line through the eight points (the median of the pairwise
+    # slopes), so objects that bias a band or two do not tilt it.
+    edges = np.quantile(ref, np.linspace(0, 1, 9))
+    band = np.clip(np.searchsorted(edges, ref, side="right") - 1, 0, 7)
+    r = np.array([np.median(ref[band == i]) for i in range(8)])
+    m = np.stack([np.median(frames[:, band == i], axis=1) for i in range(8)], axis=1)
+    if r[-1] - r[0] < 10.0:  # a flat scene: a bare factor is all one can tell
+        return np.clip(np.median(frames / ref, axis=1), 0.1, 10.0), lifts
+    i, j = np.triu_indices(8, k=1)
+    spread = r[j] - r[i]
+    keep = spread > 1e-3
+    slopes = (m[:, j[keep]] - m[:, i[keep]]) / spread[keep]
+    gains = np.clip(np.median(slopes, axis=1), 0.1, 10.0)
+    lifts = np.clip(np.median(m - gains[:, None] * r, axis=1), -128.0, 128.0)
+    return gains, lifts
+
+
+def learning_correction(
+    luma: np.ndarray, params: FitParameters
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Brightness of the learning frames against their per-pixel median (None when off)."""
+    if not params.compensate_brightness:
+        return None
+    return brightness_correction(luma, np.median(luma, axis=0))
+
+
+def frame_transform(
+    intensity: IntensityScale, correction: tuple[np.ndarray, np.ndarray] | None, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame offsets and scales for the kernels: ``(raw - offset) * scale``.
+
+    Parameters
+    ----------
+    intensity : IntensityScale
+        The model's raw-to-0-255 mapping.
+    correction : tuple of numpy.ndarray or None
+        Gains and lifts from :func:`brightness_correction`; none when None.
+    n : int
+        Frames.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(n,)`` offsets and scales, float64.
+    """
+    if correction is None:
+        return np.full(n, intensity.offset), np.full(n, intensity.scale)
+    gains, lifts = correction
+    # ((raw - offset) * scale - lift) / gain == (raw - offset - lift / scale) * scale / gain
+    return intensity.offset + lifts / intensity.scale, intensity.scale / gains
+
+
 def fit_tile(
-    tile: np.ndarray, intensity: IntensityScale, params: FitParameters
+    tile: np.ndarray,
+    intensity: IntensityScale,
+    params: FitParameters,
+    correction: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit the pixels of one tile of the learning buffer.
 
@@ -550,6 +691,8 @@ def fit_tile(
         How raw values map to the model's scale.
     params : FitParameters
         Components, iterations, tolerance and variance floor.
+    correction : tuple of numpy.ndarray, optional
+        ``(N,)`` gains and lifts of the learning frames (:func:`brightness_correction`).
 
     Returns
     -------
@@ -560,13 +703,12 @@ def fit_tile(
     n, rows, width, c = tile.shape
     k = params.n_components
     samples = tile.reshape(n, rows * width, c)
-    w, mu, var = _kernels.init_by_brightness(
-        samples, intensity.offset, intensity.scale, k, params.reg_covar
-    )
+    offsets, scales = frame_transform(intensity, correction, n)
+    w, mu, var = _kernels.init_by_brightness(samples, offsets, scales, k, params.reg_covar)
     _kernels.em_fit(
         samples,
-        intensity.offset,
-        intensity.scale,
+        offsets,
+        scales,
         w,
         mu,
         var,
@@ -606,7 +748,11 @@ def _fit_locally(
         pos += len(chunk)
         yield done, total
     intensity = IntensityScale.for_data(frames.dtype, buffer)
-    tiles = ((rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params)) for rows in blocks)
+    correction = learning_correction(luminance(buffer, intensity), params)
+    tiles = (
+        (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params, correction))
+        for rows in blocks
+    )
     return tiles, len(read_chunks), total, intensity
 
 
@@ -639,9 +785,14 @@ def _fit_on_cluster(
         intensity = IntensityScale.for_data(frames.dtype, np.array([low, high]))
     else:
         intensity = IntensityScale.for_data(frames.dtype, np.empty(0))
+    if params.compensate_brightness:  # a small strided sample, gathered here
+        sample = learn[:, ::GAIN_STRIDE, ::GAIN_STRIDE].compute(scheduler=client.get)
+        correction = learning_correction(luminance(sample, intensity, stride=1), params)
+    else:
+        correction = None
     fit = dask.delayed(_fit_tile_checked)
     tasks = [
-        fit(tile, alpha, intensity, params)
+        fit(tile, alpha, intensity, params, correction)
         for tile, alpha in zip(learn.to_delayed().ravel(), alpha_tiles, strict=True)
     ]
     futures = client.compute(tasks)
@@ -653,12 +804,13 @@ def _fit_tile_checked(
     alpha: np.ndarray | None,
     intensity: IntensityScale,
     params: FitParameters,
+    correction: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # The checks Frames.read makes locally, made where the pixels are read.
     check_finite(tile)
     if alpha is not None:
         check_opaque(alpha)
-    return fit_tile(tile, intensity, params)
+    return fit_tile(tile, intensity, params, correction)
 
 
 def _cluster_results(futures: list, blocks: list, client: Any) -> Any:
@@ -733,6 +885,7 @@ def fit_background_steps(
     background_ratio: float = 0.9,
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
+    compensate_brightness: bool = True,
     client: Any = None,
 ) -> Generator[tuple[int, int], None, BackgroundModel]:
     """Fit like :func:`fit_background`, yielding ``(done, total)`` progress steps.
@@ -744,7 +897,7 @@ def fit_background_steps(
     ----------
     video, n_components, learning_frames, frame_range, max_iter, tol, reg_covar
         See :func:`fit_background`.
-    background_ratio, threshold, cleanup, client
+    background_ratio, threshold, cleanup, compensate_brightness, client
         See :func:`fit_background`.
 
     Yields
@@ -767,6 +920,7 @@ def fit_background_steps(
         background_ratio=float(background_ratio),
         threshold=None if threshold is None else float(threshold),
         cleanup=MaskCleanup() if cleanup is None else cleanup,
+        compensate_brightness=bool(compensate_brightness),
     )
     params.validate()
     frames = as_frames(video)
@@ -819,6 +973,7 @@ def fit_background(
     background_ratio: float = 0.9,
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
+    compensate_brightness: bool = True,
     client: Any = None,
 ) -> BackgroundModel:
     """Fit a Gaussian mixture to every pixel's colour over time.
@@ -849,6 +1004,11 @@ def fit_background(
         default when None.
     cleanup : MaskCleanup, optional
         Default spatial clean-up of the model's masks (a 7x7 median filter when None).
+    compensate_brightness : bool
+        Estimate each frame's global brightness against the background (the median of
+        pixel ratios) and score the frame as if divided by it, so a camera's exposure
+        change or a passing cloud floods no frame; learning frames are normalised the
+        same way against their median.
     client : distributed.Client or str, optional
         Fit on a dask.distributed cluster (a client, or a scheduler address): the frame
         is cut into tiles of rows fitted on the workers; the result equals a local fit.
@@ -884,6 +1044,7 @@ def fit_background(
         background_ratio=background_ratio,
         threshold=threshold,
         cleanup=cleanup,
+        compensate_brightness=compensate_brightness,
         client=client,
     )
     return finish(steps)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .frames import as_frames
-from .gmm import BackgroundModel
+from .gmm import BackgroundModel, frame_transform
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,11 @@ def pixel_history_steps(
 
 
 def pixel_log_likelihood(
-    model: BackgroundModel, y: int, x: int, samples: np.ndarray
+    model: BackgroundModel,
+    y: int,
+    x: int,
+    samples: np.ndarray,
+    correction: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Score a pixel's samples under its background components.
 
@@ -111,6 +115,9 @@ def pixel_log_likelihood(
         The pixel.
     samples : numpy.ndarray
         ``(n, C)`` values in the video's dtype.
+    correction : tuple of numpy.ndarray, optional
+        The frames' brightness gains and lifts (:meth:`BackgroundModel.brightness`);
+        none when None.
 
     Returns
     -------
@@ -120,7 +127,8 @@ def pixel_log_likelihood(
     s = model._scoring_arrays()
     p = y * model.frame_shape[1] + x
     nb = int(s["n_background"][p])
-    values = (samples.astype(np.float64) - model.intensity.offset) * model.intensity.scale
+    offsets, scales = frame_transform(model.intensity, correction, len(samples))
+    values = (samples.astype(np.float64) - offsets[:, None]) * scales[:, None]
     diff = values[:, None, :] - s["means"][p, :nb].astype(np.float64)[None]
     terms = s["log_const"][p, :nb][None] - 0.5 * (diff**2 * s["inv_var"][p, :nb][None]).sum(-1)
     top = terms.max(axis=1, keepdims=True)

@@ -39,16 +39,21 @@ def write_tiff_stack(path: Path, stack: Any, metadata: dict | None = None) -> No
     nbytes = int(np.prod(stack.shape)) * np.dtype(stack.dtype).itemsize
     description = json.dumps(metadata or {})
     rgb = stack.ndim == 4 and stack.shape[-1] == 3
+    # A lazy stack is computed a few frames at a time: frames that share a source chunk
+    # (a decoded group of frames, say) then share its computation, and memory stays
+    # bounded by the group.
+    step = 16 if hasattr(stack, "compute") else 1
     with tifffile.TiffWriter(path, bigtiff=nbytes > _BIGTIFF_BYTES) as tif:
-        for i in range(stack.shape[0]):
-            frame = np.asarray(stack[i])
-            tif.write(
-                frame,
-                photometric="rgb" if rgb else "minisblack",
-                description=description if i == 0 else None,
-                metadata=None,
-                contiguous=False,
-            )
+        for start in range(0, stack.shape[0], step):
+            block = np.asarray(stack[start : start + step])
+            for i, frame in enumerate(block, start=start):
+                tif.write(
+                    frame,
+                    photometric="rgb" if rgb else "minisblack",
+                    description=description if i == 0 else None,
+                    metadata=None,
+                    contiguous=False,
+                )
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
