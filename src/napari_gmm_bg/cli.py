@@ -18,7 +18,7 @@ import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core.baseline import median_baseline
-from .core.gmm import BackgroundModel, as_client
+from .core.gmm import SHADOW_MODES, BackgroundModel, as_client
 from .core.metrics import (
     METRIC_NAMES,
     check_frame_range,
@@ -174,6 +174,12 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not divide each frame by its global brightness relative to the background",
     )
+    parser.add_argument(
+        "--shadows",
+        choices=SHADOW_MODES,
+        default=FitParameters.shadows,
+        help="shadows: show them as label 2, count them as background, or off (foreground)",
+    )
     defaults = MaskCleanup()
     cleanup = parser.add_argument_group("mask clean-up")
     cleanup.add_argument(
@@ -273,6 +279,7 @@ def _fit_settings(args: argparse.Namespace) -> dict:
         "background_ratio": args.background_ratio,
         "threshold": args.threshold,
         "compensate_brightness": args.compensate_brightness,
+        "shadows": args.shadows,
         "cleanup": MaskCleanup(
             median=args.median, opening=args.opening, closing=args.closing, min_area=args.min_area
         ),

@@ -242,3 +242,29 @@ def test_a_global_brightness_change_floods_no_frame(default_sample):
     # Without compensation the darker frames flood.
     raw = fit_background(video, compensate_brightness=False).foreground(video)
     assert flooded(raw)[dark].sum() >= 6
+
+
+def test_shadows_are_labelled_2_shown_or_counted_as_background():
+    # A textured scene; a patch passes that only darkens it (x0.6, same hue), and a
+    # saturated red car: the patch is a shadow, the car is not.
+    sample = make_sample("moving-shapes", n_frames=60, shape=(60, 80), n_objects=1, seed=9)
+    video = sample.video.astype(np.float32)
+    shade = np.zeros(video.shape[:3], bool)
+    for t in range(30, 40):
+        shade[t, 5:25, 2 * t - 60 : 2 * t - 40] = True
+    video[shade] *= 0.6
+    video = np.clip(video, 0, 255).astype(np.uint8)
+    model = fit_background(video, shadows="show")
+    labels = model.foreground(video, cleanup=MaskCleanup.none())
+    in_shade = labels[shade & (sample.ground_truth == 0)]
+    # A 40% darkening of the darkest texture stays within the background's spread; what
+    # stands out of it is called shadow, not foreground.
+    assert (in_shade == 2).mean() > 0.3 and (in_shade == 1).mean() < 0.05
+    on_objects = labels[sample.ground_truth == 1]
+    assert (on_objects == 2).mean() < 0.05  # coloured vehicles are not shadows
+    as_background = model.foreground(video, cleanup=MaskCleanup.none(), shadows="background")
+    np.testing.assert_array_equal(as_background, np.where(labels == 2, 0, labels))
+    off = model.foreground(video, cleanup=MaskCleanup.none(), shadows="off")
+    np.testing.assert_array_equal(off, np.where(labels == 2, 1, labels))
+    with pytest.raises(ValueError, match="shadows must be one of"):
+        model.foreground(video, shadows="hide")

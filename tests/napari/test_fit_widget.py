@@ -200,3 +200,20 @@ def test_widget_fits_on_a_configured_dask_cluster(qtbot, viewer, widget, video_l
     np.testing.assert_array_equal(
         widget.result.model.means, fit_background(rgb_sample.video).means
     )
+
+
+def test_shadow_setting_redraws_the_mask_with_label_2(qtbot, viewer, widget):
+    video = np.full((40, 48, 64, 3), (150, 120, 90), np.uint8)
+    video += np.random.default_rng(0).integers(0, 4, video.shape, dtype=np.uint8)
+    for t in range(30, 33):  # a shadow passes: the scene darkened to 60%, same hue
+        video[t, 10:30, 10:40] = (video[t, 10:30, 10:40] * 0.6).astype(np.uint8)
+    layer = viewer.add_image(video, name="shade", rgb=True)
+    widget._video.value = layer
+    widget._compensate.value = False  # the patch is 20% of the frame; keep the test plain
+    run_fit(qtbot, widget)
+    mask = viewer.layers["shade GMM mask"]
+    assert (np.asarray(mask.data[31]) == 1).sum() > 300  # off: the shadow is foreground
+    widget._shadows.value = "show"
+    assert (np.asarray(mask.data[31]) == 2).sum() > 300
+    widget._shadows.value = "background"
+    assert np.asarray(mask.data[31]).max() == 0

@@ -106,9 +106,12 @@ def mask_data(
     threshold: float,
     region: np.ndarray | None,
     cleanup: MaskCleanup,
+    shadows: str,
 ) -> da.Array:
-    """Return the lazy foreground labels of a clip."""
-    return model.foreground(frames, threshold=threshold, region=region, cleanup=cleanup)
+    """Return the lazy foreground labels of a clip (0, 1, and 2 for shadows)."""
+    return model.foreground(
+        frames, threshold=threshold, region=region, cleanup=cleanup, shadows=shadows
+    )
 
 
 def set_layer(viewer: Any, data: Any, kwargs: dict, layer_type: str) -> Layer:
@@ -159,6 +162,7 @@ def fit_layer_data(
     threshold: float,
     region: np.ndarray | None,
     cleanup: MaskCleanup,
+    shadows: str,
     contrast_limits: tuple[float, float],
 ) -> list[tuple]:
     """LayerDataTuples of a fit: log-likelihood, mask and background.
@@ -179,6 +183,8 @@ def fit_layer_data(
         ``(Y, X)`` boolean region outside which nothing is foreground.
     cleanup : MaskCleanup
         Spatial clean-up of the mask.
+    shadows : str
+        "off", "show" (label 2) or "background".
     contrast_limits : tuple of float
         For the log-likelihood layer.
 
@@ -205,7 +211,7 @@ def fit_layer_data(
             "image",
         ),
         (
-            mask_data(model, frames, threshold, region, cleanup),
+            mask_data(model, frames, threshold, region, cleanup, shadows),
             {"name": names["mask"], "opacity": 0.6, "metadata": meta, **placement.kwargs()},
             "labels",
         ),

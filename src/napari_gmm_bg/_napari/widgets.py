@@ -33,7 +33,7 @@ from ..core import (
     fit_background_steps,
     load_model,
 )
-from ..core.gmm import configured_client
+from ..core.gmm import SHADOW_MODES, configured_client
 from ._jobs import BackgroundJob
 from .layers import (
     Placement,
@@ -146,6 +146,9 @@ class FitWidget(Container):
         self._compensate = CheckBox(
             value=True, text="compensate global brightness (exposure changes, clouds)"
         )
+        self._shadows = ComboBox(
+            choices=list(SHADOW_MODES), value=FitParameters.shadows, label="shadows"
+        )
         self._threshold = FloatSpinBox(
             value=default_threshold(3), min=-1e6, max=1e3, step=0.5, label="threshold"
         )
@@ -170,6 +173,7 @@ class FitWidget(Container):
                 self._region,
                 self._iterations,
                 self._compensate,
+                self._shadows,
                 self._threshold,
                 self._median,
                 self._opening,
@@ -187,7 +191,7 @@ class FitWidget(Container):
 
         self._use_range.changed.connect(self._on_use_range)
         self._video.changed.connect(self._on_video)
-        for widget in (self._threshold, self._region, self._median, self._opening):
+        for widget in (self._threshold, self._region, self._median, self._opening, self._shadows):
             widget.changed.connect(self._redraw_mask)
         for widget in (self._closing, self._min_area):
             widget.changed.connect(self._redraw_mask)
@@ -252,6 +256,7 @@ class FitWidget(Container):
             "threshold": float(self._threshold.value),
             "cleanup": self.cleanup(),
             "compensate_brightness": bool(self._compensate.value),
+            "shadows": self._shadows.value,
         }
 
     # --- fitting ---------------------------------------------------------------------
@@ -321,6 +326,7 @@ class FitWidget(Container):
             float(self._threshold.value),
             region,
             self.cleanup(),
+            self._shadows.value,
             limits,
         )
         for data, kwargs, layer_type in tuples:
@@ -340,7 +346,12 @@ class FitWidget(Container):
             return
         layer = self._viewer.layers[name]
         layer.data = mask_data(
-            result.model, result.frames, float(self._threshold.value), region, self.cleanup()
+            result.model,
+            result.frames,
+            float(self._threshold.value),
+            region,
+            self.cleanup(),
+            self._shadows.value,
         )
         layer.metadata = {
             "napari-gmm-bg": {"source": result.source.name, "threshold": self._threshold.value}
@@ -403,6 +414,7 @@ class FitWidget(Container):
             return None
         self.result = None  # no redraw while the settings follow the model
         self._threshold.value = model.threshold
+        self._shadows.value = model.params.shadows
         for widget, value in zip(
             (self._median, self._opening, self._closing, self._min_area),
             (

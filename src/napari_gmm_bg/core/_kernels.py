@@ -271,7 +271,17 @@ def score_background(frames, offsets, scales, means, inv_var, log_const, n_backg
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def classify_background(
-    frames, offsets, scales, means, inv_var, log_const, n_background, threshold, out
+    frames,
+    offsets,
+    scales,
+    means,
+    inv_var,
+    log_const,
+    n_background,
+    threshold,
+    shadow_tau,
+    shadow_distortion,
+    out,
 ):
     """Foreground labels (1 where the log-likelihood is below ``threshold``, else 0).
 
@@ -279,7 +289,12 @@ def classify_background(
     log-likelihood where it is not needed: a pixel that one background component alone
     explains above the threshold is background, since the mixture's density is at least
     that component's.  Most pixels are settled by their heaviest component, with no exp.
-    out: (T, P) uint8.
+
+    Shadows (``shadow_tau > 0``): a foreground pixel that is the heaviest component's
+    colour scaled by ``a`` in [shadow_tau, 1), give or take a relative colour distortion
+    ``|x - a mean| < shadow_distortion |a mean|``, is labelled 2.  (MOG2 measures the
+    distortion in units of its variance; ours carries a broad variance floor, so the
+    distortion is measured relative to the colour instead.)  out: (T, P) uint8.
     """
     n_frames, n_pixels, n_channels = frames.shape
     for t in range(n_frames):
@@ -309,4 +324,21 @@ def classify_background(
                     s += math.exp(log_const[p, k] - 0.5 * d - best)
                 if best + math.log(s) >= threshold:
                     label = 0
+            if label == 1 and shadow_tau > 0.0:
+                num = 0.0
+                den = 0.0
+                for c in range(n_channels):
+                    v = (frames[t, p, c] - offsets[t]) * scales[t]
+                    num += v * means[p, 0, c]
+                    den += means[p, 0, c] * means[p, 0, c]
+                if den > 0.0:
+                    a = num / den
+                    if shadow_tau <= a < 1.0:
+                        d = 0.0
+                        for c in range(n_channels):
+                            v = (frames[t, p, c] - offsets[t]) * scales[t]
+                            diff = v - a * means[p, 0, c]
+                            d += diff * diff
+                        if d < shadow_distortion * shadow_distortion * a * a * den:
+                            label = 2
             out[t, p] = label

@@ -27,6 +27,8 @@ from .cleanup import MaskCleanup, clean_mask
 from .frames import Frames, as_frames, check_finite, check_opaque
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
+SHADOW_MODES = ("off", "show", "background")
+SHADOW_DISTORTION = 0.1  # a shadow's colour may stray 10% from the darkened background
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
 CLUSTER_TILE_PIXELS = 16384  # pixels per task on a dask cluster
 MODEL_VERSION = 1
@@ -39,6 +41,18 @@ MODEL_VERSION = 1
 #: objects) that its peak density lies below the threshold explains no pixel.  The grey
 #: value keeps the same Mahalanobis budget per channel.
 DEFAULT_THRESHOLDS = {1: -4.5, 3: -13.0}
+
+
+def check_shadows(shadows: str) -> None:
+    """Raise ValueError unless ``shadows`` is one of :data:`SHADOW_MODES`.
+
+    Parameters
+    ----------
+    shadows : str
+        The shadow mode asked for.
+    """
+    if shadows not in SHADOW_MODES:
+        raise ValueError(f"shadows must be one of {', '.join(SHADOW_MODES)}, got {shadows!r}")
 
 
 def default_threshold(n_channels: int) -> float:
@@ -85,6 +99,10 @@ class FitParameters:
     compensate_brightness : bool
         Divide each frame by its global brightness relative to the background (learning
         frames relative to their median), so exposure changes do not flood the mask.
+    shadows : {"off", "show", "background"}
+        Default shadow handling of the masks (see :meth:`BackgroundModel.foreground`).
+    shadow_tau : float
+        A shadow darkens the background by a factor in [shadow_tau, 1).
     """
 
     n_components: int = 3
@@ -97,6 +115,8 @@ class FitParameters:
     threshold: float | None = None
     cleanup: MaskCleanup = MaskCleanup()
     compensate_brightness: bool = True
+    shadows: str = "off"
+    shadow_tau: float = 0.5
 
     def validate(self) -> None:
         """Raise ValueError on settings that cannot work."""
@@ -113,6 +133,9 @@ class FitParameters:
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise ValueError(f"threshold must be a finite number, got {self.threshold}")
         self.cleanup.validate()
+        check_shadows(self.shadows)
+        if not 0 < self.shadow_tau < 1:
+            raise ValueError(f"shadow_tau must be in (0, 1), got {self.shadow_tau}")
 
 
 @dataclass(frozen=True)
@@ -300,6 +323,7 @@ class BackgroundModel:
         threshold: float,
         region: np.ndarray | None,
         cleanup: MaskCleanup,
+        shadows: str,
     ) -> np.ndarray:
         """Label in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` uint8."""
         s = self._scoring_arrays()
@@ -313,8 +337,12 @@ class BackgroundModel:
             s["log_const"],
             s["n_background"],
             threshold,
+            self.params.shadow_tau if shadows != "off" else 0.0,
+            SHADOW_DISTORTION,
             out,
         )
+        if shadows == "background":
+            out[out == 2] = 0
         labels = clean_mask(out.reshape(t, y, x), cleanup)
         if region is not None:  # last, so no clean-up can grow a blob out of the region
             labels[:, ~region] = 0
@@ -358,8 +386,9 @@ class BackgroundModel:
         threshold: float | None = None,
         region: np.ndarray | None = None,
         cleanup: MaskCleanup | None = None,
+        shadows: str | None = None,
     ) -> Any:
-        """Label each pixel of each frame as background (0) or foreground (1).
+        """Label each pixel of each frame: background (0), foreground (1) or shadow (2).
 
         Parameters
         ----------
@@ -373,12 +402,16 @@ class BackgroundModel:
         cleanup : MaskCleanup, optional
             Spatial clean-up of each frame's mask; the model's default
             (``params.cleanup``) when None, ``MaskCleanup.none()`` for the raw mask.
+        shadows : {"off", "show", "background"}, optional
+            Shadow detection: "show" labels shadows 2, "background" counts them as
+            background (0), "off" leaves them foreground; the model's ``params.shadows``
+            when None.
 
         Returns
         -------
         numpy.ndarray or dask.array.Array
-            ``(T, Y, X)`` uint8 labels: 0 background, 1 foreground (2 is reserved for
-            shadows).  Lazy for a dask input.
+            ``(T, Y, X)`` uint8 labels: 0 background, 1 foreground, 2 shadow.  Lazy for
+            a dask input.
         """
         threshold = self.threshold if threshold is None else float(threshold)
         if not math.isfinite(threshold):
@@ -391,6 +424,8 @@ class BackgroundModel:
                 )
         cleanup = self.params.cleanup if cleanup is None else cleanup
         cleanup.validate()
+        shadows = self.params.shadows if shadows is None else shadows
+        check_shadows(shadows)
         f = self._frames(frames)
         if f.is_lazy:
             data = f.data.rechunk({0: 1, 1: -1, 2: -1, 3: -1})
@@ -401,11 +436,12 @@ class BackgroundModel:
                 threshold,
                 region,
                 cleanup,
+                shadows,
                 drop_axis=3,
                 dtype=np.uint8,
                 meta=np.empty((0, 0, 0), np.uint8),
             )
-        return self._labels_block(f.read(slice(None)), threshold, region, cleanup)
+        return self._labels_block(f.read(slice(None)), threshold, region, cleanup, shadows)
 
     def background_image(self) -> np.ndarray:
         """Return the mean background: the mean of each pixel's heaviest component.
@@ -467,9 +503,10 @@ def _labels_checked(
     threshold: float,
     region: np.ndarray | None,
     cleanup: MaskCleanup,
+    shadows: str,
 ) -> np.ndarray:
     check_finite(block)
-    return model._labels_block(block, threshold, region, cleanup)
+    return model._labels_block(block, threshold, region, cleanup, shadows)
 
 
 def _score_checked(block: np.ndarray, model: BackgroundModel) -> np.ndarray:
@@ -886,6 +923,8 @@ def fit_background_steps(
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
     compensate_brightness: bool = True,
+    shadows: str = "off",
+    shadow_tau: float = 0.5,
     client: Any = None,
 ) -> Generator[tuple[int, int], None, BackgroundModel]:
     """Fit like :func:`fit_background`, yielding ``(done, total)`` progress steps.
@@ -897,7 +936,9 @@ def fit_background_steps(
     ----------
     video, n_components, learning_frames, frame_range, max_iter, tol, reg_covar
         See :func:`fit_background`.
-    background_ratio, threshold, cleanup, compensate_brightness, client
+    background_ratio, threshold, cleanup, compensate_brightness, shadows, shadow_tau
+        See :func:`fit_background`.
+    client
         See :func:`fit_background`.
 
     Yields
@@ -921,6 +962,8 @@ def fit_background_steps(
         threshold=None if threshold is None else float(threshold),
         cleanup=MaskCleanup() if cleanup is None else cleanup,
         compensate_brightness=bool(compensate_brightness),
+        shadows=shadows,
+        shadow_tau=float(shadow_tau),
     )
     params.validate()
     frames = as_frames(video)
@@ -974,6 +1017,8 @@ def fit_background(
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
     compensate_brightness: bool = True,
+    shadows: str = "off",
+    shadow_tau: float = 0.5,
     client: Any = None,
 ) -> BackgroundModel:
     """Fit a Gaussian mixture to every pixel's colour over time.
@@ -1009,6 +1054,12 @@ def fit_background(
         pixel ratios) and score the frame as if divided by it, so a camera's exposure
         change or a passing cloud floods no frame; learning frames are normalised the
         same way against their median.
+    shadows : {"off", "show", "background"}
+        Default shadow handling of the model's masks: "show" labels pixels that are the
+        background darkened by a factor in [shadow_tau, 1) with little colour change 2,
+        "background" counts them as background, "off" leaves them foreground.
+    shadow_tau : float
+        The strongest darkening a shadow may cause (MOG2's ShadowThreshold).
     client : distributed.Client or str, optional
         Fit on a dask.distributed cluster (a client, or a scheduler address): the frame
         is cut into tiles of rows fitted on the workers; the result equals a local fit.
@@ -1045,6 +1096,8 @@ def fit_background(
         threshold=threshold,
         cleanup=cleanup,
         compensate_brightness=compensate_brightness,
+        shadows=shadows,
+        shadow_tau=shadow_tau,
         client=client,
     )
     return finish(steps)
