@@ -188,3 +188,31 @@ def test_stats_of_a_mask_stack(tmp_path, capsys):
     assert (tmp_path / "s.csv").read_text().splitlines()[2] == "1,13,0.13,2"
     tifffile.imwrite(tmp_path / "flat.tif", mask[0])
     assert main(["stats", str(tmp_path / "flat.tif")]) == 2
+
+
+def test_fit_online_mode(tmp_path, default_sample):
+    out = tmp_path / "online"
+    assert (
+        main(
+            [
+                "fit",
+                "--sample",
+                "moving-shapes",
+                "--out",
+                str(out),
+                "--mode",
+                "online",
+                "--history",
+                "200",
+            ]
+        )
+        == 0
+    )
+    mask = tifffile.imread(out / "moving-shapes_gmm_mask.tif")
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+
+    expected = run_online(default_sample.video, OnlineSettings(history=200)).foreground()
+    np.testing.assert_array_equal(mask, expected)
+    with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
+        assert json.loads(tif.pages[0].description)["history"] == 200
+    assert not (out / "moving-shapes_gmm_model.npz").exists()

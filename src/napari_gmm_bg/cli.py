@@ -27,6 +27,7 @@ from .core.metrics import (
     statistics_table,
 )
 from .core.mog2 import run_mog2
+from .core.online import OnlineSettings, run_online
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.video import read_video
 from .io.writers import (
@@ -73,6 +74,19 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("input", nargs="?", help="video file or folder of frames")
     source.add_argument("--sample", choices=SAMPLE_NAMES, help="use a built-in synthetic clip")
     fit.add_argument("--out", required=True, help="output folder (created if missing)")
+    fit.add_argument(
+        "--mode",
+        choices=("offline", "online"),
+        default="offline",
+        help="offline: fit on learning frames, then score; online: update frame by frame",
+    )
+    fit.add_argument(
+        "--history",
+        type=int,
+        default=OnlineSettings.history,
+        help="online mode: frames of memory (something that stops becomes background "
+        "after about 0.105 x history frames)",
+    )
     fit.add_argument(
         "--scheduler",
         default=None,
@@ -252,7 +266,11 @@ def _run_fit(args: argparse.Namespace) -> int:
         video = read_video(args.input)
         stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
-    if args.scheduler:
+    if args.mode == "online":
+        if args.scheduler:
+            raise ValueError("the online mode runs frame by frame here; drop --scheduler")
+        written = _run_online(args, video, out, stem)
+    elif args.scheduler:
         client = as_client(args.scheduler)
         model = fit_background(
             video, frame_range=args.frames, client=client, **_fit_settings(args)
@@ -269,6 +287,27 @@ def _run_fit(args: argparse.Namespace) -> int:
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -> list[Path]:
+    settings = OnlineSettings(
+        history=args.history,
+        n_components=args.components,
+        background_ratio=args.background_ratio,
+        threshold=args.threshold,
+        compensate_brightness=args.compensate_brightness,
+        shadows=args.shadows,
+    )
+    result = run_online(video, settings)
+    cleanup = _fit_settings(args)["cleanup"]
+    metadata = {"source": stem, "mode": "online", **dataclasses.asdict(settings)}
+    names = [f"{stem}_gmm_loglik.tif", f"{stem}_gmm_mask.tif", f"{stem}_gmm_background.png"]
+    files = AtomicFiles(out)
+    with files.transaction():
+        write_tiff_stack(files.path(names[0]), result.log_likelihood, metadata)
+        write_tiff_stack(files.path(names[1]), result.foreground(cleanup=cleanup), metadata)
+        write_png(files.path(names[2]), result.background)
+    return [out / name for name in names]
 
 
 def _fit_settings(args: argparse.Namespace) -> dict:

@@ -217,3 +217,23 @@ def test_shadow_setting_redraws_the_mask_with_label_2(qtbot, viewer, widget):
     assert (np.asarray(mask.data[31]) == 2).sum() > 300
     widget._shadows.value = "background"
     assert np.asarray(mask.data[31]).max() == 0
+
+
+def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sample):
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+
+    widget._video.value = video_layer
+    widget._mode.value = "online"
+    widget._history.value = 50
+    assert widget._learning_frames.native.isHidden() and not widget._history.native.isHidden()
+    run_fit(qtbot, widget)
+    assert names(viewer) == ["traffic", *LAYERS]
+    expected = run_online(rgb_sample.video, OnlineSettings(history=50))
+    mask = viewer.layers["traffic GMM mask"]
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground())
+    np.testing.assert_array_equal(
+        viewer.layers["traffic GMM log-likelihood"].data, expected.log_likelihood
+    )
+    widget._threshold.value = -40.0  # re-thresholds the stored scores, no refit
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
+    assert not widget._save_button.enabled

@@ -8,6 +8,7 @@ import numpy as np
 from napari.layers import Image, Layer
 
 from ..core import BackgroundModel, MaskCleanup, as_frames
+from ..core.online import OnlineResult
 
 
 @dataclass(frozen=True)
@@ -91,24 +92,39 @@ def loglik_contrast_limits(model: BackgroundModel, frames: np.ndarray) -> tuple[
     The scale runs from well below the threshold (clearly foreground) to the top of the
     background's values, so the threshold sits in the visible range.
     """
-    ll = model.log_likelihood(frames)
-    high = float(np.percentile(ll, 99.9))
-    low = min(float(np.percentile(ll, 1)), model.threshold - 10.0)
-    low = max(low, model.threshold - 100.0)
+    return contrast_limits_of(model.log_likelihood(frames), model.threshold)
+
+
+def contrast_limits_of(scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Contrast limits from scored frames: from well below the threshold to the top."""
+    finite = scores[np.isfinite(scores)]
+    if finite.size == 0:
+        return threshold - 10.0, threshold + 10.0
+    high = float(np.percentile(finite, 99.9))
+    low = min(float(np.percentile(finite, 1)), threshold - 10.0)
+    low = max(low, threshold - 100.0)
     if not high > low:
         high = low + 1.0
     return low, high
 
 
 def mask_data(
-    model: BackgroundModel,
+    model: BackgroundModel | OnlineResult,
     frames: da.Array,
     threshold: float,
     region: np.ndarray | None,
     cleanup: MaskCleanup,
     shadows: str,
-) -> da.Array:
-    """Return the lazy foreground labels of a clip (0, 1, and 2 for shadows)."""
+) -> Any:
+    """Return the foreground labels of a clip (0, 1, and 2 for shadows).
+
+    Lazy for an offline model; an on-line result re-thresholds its stored scores.
+    """
+    if isinstance(model, OnlineResult):
+        labels = model.foreground(threshold=threshold, cleanup=cleanup, shadows=shadows)
+        if region is not None:
+            labels[:, ~region] = 0
+        return labels
     return model.foreground(
         frames, threshold=threshold, region=region, cleanup=cleanup, shadows=shadows
     )
@@ -155,7 +171,7 @@ def set_layer(viewer: Any, data: Any, kwargs: dict, layer_type: str) -> Layer:
 
 
 def fit_layer_data(
-    model: BackgroundModel,
+    model: BackgroundModel | OnlineResult,
     frames: da.Array,
     source: str,
     placement: Placement,
@@ -169,8 +185,8 @@ def fit_layer_data(
 
     Parameters
     ----------
-    model : BackgroundModel
-        The fitted model.
+    model : BackgroundModel or OnlineResult
+        The fitted model, or the on-line GMM's result.
     frames : dask.array.Array
         The source clip, lazily.
     source : str
@@ -194,18 +210,22 @@ def fit_layer_data(
         ``(data, kwargs, layer_type)`` for each of the three layers.
     """
     names = result_names(source)
-    background = model.background_image()
     meta = {"napari-gmm-bg": {"source": source, "threshold": threshold}}
+    if isinstance(model, OnlineResult):
+        background, loglik, scores_meta = model.background, model.log_likelihood, meta
+    else:
+        background, loglik = model.background_image(), model.log_likelihood(frames)
+        # The model travels with its scores: the pixel inspector reads it here.
+        scores_meta = {"napari-gmm-bg": {**meta["napari-gmm-bg"], "model": model}}
     return [
         (
-            model.log_likelihood(frames),
+            loglik,
             {
                 "name": names["loglik"],
                 "colormap": "magma",
                 "contrast_limits": contrast_limits,
                 "multiscale": False,
-                # The model travels with its scores: the pixel inspector reads it here.
-                "metadata": {"napari-gmm-bg": {**meta["napari-gmm-bg"], "model": model}},
+                "metadata": scores_meta,
                 **placement.kwargs(),
             },
             "image",

@@ -34,9 +34,11 @@ from ..core import (
     load_model,
 )
 from ..core.gmm import SHADOW_MODES, configured_client
+from ..core.online import OnlineResult, OnlineSettings, run_online_steps
 from ._jobs import BackgroundJob
 from .layers import (
     Placement,
+    contrast_limits_of,
     fit_layer_data,
     lazy_frames,
     loglik_contrast_limits,
@@ -51,7 +53,7 @@ from .layers import (
 class FitResult:
     """A model and what it was fitted on, kept to redraw the mask without refitting."""
 
-    model: BackgroundModel
+    model: BackgroundModel | OnlineResult
     source: Image
     frames: da.Array
 
@@ -102,7 +104,11 @@ def region_mask(layer: Layer | None, frame_shape: tuple[int, int]) -> np.ndarray
 def _fit_job(steps: Any, frame: Any) -> Any:
     """Worker body: finish the fit, then score one frame for the display range."""
     model = yield from steps
-    limits = loglik_contrast_limits(model, np.asarray(frame))
+    if isinstance(model, OnlineResult):
+        scores = model.log_likelihood[len(model.log_likelihood) // 2]
+        limits = contrast_limits_of(scores, model.threshold)
+    else:
+        limits = loglik_contrast_limits(model, np.asarray(frame))
     return model, limits
 
 
@@ -143,6 +149,10 @@ class FitWidget(Container):
             choices=self._region_choices, nullable=True, value=None, label="region"
         )
         self._iterations = SpinBox(value=10, min=1, max=500, label="EM iterations")
+        self._mode = ComboBox(choices=["offline", "online"], value="offline", label="mode")
+        self._history = SpinBox(
+            value=OnlineSettings.history, min=1, max=10**7, label="history", visible=False
+        )
         self._compensate = CheckBox(
             value=True, text="compensate global brightness (exposure changes, clouds)"
         )
@@ -165,6 +175,8 @@ class FitWidget(Container):
         self.extend(
             [
                 self._video,
+                self._mode,
+                self._history,
                 self._components,
                 self._learning_frames,
                 self._use_range,
@@ -190,6 +202,7 @@ class FitWidget(Container):
         )
 
         self._use_range.changed.connect(self._on_use_range)
+        self._mode.changed.connect(self._on_mode)
         self._video.changed.connect(self._on_video)
         for widget in (self._threshold, self._region, self._median, self._opening, self._shadows):
             widget.changed.connect(self._redraw_mask)
@@ -219,6 +232,12 @@ class FitWidget(Container):
     def _on_use_range(self, checked: bool) -> None:
         self._start.visible = checked
         self._stop.visible = checked
+
+    def _on_mode(self, mode: str) -> None:
+        online = mode == "online"
+        self._history.visible = online
+        for widget in (self._learning_frames, self._use_range, self._iterations):
+            widget.visible = not online
 
     def _on_video(self, layer: Image | None) -> None:
         if layer is None or self.result is not None and self.result.source is layer:
@@ -297,7 +316,20 @@ class FitWidget(Container):
     def _start_fit(self, layer: Any) -> tuple[da.Array, Any, tuple[int, int]]:
         frames = video_frames(layer)
         client = configured_client()  # a dask cluster set up in this session, if any
-        steps = fit_background_steps(frames, client=client, **self._settings())
+        if self._mode.value == "online":
+            settings = self._settings()
+            steps = run_online_steps(
+                frames,
+                OnlineSettings(
+                    history=int(self._history.value),
+                    n_components=settings["n_components"],
+                    threshold=settings["threshold"],
+                    compensate_brightness=settings["compensate_brightness"],
+                    shadows=settings["shadows"],
+                ),
+            )
+        else:
+            steps = fit_background_steps(frames, client=client, **self._settings())
         # Runs the cheap checks (frame count, range, settings) here, before any thread.
         first = next(steps)
         return frames, steps, first
@@ -312,8 +344,9 @@ class FitWidget(Container):
         model, limits = result
         self.result = FitResult(model=model, source=layer, frames=frames)
         self._show_result(limits)
-        self._save_button.enabled = True
-        self.job.set_status(f"fitted {layer.name}: {model.n_components} components per pixel")
+        online = isinstance(model, OnlineResult)
+        self._save_button.enabled = not online  # an on-line state is not a reusable model
+        self.job.set_status(f"fitted {layer.name} ({'online' if online else 'offline'})")
 
     def _show_result(self, limits: tuple[float, float]) -> None:
         result = self.result

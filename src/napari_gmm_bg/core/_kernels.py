@@ -342,3 +342,130 @@ def classify_background(
                         if d < shadow_distortion * shadow_distortion * a * a * den:
                             label = 2
             out[t, p] = label
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def online_update(
+    frame,
+    offset,
+    scale,
+    weights,
+    means,
+    variances,
+    n_modes,
+    alpha,
+    settings,
+    d2s,
+    log_norm,
+    out_ll,
+    out_shadow,
+):
+    """Score one frame (P, C) against the background, then update every pixel's mixture.
+
+    The on-line GMM of :mod:`napari_gmm_bg.core.online`; ``d2s`` (P, K) is scratch space,
+    so the loop over pixels allocates nothing; ``log_norm`` (P, K) keeps each component's
+    Gaussian normaliser, recomputed only when its variance changes.  A pixel with one
+    background component (most of them) is scored with no log or exp.
+    """
+    ratio, match, var_init, var_min, var_max, shadow_tau, shadow_dist = settings
+    n_pixels, n_channels = frame.shape
+    n_components = weights.shape[1]
+    for p in prange(n_pixels):
+        nm = n_modes[p]
+        # Background components: the heaviest up to the ratio, renormalised.
+        total = 0.0
+        nb = 0
+        for k in range(nm):
+            total += weights[p, k]
+            nb = k + 1
+            if total > ratio:
+                break
+        best = -np.inf
+        s = 0.0
+        for k in range(nm):
+            d2 = 0.0
+            for c in range(n_channels):
+                diff = (frame[p, c] - offset) * scale - means[p, k, c]
+                d2 += diff * diff
+            d2s[p, k] = d2 / variances[p, k]
+        if nm == 0 or total <= 0.0:
+            out_ll[p] = 0.0  # the very first sample: nothing to tell it from yet
+        elif nb == 1:
+            out_ll[p] = log_norm[p, 0] - 0.5 * d2s[p, 0]
+        else:
+            for k in range(nb):
+                lp = math.log(weights[p, k] / total) + log_norm[p, k] - 0.5 * d2s[p, k]
+                if lp > best:
+                    best = lp
+            for k in range(nb):
+                lp = math.log(weights[p, k] / total) + log_norm[p, k] - 0.5 * d2s[p, k]
+                s += math.exp(lp - best)
+            out_ll[p] = best + math.log(s)
+        out_shadow[p] = False
+        if shadow_tau > 0.0 and nm > 0:
+            num = 0.0
+            den = 0.0
+            for c in range(n_channels):
+                num += ((frame[p, c] - offset) * scale) * means[p, 0, c]
+                den += means[p, 0, c] * means[p, 0, c]
+            if den > 0.0:
+                a = num / den
+                if shadow_tau <= a < 1.0:
+                    d = 0.0
+                    for c in range(n_channels):
+                        diff = ((frame[p, c] - offset) * scale) - a * means[p, 0, c]
+                        d += diff * diff
+                    out_shadow[p] = d < shadow_dist * shadow_dist * a * a * den
+        # Update: the first (heaviest) component within the match distance.
+        matched = -1
+        for k in range(nm):
+            if d2s[p, k] < match:
+                matched = k
+                break
+        for k in range(nm):
+            weights[p, k] *= 1.0 - alpha
+        if matched >= 0:
+            w = weights[p, matched] + alpha
+            weights[p, matched] = w
+            rate = alpha / w
+            dist2 = 0.0
+            for c in range(n_channels):
+                diff = ((frame[p, c] - offset) * scale) - means[p, matched, c]
+                means[p, matched, c] += rate * diff
+                dist2 += diff * diff
+            var = variances[p, matched] + rate * (dist2 / n_channels - variances[p, matched])
+            var = min(max(var, var_min), var_max)
+            variances[p, matched] = var
+            log_norm[p, matched] = -0.5 * n_channels * (LOG_2PI + math.log(var))
+            k = matched
+        else:
+            k = nm if nm < n_components else n_components - 1
+            if nm < n_components:
+                n_modes[p] = nm + 1
+                nm += 1
+            weights[p, k] = alpha if nm > 1 else 1.0
+            for c in range(n_channels):
+                means[p, k, c] = (frame[p, c] - offset) * scale
+            variances[p, k] = var_init
+            log_norm[p, k] = -0.5 * n_channels * (LOG_2PI + math.log(var_init))
+        total = 0.0
+        for j in range(nm):
+            total += weights[p, j]
+        for j in range(nm):
+            weights[p, j] /= total
+        # Keep the components sorted by weight: bubble the one that changed.
+        while k > 0 and weights[p, k] > weights[p, k - 1]:
+            tmp = weights[p, k]
+            weights[p, k] = weights[p, k - 1]
+            weights[p, k - 1] = tmp
+            tmp = variances[p, k]
+            variances[p, k] = variances[p, k - 1]
+            variances[p, k - 1] = tmp
+            tmp = log_norm[p, k]
+            log_norm[p, k] = log_norm[p, k - 1]
+            log_norm[p, k - 1] = tmp
+            for c in range(n_channels):
+                tmp = means[p, k, c]
+                means[p, k, c] = means[p, k - 1, c]
+                means[p, k - 1, c] = tmp
+            k -= 1
