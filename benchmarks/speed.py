@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _data import shared  # noqa: E402
 
 from napari_gmm_bg import fit_background, make_sample  # noqa: E402
+from napari_gmm_bg.core.online import run_online  # noqa: E402
 from napari_gmm_bg.io.video import read_video  # noqa: E402
 
 
@@ -88,6 +89,7 @@ def measure(name, video):
     t_mog2, _ = best_of(lambda: mog2_all(video))
     t_ours, (model, _) = best_of(lambda: ours_all(video))
     t_fit, _ = best_of(lambda: fit_background(video), repeat=1)
+    t_online, _ = best_of(lambda: run_online(video), repeat=1)
     t_sklearn = sklearn_per_pixel(video, model)
     latency = scrub_latency(video, model)
     n = len(video)
