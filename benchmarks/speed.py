@@ -100,6 +100,10 @@ def measure(name, video):
         f"ratio to MOG2 {t_ours / t_mog2:.2f}x   (fit alone {t_fit:.3f} s)"
     )
     print(
+        f"  ours on-line (frame by frame)    {t_online:8.3f} s  {n / t_online:8.0f} fps   "
+        f"MOG2 fps / ours {t_online / t_mog2:.2f}x"
+    )
+    print(
         f"  scikit-learn per pixel (extrap.) {t_sklearn:8.1f} s            "
         f"ratio to MOG2 {t_sklearn / t_mog2:.0f}x"
     )

@@ -292,10 +292,10 @@ class BackgroundModel:
         if not self.params.compensate_brightness:
             return np.ones(len(frames)), np.zeros(len(frames))
         s = self._scoring_arrays()
-        if "reference_luma" not in s:
+        if "brightness_reference" not in s:
             background = self.means[::GAIN_STRIDE, ::GAIN_STRIDE, 0]
-            s["reference_luma"] = background.mean(axis=-1)
-        return brightness_correction(luminance(frames, self.intensity), s["reference_luma"])
+            s["brightness_reference"] = BrightnessReference(background.mean(axis=-1))
+        return s["brightness_reference"].correction(luminance(frames, self.intensity))
 
     def _frame_transform(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         correction = self.brightness(block) if self.params.compensate_brightness else None
@@ -623,18 +623,81 @@ def luminance(
     numpy.ndarray
         ``(T, Y / stride, X / stride)`` float32.
     """
-    sub = frames[:, ::stride, ::stride].astype(np.float32)
-    return (sub.mean(axis=-1) - intensity.offset) * intensity.scale
+    sub = frames[:, ::stride, ::stride]
+    mean = np.add.reduce(sub, axis=-1, dtype=np.float32) / sub.shape[-1]
+    return (mean - intensity.offset) * intensity.scale
+
+
+class BrightnessReference:
+    """A background's luminance, split into eight brightness bands, to compare frames to.
+
+    Cameras change exposure through a tone curve: dark areas darken more than bright
+    ones, so each frame's luminance is fitted against the reference as a straight line
+    (not a bare factor), robustly: medians over the eight bands, and a Theil-Sen line
+    through them (the median of the pairwise slopes), so objects that bias a band or two
+    do not tilt it.  The bands are found once; a frame then costs eight medians.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        ``(y, x)`` the background's luminance (see :func:`luminance`).
+    """
+
+    N_BANDS = 8
+
+    def __init__(self, reference: np.ndarray) -> None:
+        flat = reference.ravel()
+        usable = np.flatnonzero(flat > 8.0)
+        self.flat_scene = True
+        if usable.size < 16:
+            self.pixels = usable
+            return
+        edges = np.quantile(flat[usable], np.linspace(0, 1, self.N_BANDS + 1))
+        band = np.clip(np.searchsorted(edges, flat[usable], side="right") - 1, 0, 7)
+        order = np.argsort(band, kind="stable")
+        self.pixels = usable[order]  # pixels grouped by band
+        bounds = np.searchsorted(band[order], np.arange(self.N_BANDS + 1))
+        self.bands = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.values = flat[self.pixels]
+        self.band_medians = np.array([np.median(self.values[band]) for band in self.bands])
+        self.flat_scene = self.band_medians[-1] - self.band_medians[0] < 10.0
+
+    def correction(self, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fit ``luma = gain * reference + lift`` for each frame.
+
+        Parameters
+        ----------
+        luma : numpy.ndarray
+            ``(T, y, x)`` from :func:`luminance`, on the reference's grid.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(T,)`` gains (clipped to [0.1, 10]) and lifts (on the 0-255 scale); a frame
+            is scored as ``(value - lift) / gain``.
+        """
+        n = len(luma)
+        gains, lifts = np.ones(n), np.zeros(n)
+        if self.pixels.size < 16:
+            return gains, lifts
+        frames = luma.reshape(n, -1)[:, self.pixels]
+        if self.flat_scene:  # too little contrast for a line: a bare factor
+            return np.clip(np.median(frames / self.values, axis=1), 0.1, 10.0), lifts
+        r = self.band_medians
+        m = np.stack([np.median(frames[:, band], axis=1) for band in self.bands], axis=1)
+        i, j = np.triu_indices(self.N_BANDS, k=1)
+        spread = r[j] - r[i]
+        keep = spread > 1e-3
+        slopes = (m[:, j[keep]] - m[:, i[keep]]) / spread[keep]
+        gains = np.clip(np.median(slopes, axis=1), 0.1, 10.0)
+        lifts = np.clip(np.median(m - gains[:, None] * r, axis=1), -128.0, 128.0)
+        return gains, lifts
 
 
 def brightness_correction(
     luma: np.ndarray, reference: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each frame's global brightness against a reference, as ``luma = gain * ref + lift``.
-
-    Cameras change exposure through a tone curve: dark areas darken more than bright
-    ones, so a straight line (not a bare factor) is fitted, robustly: medians over eight
-    brightness bands of the reference, and a Theil-Sen line through them.
+    """Each frame's global brightness against a reference (see :class:`BrightnessReference`).
 
     Parameters
     ----------
@@ -646,32 +709,9 @@ def brightness_correction(
     Returns
     -------
     tuple of numpy.ndarray
-        ``(T,)`` gains (clipped to [0.1, 10]) and lifts (on the 0-255 scale); a frame is
-        scored as ``(value - lift) / gain``.
+        ``(T,)`` gains and lifts.
     """
-    n = len(luma)
-    gains, lifts = np.ones(n), np.zeros(n)
-    usable = reference > 8.0
-    if usable.sum() < 16:
-        return gains, lifts
-    ref = reference[usable]
-    frames = luma[:, usable]
-    # Eight brightness bands of the reference; per band the medians of reference and
-    # frame; a Theil-Sen line through the eight points (the median of the pairwise
-    # slopes), so objects that bias a band or two do not tilt it.
-    edges = np.quantile(ref, np.linspace(0, 1, 9))
-    band = np.clip(np.searchsorted(edges, ref, side="right") - 1, 0, 7)
-    r = np.array([np.median(ref[band == i]) for i in range(8)])
-    m = np.stack([np.median(frames[:, band == i], axis=1) for i in range(8)], axis=1)
-    if r[-1] - r[0] < 10.0:  # a flat scene: a bare factor is all one can tell
-        return np.clip(np.median(frames / ref, axis=1), 0.1, 10.0), lifts
-    i, j = np.triu_indices(8, k=1)
-    spread = r[j] - r[i]
-    keep = spread > 1e-3
-    slopes = (m[:, j[keep]] - m[:, i[keep]]) / spread[keep]
-    gains = np.clip(np.median(slopes, axis=1), 0.1, 10.0)
-    lifts = np.clip(np.median(m - gains[:, None] * r, axis=1), -128.0, 128.0)
-    return gains, lifts
+    return BrightnessReference(reference).correction(luma)
 
 
 def learning_correction(
