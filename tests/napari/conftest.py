@@ -54,11 +54,13 @@ def errors(monkeypatch):
     """Collect the error notifications the widget shows."""
     shown = []
     import napari_gmm_bg._napari._jobs as jobs
+    import napari_gmm_bg._napari._plots as plots
     import napari_gmm_bg._napari.compare_widget as compare_widget
+    import napari_gmm_bg._napari.inspector as inspector
     import napari_gmm_bg._napari.mog2_widget as mog2_widget
     import napari_gmm_bg._napari.widgets as widgets
 
-    for module in (widgets, jobs, mog2_widget, compare_widget):
+    for module in (widgets, jobs, mog2_widget, compare_widget, plots, inspector):
         monkeypatch.setattr(module, "show_error", lambda message: shown.append(str(message)))
     return shown
 

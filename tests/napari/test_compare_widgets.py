@@ -153,7 +153,7 @@ def test_compare_bad_input_changes_nothing(qtbot, viewer, compare, errors, case)
     assert compare.scores is None
 
 
-def test_stats_widget_plots_and_exports(qtbot, viewer, tmp_path, monkeypatch):
+def test_stats_widget_plots_and_exports(qtbot, viewer, tmp_path, monkeypatch, errors):
     mask = np.zeros((3, 10, 10), np.uint8)
     mask[1, 1:3, 1:3] = 1
     mask[1, 6:9, 6:9] = 1
@@ -167,6 +167,9 @@ def test_stats_widget_plots_and_exports(qtbot, viewer, tmp_path, monkeypatch):
     np.testing.assert_array_equal(axes[1].lines[0].get_ydata(), [0, 2, 0])
     path = widget.export_csv(str(tmp_path / "s.csv"))
     assert path.read_text().splitlines()[2] == "1,13,0.13,2"
+    # A destination that cannot be written: a notification, and no file.
+    assert widget.export_csv(str(tmp_path / "missing" / "s.csv")) is None
+    assert "cannot write" in errors[0] and not (tmp_path / "missing").exists()
 
 
 def test_reader_opens_videos_and_frame_folders(make_napari_viewer, sample_mp4, sample_folder):

@@ -87,12 +87,18 @@ def test_lazy_video_is_read_in_the_background(qtbot, viewer, rgb_sample):
     inspector = InspectorWidget(viewer)
     viewer.window.add_dock_widget(inspector)
     inspector._video.value = layer
-    partial = []
+    drawn = []
+    draw = inspector._draw
+
+    def record(*args, **kwargs):
+        drawn.append(len(args[3]))  # the samples drawn so far
+        return draw(*args, **kwargs)
+
+    inspector._draw = record  # set before the worker starts: no yield is missed
     worker = inspector.inspect(10, 12)
     assert worker is not None
-    worker.yielded.connect(lambda step: partial.append(step[0]))
     wait_for_job(qtbot, inspector)
-    assert partial == [16, 32, 48, 60]  # drawn as the frames arrived
+    assert drawn[:4] == [16, 32, 48, 60]  # drawn as the frames arrived, then once complete
     np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
     assert inspector.plotted["loglik"] is None  # no model fitted yet: samples only
 

@@ -29,6 +29,7 @@ from ..core.metrics import (
 )
 from ..io.writers import write_csv
 from ._jobs import BackgroundJob
+from ._plots import embed_figure, export_path, write_or_notify
 from .layers import Placement, result_names, set_layer
 from .widgets import region_mask
 
@@ -108,14 +109,9 @@ class CompareWidget(Container):
                 self._status,
             ]
         )
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(4, 3), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(240)
+        self.figure, self.canvas = embed_figure(self, (4, 3), 240)
+        self.figure.set_layout_engine("tight")
         self.canvas.setVisible(False)
-        self.native.layout().addWidget(self.canvas)
         self.scores: dict | None = None
         self.curve: dict | None = None
         self.job = BackgroundJob(
@@ -264,19 +260,11 @@ class CompareWidget(Container):
         """
         if self.scores is None:
             return None
-        path = path if isinstance(path, str) and path else ask_csv_path(self.native, "Export")
-        if not path:
-            return None
+        path = export_path(path, lambda: ask_csv_path(self.native, "Export metrics"))
         names = list(self.scores)
-        rows = [
-            [m, *(self.scores[n][m] for n in names)]
-            for m in (*METRIC_NAMES, "tp", "fp", "tn", "fn")
-        ]
-        try:
-            return write_csv(path, ["metric", *names], rows)
-        except OSError as exc:
-            show_error(f"cannot write {path}: {exc}")
-            return None
+        keys = (*METRIC_NAMES, "tp", "fp", "tn", "fn")
+        rows = [[key, *(self.scores[name][key] for name in names)] for key in keys]
+        return write_or_notify(path, lambda: write_csv(path, ["metric", *names], rows))
 
 
 def _stats_job(mask: Any) -> Any:
@@ -303,18 +291,12 @@ class StatsWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self._viewer = viewer
         self._mask = create_widget(annotation=Labels, label="mask")
         self._run_button = PushButton(text="Compute")
         self._cancel_button = PushButton(text="Cancel")
         self._export_button = PushButton(text="Export (CSV)…", enabled=False)
         self._status = Label(value="")
-        self.figure = Figure(figsize=(4, 3), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(240)
         self.extend(
             [
                 self._mask,
@@ -323,7 +305,8 @@ class StatsWidget(Container):
                 self._status,
             ]
         )
-        self.native.layout().addWidget(self.canvas)
+        self.figure, self.canvas = embed_figure(self, (4, 3), 240)
+        self.figure.set_layout_engine("tight")
         self.stats: dict | None = None
         self.job = BackgroundJob(
             self._run_button, self._cancel_button, self._status, "Mask statistics"
@@ -383,8 +366,6 @@ class StatsWidget(Container):
         """
         if self.stats is None:
             return None
-        path = path if isinstance(path, str) and path else ask_csv_path(self.native, "Export")
-        if not path:
-            return None
+        path = export_path(path, lambda: ask_csv_path(self.native, "Export statistics"))
         header, rows = statistics_table(self.stats)
-        return write_csv(path, header, rows)
+        return write_or_notify(path, lambda: write_csv(path, header, rows))

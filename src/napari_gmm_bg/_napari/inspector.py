@@ -19,6 +19,7 @@ from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_history_steps, pixel_log_likelihood
 from ._jobs import BackgroundJob
+from ._plots import embed_figure, export_path, write_or_notify
 from .layers import result_names
 
 
@@ -58,9 +59,6 @@ class InspectorWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self._viewer = viewer
         self._video = create_widget(annotation=Image, label="video")
         self._active = CheckBox(value=True, text="inspect the pixel I click")
@@ -76,12 +74,9 @@ class InspectorWidget(Container):
                 self._status,
             ]
         )
+        self.figure, self.canvas = embed_figure(self, (5, 7), 420)
         # A fixed layout: tight_layout on every click costs more than the plot itself.
-        self.figure = Figure(figsize=(5, 7))
         self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(420)
-        self.native.layout().addWidget(self.canvas)
         self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
         self.pixel: tuple[int, int] | None = None
         self.plotted: dict[str, Any] = {}
@@ -292,7 +287,8 @@ class InspectorWidget(Container):
         """
         if not self.plotted:
             return None
-        path = path if isinstance(path, str) and path else ask_png_path(self.native)
-        if not path:
-            return None
-        return atomic_write(Path(path), lambda f: self.figure.savefig(f, format="png", dpi=100))
+        path = export_path(path, lambda: ask_png_path(self.native))
+        return write_or_notify(
+            path,
+            lambda: atomic_write(Path(path), lambda f: self.figure.savefig(f, format="png")),
+        )

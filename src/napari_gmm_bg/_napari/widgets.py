@@ -36,6 +36,7 @@ from ..core import (
 from ..core.gmm import SHADOW_MODES, configured_client
 from ..core.online import OnlineResult, OnlineSettings, run_online_steps
 from ._jobs import BackgroundJob
+from ._plots import export_path
 from .layers import (
     Placement,
     contrast_limits_of,
@@ -407,7 +408,7 @@ class FitWidget(Container):
         if self.result is None:
             show_error("nothing to save: fit a model first")
             return None
-        path = path if isinstance(path, str) and path else ask_model_path(self.native, True)
+        path = export_path(path, lambda: ask_model_path(self.native, True))
         if not path:
             return None
         try:
@@ -431,7 +432,7 @@ class FitWidget(Container):
         BackgroundModel or None
             The model, or None if it could not be used (a notification says why).
         """
-        path = path if isinstance(path, str) and path else ask_model_path(self.native, False)
+        path = export_path(path, lambda: ask_model_path(self.native, False))
         if not path:
             return None
         layer = self._video.value
