@@ -79,6 +79,7 @@ class InspectorWidget(Container):
         self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
         self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
         self.pixel: tuple[int, int] | None = None
+        self._brightness_cache: tuple = (None, None)
         self.plotted: dict[str, Any] = {}
         self._again.changed.connect(lambda *_: self.pixel and self.inspect(*self.pixel))
         self._cancel.changed.connect(self.job.cancel)
@@ -126,9 +127,7 @@ class InspectorWidget(Container):
         data = layer.data
         if isinstance(data, np.ndarray):
             samples = data[:, y, x].reshape(data.shape[0], -1)
-            correction = None
-            if model is not None:  # each frame's brightness, as the mask layer uses it
-                correction = model.brightness(as_frames(data).data)
+            correction = self._brightness(model, data)
             self._draw(layer.name, y, x, samples, model, complete=True, correction=correction)
             return None
         if self.job.running:
@@ -155,6 +154,15 @@ class InspectorWidget(Container):
             lambda step: self._draw(layer.name, y, x, step[2], model, complete=False)
         )
         return worker
+
+    def _brightness(self, model: BackgroundModel | None, data: np.ndarray) -> Any:
+        """Each frame's brightness, as the mask layer uses it: found once per video."""
+        if model is None:
+            return None
+        key = (id(model), id(data))
+        if self._brightness_cache[0] != key:
+            self._brightness_cache = (key, model.brightness(as_frames(data).data))
+        return self._brightness_cache[1]
 
     def _draw(
         self,
