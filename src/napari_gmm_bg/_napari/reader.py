@@ -5,7 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..io.cdnet import is_cdnet_folder, read_cdnet
-from ..io.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, frame_files, read_video
+from ..io.video import VIDEO_SUFFIXES, frame_files, read_video
 
 
 def _claims(path: Path) -> bool:
@@ -71,4 +71,4 @@ def read(path: str | os.PathLike) -> list[tuple]:
     return [(video, {"name": name, "rgb": video.ndim == 4}, "image")]
 
 
-__all__ = ["IMAGE_SUFFIXES", "get_reader", "read"]
+__all__ = ["get_reader", "read"]

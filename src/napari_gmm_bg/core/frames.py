@@ -12,8 +12,6 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
-
 
 @dataclass(frozen=True)
 class Frames:
