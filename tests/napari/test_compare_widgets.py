@@ -1,5 +1,6 @@
 import json
 
+import dask.array as da
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
@@ -177,7 +178,10 @@ def test_reader_opens_videos_and_frame_folders(make_napari_viewer, sample_mp4, s
     viewer.open(str(sample_mp4), plugin="napari-gmm-bg")
     viewer.open(str(sample_folder), plugin="napari-gmm-bg")
     assert names(viewer) == ["clip", "frames"]
-    assert viewer.layers["clip"].data.shape == (60, 64, 96, 3)
+    clip = viewer.layers["clip"]
+    assert isinstance(clip.data, da.Array)  # decoded on demand
+    assert clip.data.shape == (60, 64, 96, 3)
+    assert len(clip.metadata["timestamps"]) == 60
     assert viewer.layers["frames"].rgb
     from napari_gmm_bg._napari.reader import get_reader
 

@@ -4,6 +4,7 @@ import pytest
 from napari.layers import Image, Labels
 
 from napari_gmm_bg import fit_background
+from tests.conftest import iou
 from tests.napari.conftest import frame, names, run_fit, wait_for_job
 
 LAYERS = ["traffic GMM log-likelihood", "traffic GMM mask", "traffic GMM background"]
@@ -237,3 +238,14 @@ def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sampl
     widget._threshold.value = -40.0  # re-thresholds the stored scores, no refit
     np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
     assert not widget._save_button.enabled
+
+
+def test_fit_on_a_lazily_opened_video_file(qtbot, viewer, widget, sample_mp4, rgb_sample):
+    viewer.open(str(sample_mp4), plugin="napari-gmm-bg")
+    layer = viewer.layers["clip"]
+    widget.reset_choices()
+    widget._video.value = layer
+    run_fit(qtbot, widget)
+    mask = viewer.layers["clip GMM mask"]
+    assert mask.data.shape == (60, 64, 96)
+    assert iou(np.asarray(mask.data), rgb_sample.ground_truth) > 0.5

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..io.cdnet import is_cdnet_folder, read_cdnet
+from ..io.lazy_video import open_video
 from ..io.video import VIDEO_SUFFIXES, frame_files, read_video
 
 
@@ -66,9 +67,19 @@ def read(path: str | os.PathLike) -> list[tuple]:
             roi_kwargs = {"name": f"{seq.name} ROI", "opacity": 0.2, "visible": False}
             layers.append((seq.roi.astype("uint8"), roi_kwargs, "labels"))
         return layers
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        # Lazily: frames are decoded chunk by chunk as napari asks for them.
+        video, index = open_video(path)
+        kwargs = {
+            "name": path.stem,
+            "rgb": True,
+            "contrast_limits": (0, 255),  # or napari would scan the whole clip for them
+            "multiscale": False,
+            "metadata": {"source": str(path), "timestamps": index.seconds},
+        }
+        return [(video, kwargs, "image")]
     video = read_video(path)
-    name = path.stem if path.is_file() else path.name
-    return [(video, {"name": name, "rgb": video.ndim == 4}, "image")]
+    return [(video, {"name": path.name, "rgb": video.ndim == 4}, "image")]
 
 
 __all__ = ["get_reader", "read"]
