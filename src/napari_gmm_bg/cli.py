@@ -29,7 +29,8 @@ from .core.metrics import (
 from .core.mog2 import run_mog2
 from .core.online import OnlineSettings, run_online
 from .io.cdnet import CDnetSequence, read_cdnet
-from .io.video import read_video
+from .io.lazy_video import open_video
+from .io.video import VIDEO_SUFFIXES, read_video
 from .io.writers import (
     AtomicFiles,
     check_writable_folder,
@@ -257,13 +258,31 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
     return [out / name for name in names.values()]
 
 
+def read_input(path: str) -> object:
+    """Read a video file lazily (decoded as the fit and writers need it), others in memory.
+
+    Parameters
+    ----------
+    path : str
+        A video file, a folder of frames or a TIFF stack.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        The clip.
+    """
+    if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        return open_video(path)[0]
+    return read_video(path)
+
+
 def _run_fit(args: argparse.Namespace) -> int:
     out = check_writable_folder(args.out)
     if args.sample:
         video = make_sample(args.sample).video
         stem = args.sample
     else:
-        video = read_video(args.input)
+        video = read_input(args.input)
         stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
     if args.mode == "online":
@@ -276,7 +295,11 @@ def _run_fit(args: argparse.Namespace) -> int:
             video, frame_range=args.frames, client=client, **_fit_settings(args)
         )
         # Scoring and saving as dask graphs on the same cluster, a few frames a task.
-        lazy = da.from_array(video, chunks=(8,) + video.shape[1:])
+        lazy = (
+            video
+            if isinstance(video, da.Array)
+            else da.from_array(video, chunks=(8,) + video.shape[1:])
+        )
         with dask.config.set(scheduler=client.get):
             written = write_fit_outputs(model, lazy, out, stem)
     else:
