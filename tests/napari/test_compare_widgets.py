@@ -186,3 +186,21 @@ def test_reader_opens_videos_and_frame_folders(make_napari_viewer, sample_mp4, s
     from napari_gmm_bg._napari.reader import get_reader
 
     assert get_reader(str(sample_mp4.with_suffix(".txt"))) is None
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_save_and_reopen_a_lazy_mask_layer(qtbot, viewer, widget, video_layer, tmp_path, suffix):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    mask = viewer.layers["traffic GMM mask"]
+    path = tmp_path / f"mask{suffix}"
+    viewer.layers.selection.active = mask
+    written = viewer.layers.save(str(path), selected=True, plugin="napari-gmm-bg")
+    assert written == [str(path)]
+    viewer.layers.remove(mask)
+    viewer.open(str(path), plugin="napari-gmm-bg")
+    reopened = viewer.layers["traffic GMM mask"]
+    assert isinstance(reopened, Labels)
+    np.testing.assert_array_equal(np.asarray(reopened.data), np.asarray(mask.data))
+    assert tuple(reopened.scale) == (1, 0.5, 0.5) and tuple(reopened.translate) == (0, 3, 4)
+    assert reopened.metadata["napari-gmm-bg"]["threshold"] == widget._threshold.value

@@ -3,13 +3,33 @@
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..io.cdnet import is_cdnet_folder, read_cdnet
 from ..io.lazy_video import open_video
+from ..io.stacks import open_tiff, open_zarr
 from ..io.video import VIDEO_SUFFIXES, frame_files, read_video
+from .writer import FORMAT_KEY
+
+
+def _ours(path: Path) -> tuple[Any, dict] | None:
+    """A TIFF stack or zarr store written by this plugin: its data and metadata."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff") and path.is_file():
+            data, meta = open_tiff(path)
+        elif suffix == ".zarr" and path.is_dir():
+            data, meta = open_zarr(path)
+        else:
+            return None
+    except ValueError:
+        return None
+    return (data, meta) if FORMAT_KEY in meta else None
 
 
 def _claims(path: Path) -> bool:
+    if _ours(path) is not None:
+        return True
     if path.is_dir():
         return is_cdnet_folder(path) or bool(frame_files(path))
     return path.suffix.lower() in VIDEO_SUFFIXES
@@ -48,6 +68,17 @@ def read(path: str | os.PathLike) -> list[tuple]:
         (labels).
     """
     path = Path(path)
+    saved = _ours(path)
+    if saved is not None:
+        data, meta = saved
+        layer = meta[FORMAT_KEY]
+        kwargs = {"name": layer.get("name") or path.stem, "metadata": meta.get("metadata", {})}
+        for key in ("scale", "translate", "axis_labels"):
+            if layer.get(key):
+                kwargs[key] = layer[key]
+        if layer["layer_type"] == "image":
+            kwargs.update(rgb=bool(layer.get("rgb")), multiscale=False)
+        return [(data, kwargs, layer["layer_type"])]
     if path.is_dir() and is_cdnet_folder(path):
         seq = read_cdnet(path)
         temporal = [seq.temporal_roi.start, seq.temporal_roi.stop]

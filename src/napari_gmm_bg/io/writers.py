@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -196,3 +197,109 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"output folder {existing} is not writable")
     return folder
+
+
+def json_safe(metadata: dict) -> dict:
+    """Keep what JSON can hold: numbers, strings, lists, dicts (arrays become lists).
+
+    Parameters
+    ----------
+    metadata : dict
+        Layer metadata, possibly holding objects (a fitted model, say).
+
+    Returns
+    -------
+    dict
+        A copy without what cannot be written as JSON.
+    """
+    out = {}
+    for key, value in metadata.items():
+        if isinstance(value, dict):
+            out[str(key)] = json_safe(value)
+            continue
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, tuple):
+            value = list(value)
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        out[str(key)] = value
+    return out
+
+
+def save_tiff(path: str | os.PathLike, data: Any, metadata: dict | None = None) -> Path:
+    """Save a stack (lazy ones included) as a multi-page TIFF, atomically and streaming.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination ``.tif``; written to a temporary name and renamed when complete, so
+        a failure leaves no partial file and an existing file as it was.
+    data : numpy.ndarray or dask.array.Array
+        ``(T, Y, X)`` or ``(T, Y, X, 3)``; a dask array is computed 16 frames at a time.
+        BigTIFF is used when the data pass 4 GB.
+    metadata : dict, optional
+        Stored as JSON in the first page's description (what JSON cannot hold is dropped).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    final = Path(path)
+    tmp = temporary_path(final)
+    try:
+        write_tiff_stack(tmp, data, json_safe(metadata or {}))
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def save_zarr(path: str | os.PathLike, data: Any, metadata: dict | None = None) -> Path:
+    """Save an array (lazy ones included) as a zarr store, chunk by chunk, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination folder ``.zarr``; written beside it under a temporary name, then
+        swapped in (an existing store is replaced only once the new one is complete).
+    data : numpy.ndarray or dask.array.Array
+        Any shape; stored in chunks of one frame.
+    metadata : dict, optional
+        Stored in the array's attributes (what JSON cannot hold is dropped).
+
+    Returns
+    -------
+    pathlib.Path
+        The store written.
+    """
+    import dask.array as da
+    import zarr
+
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.part")
+    old = final.with_name(f".{final.name}.{os.getpid()}.old")
+    lazy = data if isinstance(data, da.Array) else da.from_array(data)
+    lazy = lazy.rechunk({0: 1, **{i: -1 for i in range(1, lazy.ndim)}})
+    try:
+        store = zarr.open_array(
+            str(tmp), mode="w", shape=lazy.shape, chunks=lazy.chunksize, dtype=lazy.dtype
+        )
+        store.attrs.update(json_safe(metadata or {}))
+        da.store(lazy, store, lock=False)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return final
