@@ -236,6 +236,38 @@ def em_fit(samples, offsets, scales, weights, means, variances, max_iter, tol, r
     return mean_ll
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const):
+    # One component's weighted log-density at pixel p of frame t (same order of
+    # operations everywhere, so the mask's shortcut decides exactly as the scores do).
+    d = 0.0
+    for c in range(frames.shape[2]):
+        diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
+        d += diff * diff * inv_var[p, k, c]
+    return log_const[p, k] - 0.5 * d
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _is_shadow(values, offset, scale, mean, shadow_tau, shadow_distortion):
+    # The background colour ``mean`` darkened by a in [shadow_tau, 1), give or take a
+    # relative colour distortion |x - a mean| < shadow_distortion |a mean|.
+    num = 0.0
+    den = 0.0
+    for c in range(values.shape[0]):
+        num += ((values[c] - offset) * scale) * mean[c]
+        den += mean[c] * mean[c]
+    if den <= 0.0:
+        return False
+    a = num / den
+    if not shadow_tau <= a < 1.0:
+        return False
+    d = 0.0
+    for c in range(values.shape[0]):
+        diff = ((values[c] - offset) * scale) - a * mean[c]
+        d += diff * diff
+    return d < shadow_distortion * shadow_distortion * a * a * den
+
+
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def score_background(frames, offsets, scales, means, inv_var, log_const, n_background, out):
     """Log-likelihood of every pixel of every frame under its background components.
@@ -245,27 +277,22 @@ def score_background(frames, offsets, scales, means, inv_var, log_const, n_backg
     n_background: (P,) how many of the (weight-sorted) components are background.
     out: (T, P) float32.
     """
-    n_frames, n_pixels, n_channels = frames.shape
+    n_frames, n_pixels, _ = frames.shape
     for t in range(n_frames):
         for p in prange(n_pixels):
             nb = n_background[p]
             best = -np.inf
             # At most a handful of components: two passes beat a scratch array.
             for k in range(nb):
-                d = 0.0
-                for c in range(n_channels):
-                    diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
-                    d += diff * diff * inv_var[p, k, c]
-                lp = log_const[p, k] - 0.5 * d
-                if lp > best:
-                    best = lp
+                best = max(
+                    best, _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
+                )
             s = 0.0
             for k in range(nb):
-                d = 0.0
-                for c in range(n_channels):
-                    diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
-                    d += diff * diff * inv_var[p, k, c]
-                s += math.exp(log_const[p, k] - 0.5 * d - best)
+                s += math.exp(
+                    _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
+                    - best
+                )
             out[t, p] = best + math.log(s)
 
 
@@ -296,18 +323,14 @@ def classify_background(
     distortion in units of its variance; ours carries a broad variance floor, so the
     distortion is measured relative to the colour instead.)  out: (T, P) uint8.
     """
-    n_frames, n_pixels, n_channels = frames.shape
+    n_frames, n_pixels, _ = frames.shape
     for t in range(n_frames):
         for p in prange(n_pixels):
             nb = n_background[p]
             label = 1
             best = -np.inf
             for k in range(nb):
-                d = 0.0
-                for c in range(n_channels):
-                    diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
-                    d += diff * diff * inv_var[p, k, c]
-                lp = log_const[p, k] - 0.5 * d
+                lp = _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
                 if lp >= threshold:
                     label = 0
                     break
@@ -317,30 +340,18 @@ def classify_background(
                 # nb terms, each at most exp(best), can only cross if best is this close.
                 s = 0.0
                 for k in range(nb):
-                    d = 0.0
-                    for c in range(n_channels):
-                        diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
-                        d += diff * diff * inv_var[p, k, c]
-                    s += math.exp(log_const[p, k] - 0.5 * d - best)
+                    s += math.exp(
+                        _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
+                        - best
+                    )
                 if best + math.log(s) >= threshold:
                     label = 0
             if label == 1 and shadow_tau > 0.0:
-                num = 0.0
-                den = 0.0
-                for c in range(n_channels):
-                    v = (frames[t, p, c] - offsets[t]) * scales[t]
-                    num += v * means[p, 0, c]
-                    den += means[p, 0, c] * means[p, 0, c]
-                if den > 0.0:
-                    a = num / den
-                    if shadow_tau <= a < 1.0:
-                        d = 0.0
-                        for c in range(n_channels):
-                            v = (frames[t, p, c] - offsets[t]) * scales[t]
-                            diff = v - a * means[p, 0, c]
-                            d += diff * diff
-                        if d < shadow_distortion * shadow_distortion * a * a * den:
-                            label = 2
+                pixel, background = frames[t, p], means[p, 0]
+                if _is_shadow(
+                    pixel, offsets[t], scales[t], background, shadow_tau, shadow_distortion
+                ):
+                    label = 2
             out[t, p] = label
 
 
@@ -403,19 +414,9 @@ def online_update(
             out_ll[p] = best + math.log(s)
         out_shadow[p] = False
         if shadow_tau > 0.0 and nm > 0:
-            num = 0.0
-            den = 0.0
-            for c in range(n_channels):
-                num += ((frame[p, c] - offset) * scale) * means[p, 0, c]
-                den += means[p, 0, c] * means[p, 0, c]
-            if den > 0.0:
-                a = num / den
-                if shadow_tau <= a < 1.0:
-                    d = 0.0
-                    for c in range(n_channels):
-                        diff = ((frame[p, c] - offset) * scale) - a * means[p, 0, c]
-                        d += diff * diff
-                    out_shadow[p] = d < shadow_dist * shadow_dist * a * a * den
+            out_shadow[p] = _is_shadow(
+                frame[p], offset, scale, means[p, 0], shadow_tau, shadow_dist
+            )
         # Update: the first (heaviest) component within the match distance.
         matched = -1
         for k in range(nm):

@@ -26,12 +26,14 @@ class Frames:
     had_alpha : bool
         True when a fourth (alpha) channel was dropped; its opacity is checked whenever
         pixel values are read with :meth:`read`.
+    alpha : numpy.ndarray or dask.array.Array or None
+        ``(T, Y, X)`` the dropped alpha channel, for checks made elsewhere (on a cluster).
     """
 
     data: Any
     grey: bool
     had_alpha: bool
-    _alpha: Any = None
+    alpha: Any = None
 
     @property
     def n_frames(self) -> int:
@@ -79,7 +81,7 @@ class Frames:
         if isinstance(index, int | np.integer):
             index = slice(int(index), int(index) + 1)
         data = self.data[index]
-        alpha = self._alpha[index] if self.had_alpha else None
+        alpha = self.alpha[index] if self.had_alpha else None
         if isinstance(data, da.Array):
             if alpha is not None:
                 data, alpha = da.compute(data, alpha)
@@ -157,7 +159,7 @@ def as_frames(video: Any, *, name: str = "video") -> Frames:
             )
     if min(video.shape[:3]) == 0:
         raise ValueError(f"{name} is empty: shape {tuple(video.shape)}")
-    return Frames(data=data, grey=grey, had_alpha=had_alpha, _alpha=alpha)
+    return Frames(data=data, grey=grey, had_alpha=had_alpha, alpha=alpha)
 
 
 def check_finite(data: np.ndarray) -> None:

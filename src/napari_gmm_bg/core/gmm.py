@@ -297,24 +297,27 @@ class BackgroundModel:
             s["brightness_reference"] = BrightnessReference(background.mean(axis=-1))
         return s["brightness_reference"].correction(luminance(frames, self.intensity))
 
-    def _frame_transform(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        correction = self.brightness(block) if self.params.compensate_brightness else None
-        return frame_transform(self.intensity, correction, len(block))
-
-    def _score_block(self, block: np.ndarray) -> np.ndarray:
-        """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
+    def _kernel_inputs(self, block: np.ndarray) -> tuple:
+        """Gather the scoring kernels' inputs for in-memory frames ``(T, Y, X, C)``."""
         s = self._scoring_arrays()
         t, y, x, c = block.shape
-        out = np.empty((t, y * x), dtype=np.float32)
-        _kernels.score_background(
+        # With compensation off, brightness() gives gains 1 and lifts 0: no correction.
+        offsets, scales = frame_transform(self.intensity, self.brightness(block), t)
+        return (
             block.reshape(t, y * x, c),
-            *self._frame_transform(block),
+            offsets,
+            scales,
             s["means"],
             s["inv_var"],
             s["log_const"],
             s["n_background"],
-            out,
         )
+
+    def _score_block(self, block: np.ndarray) -> np.ndarray:
+        """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
+        t, y, x, _ = block.shape
+        out = np.empty((t, y * x), dtype=np.float32)
+        _kernels.score_background(*self._kernel_inputs(block), out)
         return out.reshape(t, y, x)
 
     def _labels_block(
@@ -326,16 +329,10 @@ class BackgroundModel:
         shadows: str,
     ) -> np.ndarray:
         """Label in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` uint8."""
-        s = self._scoring_arrays()
-        t, y, x, c = block.shape
+        t, y, x, _ = block.shape
         out = np.empty((t, y * x), dtype=np.uint8)
         _kernels.classify_background(
-            block.reshape(t, y * x, c),
-            *self._frame_transform(block),
-            s["means"],
-            s["inv_var"],
-            s["log_const"],
-            s["n_background"],
+            *self._kernel_inputs(block),
             threshold,
             self.params.shadow_tau if shadows != "off" else 0.0,
             SHADOW_DISTORTION,
@@ -851,7 +848,7 @@ def _fit_on_cluster(
     by_tile = {0: -1, 1: rows, 2: -1}
     learn = data[indices].rechunk({**by_tile, 3: -1})
     if frames.had_alpha:
-        alpha = frames._alpha
+        alpha = frames.alpha
         if not isinstance(alpha, da.Array):
             alpha = da.from_array(alpha, chunks=(1, rows, -1))
         alpha_tiles = alpha[indices].rechunk(by_tile).to_delayed().ravel()
