@@ -97,8 +97,8 @@ def test_comparison_table_equals_the_cli(
     compare._mask_b.value = viewer.layers["highway MOG2 mask"]
     compare._truth.value = viewer.layers["highway ground truth"]
     compare._region.value = viewer.layers["highway ROI"]
-    compare._use_range.value = True
-    compare._start.value, compare._stop.value = 5, 60
+    compare._range.enabled.value = True
+    compare._range.start.value, compare._range.stop.value = 5, 60
     wait(qtbot, compare, compare.compare())
 
     diff = viewer.layers["highway GMM mask vs highway MOG2 mask difference"]
@@ -142,8 +142,8 @@ def test_compare_bad_input_changes_nothing(qtbot, viewer, compare, errors, case)
     if case == "truth-values":
         compare._truth.value = truth
     if case == "range":
-        compare._use_range.value = True
-        compare._start.value, compare._stop.value = 2, 9
+        compare._range.enabled.value = True
+        compare._range.start.value, compare._range.stop.value = 2, 9
     before = names(viewer)
     worker = compare.compare()
     if worker is not None:

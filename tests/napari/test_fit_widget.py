@@ -249,3 +249,14 @@ def test_fit_on_a_lazily_opened_video_file(qtbot, viewer, widget, sample_mp4, rg
     mask = viewer.layers["clip GMM mask"]
     assert mask.data.shape == (60, 64, 96)
     assert iou(np.asarray(mask.data), rgb_sample.ground_truth) > 0.5
+
+
+def test_frame_range_bounds_follow_the_check_box_and_the_mode(widget):
+    bounds = (widget._range.start.native, widget._range.stop.native)
+    assert all(b.isHidden() for b in bounds)
+    widget._range.enabled.value = True
+    assert not any(b.isHidden() for b in bounds)
+    widget._mode.value = "online"  # no learning frames on-line: the range goes away
+    assert widget._range.enabled.native.isHidden() and all(b.isHidden() for b in bounds)
+    widget._mode.value = "offline"
+    assert not any(b.isHidden() for b in bounds)

@@ -6,12 +6,10 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import (
-    CheckBox,
     ComboBox,
     Container,
     Label,
     PushButton,
-    SpinBox,
     Table,
     create_widget,
 )
@@ -28,6 +26,7 @@ from ..core.metrics import (
     statistics_table,
 )
 from ..io.writers import write_csv
+from ._controls import FrameRange
 from ._jobs import BackgroundJob
 from ._plots import embed_figure, export_path, write_or_notify
 from .layers import Placement, result_names, set_layer
@@ -84,9 +83,7 @@ class CompareWidget(Container):
         self._region = ComboBox(
             choices=self._region_choices, nullable=True, value=None, label="scored region"
         )
-        self._use_range = CheckBox(value=False, text="score a frame range only")
-        self._start = SpinBox(value=0, min=0, max=10**8, label="first frame", visible=False)
-        self._stop = SpinBox(value=1, min=1, max=10**8, label="stop (exclusive)", visible=False)
+        self._range = FrameRange("score a frame range only")
         self._compare_button = PushButton(text="Compare")
         self._cancel_button = PushButton(text="Cancel")
         self._export_button = PushButton(text="Export table (CSV)…", enabled=False)
@@ -98,9 +95,7 @@ class CompareWidget(Container):
                 self._mask_b,
                 self._truth,
                 self._region,
-                self._use_range,
-                self._start,
-                self._stop,
+                *self._range.widgets,
                 Container(
                     widgets=[self._compare_button, self._cancel_button], layout="horizontal"
                 ),
@@ -117,7 +112,6 @@ class CompareWidget(Container):
         self.job = BackgroundJob(
             self._compare_button, self._cancel_button, self._status, "Comparing masks"
         )
-        self._use_range.changed.connect(self._on_use_range)
         self._compare_button.changed.connect(self.compare)
         self._cancel_button.changed.connect(self.job.cancel)
         self._export_button.changed.connect(self.export_csv)
@@ -133,10 +127,6 @@ class CompareWidget(Container):
             if isinstance(layer, Labels | Shapes)
         ]
 
-    def _on_use_range(self, checked: bool) -> None:
-        self._start.visible = checked
-        self._stop.visible = checked
-
     def compare(self, *_: Any) -> Any:
         """Add the difference layer and, with ground truth, fill the metrics table.
 
@@ -151,9 +141,7 @@ class CompareWidget(Container):
                 raise ValueError("choose two mask layers to compare")
             difference = difference_labels(a.data, b.data)
             n_frames = a.data.shape[0]
-            frames = range(n_frames)
-            if self._use_range.value:
-                frames = range(int(self._start.value), int(self._stop.value))
+            frames = range(*(self._range.value or (0, n_frames)))
             check_frame_range(frames, n_frames)
             roi = region_mask(self._region.value, tuple(a.data.shape[1:]))
             if truth is not None and tuple(truth.data.shape) != tuple(a.data.shape):

@@ -35,6 +35,7 @@ from ..core import (
 )
 from ..core.gmm import SHADOW_MODES, configured_client
 from ..core.online import OnlineResult, OnlineSettings, run_online_steps
+from ._controls import FrameRange
 from ._jobs import BackgroundJob
 from ._plots import export_path
 from .layers import (
@@ -143,9 +144,7 @@ class FitWidget(Container):
         self._learning_frames = SpinBox(
             value=FitParameters.learning_frames, min=2, max=100_000, label="learning frames"
         )
-        self._use_range = CheckBox(value=False, text="learn from a frame range only")
-        self._start = SpinBox(value=0, min=0, max=10**8, label="first frame", visible=False)
-        self._stop = SpinBox(value=1, min=1, max=10**8, label="stop (exclusive)", visible=False)
+        self._range = FrameRange("learn from a frame range only")
         self._region = ComboBox(
             choices=self._region_choices, nullable=True, value=None, label="region"
         )
@@ -180,9 +179,7 @@ class FitWidget(Container):
                 self._history,
                 self._components,
                 self._learning_frames,
-                self._use_range,
-                self._start,
-                self._stop,
+                *self._range.widgets,
                 self._region,
                 self._iterations,
                 self._compensate,
@@ -202,7 +199,6 @@ class FitWidget(Container):
             self._fit_button, self._cancel_button, self._status, "Fitting GMM background"
         )
 
-        self._use_range.changed.connect(self._on_use_range)
         self._mode.changed.connect(self._on_mode)
         self._video.changed.connect(self._on_video)
         for widget in (self._threshold, self._region, self._median, self._opening, self._shadows):
@@ -230,21 +226,18 @@ class FitWidget(Container):
             if isinstance(layer, Labels | Shapes) and not _is_result_layer(layer)
         ]
 
-    def _on_use_range(self, checked: bool) -> None:
-        self._start.visible = checked
-        self._stop.visible = checked
-
     def _on_mode(self, mode: str) -> None:
         online = mode == "online"
         self._history.visible = online
-        for widget in (self._learning_frames, self._use_range, self._iterations):
+        for widget in (self._learning_frames, self._iterations):
             widget.visible = not online
+        self._range.set_available(not online)
 
     def _on_video(self, layer: Image | None) -> None:
         if layer is None or self.result is not None and self.result.source is layer:
             return
         n_frames = layer.data.shape[0] if layer.data.ndim >= 3 else 1
-        self._stop.value = max(1, n_frames)
+        self._range.stop.value = max(1, n_frames)
         channels = 3 if layer.rgb else 1
         self._threshold.value = default_threshold(channels)
 
@@ -265,13 +258,10 @@ class FitWidget(Container):
         )
 
     def _settings(self) -> dict:
-        frame_range = None
-        if self._use_range.value:
-            frame_range = (int(self._start.value), int(self._stop.value))
         return {
             "n_components": int(self._components.value),
             "learning_frames": int(self._learning_frames.value),
-            "frame_range": frame_range,
+            "frame_range": self._range.value,
             "max_iter": int(self._iterations.value),
             "threshold": float(self._threshold.value),
             "cleanup": self.cleanup(),
