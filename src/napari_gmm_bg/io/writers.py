@@ -1,16 +1,18 @@
-"""Writing results: TIFF stacks, PNG images and sets of files written all or nothing.
+"""Writing results: TIFF stacks, zarr stores, MP4 previews, PNG images and CSV tables.
 
 Every file goes to a hidden temporary name in its destination folder and is renamed
-only when complete, so a failure never leaves a half-written file nor destroys an
-existing one.
+only when complete, so a failure (or an interruption: any exception, KeyboardInterrupt
+included) never leaves a half-written file nor destroys an existing one.  Stacks are
+written a block of frames at a time, so a lazy (dask) stack is never held whole.
 """
 
 import csv
+import errno
 import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,58 @@ from ..core._files import atomic_write, temporary_path
 # Beyond this, classic TIFF's 32-bit offsets overflow: switch to BigTIFF.
 _BIGTIFF_BYTES = 2**32 - 2**25
 
+# Frames computed together when a lazy stack's chunks do not say better.
+FRAME_BLOCK = 16
+# A lazy chunk up to this size is computed whole (its frames share the computation);
+# a larger one is sliced into blocks of about this size.
+_BLOCK_BYTES = 256 * 2**20
 
-def write_tiff_stack(path: Path, stack: Any, metadata: dict | None = None) -> None:
+Progress = Callable[[int], None]
+"""Called with the number of frames written so far after each block; may raise to stop."""
+
+
+def frame_blocks(stack: Any, step: int = FRAME_BLOCK) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield a stack's frames in blocks, computing a lazy stack one block at a time.
+
+    Parameters
+    ----------
+    stack : numpy.ndarray or dask.array.Array
+        Any array; blocks run along its first axis.
+    step : int
+        Frames in a block of a numpy array.
+
+    Yields
+    ------
+    tuple
+        ``(start, block)``: the index of the block's first frame and the block, a numpy
+        array.  A dask array's blocks follow its chunks along the first axis (frames that
+        share a source chunk, a decoded group of frames say, then share its
+        computation), a chunk larger than 256 MB being sliced.
+    """
+    n = stack.shape[0]
+    chunks = getattr(stack, "chunks", None)
+    if chunks is None:
+        for start in range(0, n, step):
+            yield start, np.asarray(stack[start : start + step])
+        return
+    frame_bytes = max(1, int(np.prod(stack.shape[1:])) * np.dtype(stack.dtype).itemsize)
+    most = max(1, _BLOCK_BYTES // frame_bytes)
+    start = 0
+    for size in chunks[0]:
+        for first in range(start, start + size, most):
+            last = min(first + most, start + size)
+            yield first, np.asarray(stack[first:last])
+        start += size
+
+
+def _check_not_empty(shape: tuple[int, ...]) -> None:
+    if len(shape) == 0 or 0 in shape:
+        raise ValueError(f"nothing to save: the data have shape {tuple(shape)}")
+
+
+def write_tiff_stack(
+    path: Path, stack: Any, metadata: dict | None = None, progress: Progress | None = None
+) -> None:
     """Write a ``(T, Y, X[, C])`` stack frame by frame as a multi-page TIFF.
 
     Parameters
@@ -33,46 +85,68 @@ def write_tiff_stack(path: Path, stack: Any, metadata: dict | None = None) -> No
     path : pathlib.Path
         The file to write (not atomic by itself: see :class:`AtomicFiles`).
     stack : numpy.ndarray or dask.array.Array
-        The frames; a dask array is computed one frame at a time.
+        The frames; a dask array is computed a chunk of frames at a time
+        (:func:`frame_blocks`).
     metadata : dict, optional
         Stored as JSON in the TIFF's image description.
+    progress : callable, optional
+        Called with the number of frames written after each block.
     """
     nbytes = int(np.prod(stack.shape)) * np.dtype(stack.dtype).itemsize
     description = json.dumps(metadata or {})
     rgb = stack.ndim == 4 and stack.shape[-1] == 3
-    # A lazy stack is computed a few frames at a time: frames that share a source chunk
-    # (a decoded group of frames, say) then share its computation, and memory stays
-    # bounded by the group.
-    step = 16 if hasattr(stack, "compute") else 1
-    with tifffile.TiffWriter(path, bigtiff=nbytes > _BIGTIFF_BYTES) as tif:
-        for start in range(0, stack.shape[0], step):
-            block = np.asarray(stack[start : start + step])
-            for i, frame in enumerate(block, start=start):
-                tif.write(
-                    frame,
-                    photometric="rgb" if rgb else "minisblack",
-                    description=description if i == 0 else None,
-                    metadata=None,
-                    contiguous=False,
-                )
+    try:
+        with tifffile.TiffWriter(path, bigtiff=nbytes > _BIGTIFF_BYTES) as tif:
+            for start, block in frame_blocks(stack):
+                for i, frame in enumerate(block, start=start):
+                    tif.write(
+                        frame,
+                        photometric="rgb" if rgb else "minisblack",
+                        description=description if i == 0 else None,
+                        metadata=None,
+                        contiguous=False,
+                    )
+                if progress is not None:
+                    progress(start + len(block))
+    except OSError as exc:
+        if exc.errno is None:
+            raise _short_write(exc, Path(path)) from exc
+        raise
+
+
+def _short_write(exc: OSError, path: Path) -> OSError:
+    """Say why a write stopped short when the library lost the system's error number.
+
+    numpy's ``tofile`` (which tifffile uses) reports a full disk as "16384 requested and
+    6096 written", with no errno.
+    """
+    free = shutil.disk_usage(path.parent).free
+    if free < 2**20:
+        return OSError(errno.ENOSPC, f"No space left on device ({exc})", str(path))
+    return OSError(errno.EIO, f"Only part of the data could be written ({exc})", str(path))
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """Write a 2-D grey or RGB image as PNG.
+    """Write a 2-D grey, RGB or RGBA image as PNG.
 
     Parameters
     ----------
     path : pathlib.Path
-        The file to write.
+        The file to write (not atomic by itself: see :func:`save_png`).
     image : numpy.ndarray
-        ``(Y, X)`` or ``(Y, X, 3)`` RGB, uint8 or uint16.
+        ``(Y, X)``, ``(Y, X, 3)`` RGB or ``(Y, X, 4)`` RGBA, uint8 or uint16.
     """
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    path.write_bytes(_encode_png(image))
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        code = cv2.COLOR_RGB2BGR if image.shape[-1] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(np.ascontiguousarray(image), code)
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"cannot encode a {image.dtype} {image.shape} image as PNG")
-    path.write_bytes(encoded.tobytes())
+    return encoded.tobytes()
 
 
 def write_csv(path: str | os.PathLike, header: list[str], rows: list[list[Any]]) -> Path:
@@ -231,7 +305,12 @@ def json_safe(metadata: dict) -> dict:
     return out
 
 
-def save_tiff(path: str | os.PathLike, data: Any, metadata: dict | None = None) -> Path:
+def save_tiff(
+    path: str | os.PathLike,
+    data: Any,
+    metadata: dict | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Save a stack (lazy ones included) as a multi-page TIFF, atomically and streaming.
 
     Parameters
@@ -240,20 +319,29 @@ def save_tiff(path: str | os.PathLike, data: Any, metadata: dict | None = None) 
         Destination ``.tif``; written to a temporary name and renamed when complete, so
         a failure leaves no partial file and an existing file as it was.
     data : numpy.ndarray or dask.array.Array
-        ``(T, Y, X)`` or ``(T, Y, X, 3)``; a dask array is computed 16 frames at a time.
-        BigTIFF is used when the data pass 4 GB.
+        ``(T, Y, X)`` or ``(T, Y, X, 3)``; a dask array is computed a chunk of frames at
+        a time.  BigTIFF is used when the data pass 4 GB.
     metadata : dict, optional
         Stored as JSON in the first page's description (what JSON cannot hold is dropped).
+    progress : callable, optional
+        Called with the number of frames written after each block; an exception it
+        raises (a Cancel, say) stops the write, leaving nothing behind.
 
     Returns
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    ValueError
+        If the data are empty.
     """
+    _check_not_empty(data.shape)
     final = Path(path)
     tmp = temporary_path(final)
     try:
-        write_tiff_stack(tmp, data, json_safe(metadata or {}))
+        write_tiff_stack(tmp, data, json_safe(metadata or {}), progress)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -261,8 +349,13 @@ def save_tiff(path: str | os.PathLike, data: Any, metadata: dict | None = None) 
     return final
 
 
-def save_zarr(path: str | os.PathLike, data: Any, metadata: dict | None = None) -> Path:
-    """Save an array (lazy ones included) as a zarr store, chunk by chunk, atomically.
+def save_zarr(
+    path: str | os.PathLike,
+    data: Any,
+    metadata: dict | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Save an array (lazy ones included) as a zarr store, block by block, atomically.
 
     Parameters
     ----------
@@ -270,29 +363,43 @@ def save_zarr(path: str | os.PathLike, data: Any, metadata: dict | None = None) 
         Destination folder ``.zarr``; written beside it under a temporary name, then
         swapped in (an existing store is replaced only once the new one is complete).
     data : numpy.ndarray or dask.array.Array
-        Any shape; stored in chunks of one frame.
+        Any shape; stored in chunks of one frame (one slice of the first axis), and a
+        dask array is computed a chunk of frames at a time.
     metadata : dict, optional
         Stored in the array's attributes (what JSON cannot hold is dropped).
+    progress : callable, optional
+        Called with the number of frames written after each block; an exception it
+        raises stops the write, leaving nothing behind.
 
     Returns
     -------
     pathlib.Path
         The store written.
+
+    Raises
+    ------
+    ValueError
+        If the data are empty.
     """
-    import dask.array as da
     import zarr
 
+    _check_not_empty(data.shape)
     final = Path(path)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.part")
     old = final.with_name(f".{final.name}.{os.getpid()}.old")
-    lazy = data if isinstance(data, da.Array) else da.from_array(data)
-    lazy = lazy.rechunk({0: 1, **{i: -1 for i in range(1, lazy.ndim)}})
     try:
         store = zarr.open_array(
-            str(tmp), mode="w", shape=lazy.shape, chunks=lazy.chunksize, dtype=lazy.dtype
+            str(tmp),
+            mode="w",
+            shape=data.shape,
+            chunks=(1, *data.shape[1:]),
+            dtype=data.dtype,
         )
         store.attrs.update(json_safe(metadata or {}))
-        da.store(lazy, store, lock=False)
+        for start, block in frame_blocks(data):
+            store[start : start + len(block)] = block
+            if progress is not None:
+                progress(start + len(block))
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)
@@ -302,4 +409,293 @@ def save_zarr(path: str | os.PathLike, data: Any, metadata: dict | None = None) 
             os.replace(old, final)
         raise
     shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def png_image(image: Any, labels: bool = False, rgb: bool | None = None) -> np.ndarray:
+    """Check that an image fits in a PNG file and return it as PNG can hold it.
+
+    Parameters
+    ----------
+    image : numpy.ndarray or dask.array.Array
+        ``(Y, X)`` grey or labels, or ``(Y, X, 3)`` RGB / ``(Y, X, 4)`` RGBA image.
+    labels : bool
+        Labels: only ``(Y, X)`` is accepted.
+    rgb : bool, optional
+        Whether a last axis of 3 or 4 is colour (by default it is, for an image).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 or uint16: those dtypes unchanged, booleans as 0/1 uint8, other integers
+        whose values all fit as the smallest of uint8 and uint16 that holds them.
+
+    Raises
+    ------
+    ValueError
+        For more than one 2-D image (a time axis, say), floats, or integers outside
+        0..65535: PNG cannot hold them, and nothing should be lost silently.
+    """
+    if rgb is None:
+        rgb = not labels
+    rgb = rgb and not labels and image.ndim == 3 and image.shape[-1] in (3, 4)
+    if image.ndim != 2 and not rgb:
+        kind = "(Y, X)" if labels else "(Y, X), (Y, X, 3) or (Y, X, 4)"
+        raise ValueError(
+            f"PNG holds one 2-D image, {kind}; these data have shape {tuple(image.shape)}: "
+            "save them as a TIFF stack, zarr or MP4 preview instead"
+        )
+    _check_not_empty(image.shape)
+    dtype = np.dtype(image.dtype)
+    image = np.asarray(image)
+    if dtype in (np.uint8, np.uint16):
+        return image
+    if dtype.kind == "b":
+        return image.astype(np.uint8)
+    if dtype.kind in "iu":
+        low, high = int(image.min()), int(image.max())
+        if low >= 0 and high <= 65535:
+            return image.astype(np.uint8 if high <= 255 else np.uint16)
+        raise ValueError(
+            f"PNG holds values 0..65535; these {dtype} data span {low}..{high}: "
+            "save them as a TIFF stack or zarr instead"
+        )
+    raise ValueError(
+        f"PNG holds 8- or 16-bit integers, not {dtype} values: "
+        "save them as a TIFF stack or zarr instead"
+    )
+
+
+def save_png(
+    path: str | os.PathLike, image: Any, labels: bool = False, rgb: bool | None = None
+) -> Path:
+    """Save a 2-D image or labels as PNG, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination ``.png``; written to a temporary name and renamed when complete.
+    image : numpy.ndarray or dask.array.Array
+        See :func:`png_image` for what is accepted and how it is stored.
+    labels : bool
+        The image is labels (``(Y, X)`` only).
+    rgb : bool, optional
+        Whether a last axis of 3 or 4 is colour (by default it is, for an image).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        If PNG cannot hold the image (checked before anything is written).
+    """
+    encoded = _encode_png(png_image(image, labels, rgb))
+    return atomic_write(Path(path), lambda f: f.write(encoded))
+
+
+# Labels in the MP4 preview: 0 black, 1 white, 2 (shadow) mid grey; larger labels cycle
+# through saturated colours.
+LABEL_COLOURS = np.array(
+    [
+        [0, 0, 0],
+        [255, 255, 255],
+        [128, 128, 128],
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+    ],
+    np.uint8,
+)
+
+
+def labels_to_rgb(labels: np.ndarray) -> np.ndarray:
+    """Colour labels as the MP4 preview shows them.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer or boolean labels, any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, the input's shape plus a last axis of 3 (RGB): 0 black, 1 white, 2 grey,
+        3 and above the colours of :data:`LABEL_COLOURS` in turn.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "b" or (labels.dtype.kind == "u" and labels.itemsize == 1):
+        lut = LABEL_COLOURS[np.r_[0:3, 3 + np.arange(253) % (len(LABEL_COLOURS) - 3)]]
+        return lut[labels.astype(np.uint8)]
+    cycle = len(LABEL_COLOURS) - 3
+    index = np.where((labels >= 0) & (labels < 3), labels, 3 + (labels - 3) % cycle)
+    return LABEL_COLOURS[index]
+
+
+def display_range(data: Any, contrast_limits: Any = None) -> tuple[float, float]:
+    """Return the values that map to 0 and 255 in an 8-bit preview.
+
+    Parameters
+    ----------
+    data : numpy.ndarray or dask.array.Array
+        The image.
+    contrast_limits : sequence of two floats, optional
+        Used when given (a napari layer's display range).
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``, high > low: the contrast limits; else 0..255 for uint8, the
+        dtype's range for other integers, 0..1 for booleans, and the data's finite range
+        for floats (a pass over a lazy array).
+    """
+    dtype = np.dtype(data.dtype)
+    if contrast_limits is not None:
+        low, high = (float(v) for v in contrast_limits)
+    elif dtype.kind == "b":
+        low, high = 0.0, 1.0
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = float(info.min), float(info.max)
+    else:
+        import dask.array as da
+
+        finite = da.asarray(data)
+        finite = da.where(da.isfinite(finite), finite, np.nan)
+        low, high = (float(v) for v in da.compute(da.nanmin(finite), da.nanmax(finite)))
+        if not np.isfinite(low):
+            low, high = 0.0, 1.0
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def to_uint8(block: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Scale values so that ``low`` is 0 and ``high`` 255, clipped (NaN becomes 0).
+
+    Parameters
+    ----------
+    block : numpy.ndarray
+        Any numbers.
+    low, high : float
+        The display range.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, the same shape.
+    """
+    scaled = (block.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    return np.nan_to_num(np.clip(scaled + 0.5, 0, 255), nan=0.0).astype(np.uint8)
+
+
+def _even(block: np.ndarray) -> np.ndarray:
+    """Pad a ``(n, Y, X[, 3])`` block by repeating its last row / column to even sizes."""
+    pad = [(0, 0), (0, block.shape[1] % 2), (0, block.shape[2] % 2)]
+    if not any(after for _, after in pad):
+        return block
+    return np.pad(block, pad + [(0, 0)] * (block.ndim - 3), mode="edge")
+
+
+def save_mp4(
+    path: str | os.PathLike,
+    data: Any,
+    *,
+    labels: bool = False,
+    rgb: bool | None = None,
+    contrast_limits: Any = None,
+    fps: float = 30.0,
+    crf: int = 18,
+    title: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Save a stack as an H.264 MP4 preview (lossy), streamed a block at a time, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination ``.mp4``; written to a temporary name and renamed when complete.
+    data : numpy.ndarray or dask.array.Array
+        ``(T, Y, X)`` grey or labels, or ``(T, Y, X, 3)`` RGB (``(T, Y, X, 4)``: the alpha
+        channel is dropped).  A dask array is computed a chunk of frames at a time.
+    labels : bool
+        Colour the values as labels (:func:`labels_to_rgb`: 0 black, 1 white, 2 grey,
+        others in colour) instead of as intensities.
+    rgb : bool, optional
+        Whether the last axis is colour; by default, when ``data`` is 4-D with 3 or 4
+        channels.
+    contrast_limits : sequence of two floats, optional
+        The display range of a non-uint8 image (:func:`display_range`); uint8 images are
+        written as they are.
+    fps : float
+        Frames per second.
+    crf : int
+        x264 constant rate factor: lower is better quality and a larger file.
+    title : str, optional
+        Stored in the file's title tag.
+    progress : callable, optional
+        Called with the number of frames written after each block; an exception it
+        raises stops the write, leaving nothing behind.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.  H.264 in yuv420p needs even sizes: an odd height or width is
+        padded by repeating the last row or column, so the video can be one pixel larger.
+
+    Raises
+    ------
+    ValueError
+        If the data are not a stack of 2-D frames (checked before anything is written).
+    """
+    from fractions import Fraction
+
+    import av
+
+    if rgb is None:
+        rgb = not labels and data.ndim == 4 and data.shape[-1] in (3, 4)
+    if data.ndim != (4 if rgb else 3) or (rgb and data.shape[-1] not in (3, 4)):
+        kind = "(T, Y, X)" if labels else "(T, Y, X) grey or (T, Y, X, 3) RGB"
+        raise ValueError(
+            f"the MP4 preview needs a stack of 2-D frames, {kind}; these data have shape "
+            f"{tuple(data.shape)}"
+        )
+    _check_not_empty(data.shape)
+    scale = None
+    if not labels and np.dtype(data.dtype) != np.uint8:
+        scale = display_range(data, contrast_limits)
+    height, width = data.shape[1] + data.shape[1] % 2, data.shape[2] + data.shape[2] % 2
+    final = Path(path)
+    tmp = temporary_path(final)
+    try:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            container.metadata["title"] = title or final.stem
+            container.metadata["comment"] = "lossy preview written by napari-gmm-bg"
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            for start, block in frame_blocks(data):
+                if labels:
+                    block = labels_to_rgb(block)
+                else:
+                    block = block[..., :3] if rgb else block
+                    block = block if scale is None else to_uint8(block, *scale)
+                fmt = "rgb24" if block.ndim == 4 else "gray"
+                for frame in _even(block):
+                    video_frame = av.VideoFrame.from_ndarray(frame, format=fmt)
+                    for packet in stream.encode(video_frame):
+                        container.mux(packet)
+                if progress is not None:
+                    progress(start + len(block))
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return final
