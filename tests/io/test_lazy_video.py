@@ -1,27 +1,30 @@
+import pickle
 from fractions import Fraction
 
 import av
+import dask
 import dask.array as da
 import numpy as np
 import pytest
 
-from napari_gmm_bg.io.lazy_video import build_index, open_video
+from napari_gmm_bg.io.lazy_video import build_index, open_video, reader_of
 from napari_gmm_bg.io.video import read_video_file
 from tests.conftest import encode_avi
 
 
-def encode(path, frames, codec="libx264", pts=None, rate=25, options=None):
-    """Encode RGB frames; with ``pts`` (in milliseconds) the frame rate is variable."""
-    with av.open(str(path), "w") as container:
+def encode(path, frames, codec="libx264", pts=None, rate=25, options=None, container_options=None):
+    """Encode RGB (or grey) frames; with ``pts`` (in milliseconds) the frame rate is variable."""
+    grey = frames.ndim == 3
+    with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = "gray" if grey else "yuv420p"
         stream.options = options or {"crf": "10", "bf": "3", "g": "12"}
         if pts is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
             stream.time_base = Fraction(1, 1000)
         for i, frame in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(frame, format="gray" if grey else "rgb24")
             if pts is not None:
                 vf.pts = int(pts[i])
                 vf.time_base = Fraction(1, 1000)
@@ -86,3 +89,112 @@ def test_bad_files(tmp_path):
         build_index(junk)
     with pytest.raises(ValueError, match="no such file"):
         open_video(tmp_path / "missing.mp4")
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory):
+    """150 numbered frames as H.264 with 3 B-frames and a keyframe every 60 frames."""
+    n = 150
+    frames = np.zeros((n, 48, 64, 3), np.uint8)
+    frames[:] = (np.arange(64) * 3)[None, None, :, None]
+    for i in range(n):
+        frames[i, 30:40, :] = i  # a band whose level is the frame number
+        frames[i, 10:20, (i % 50) : (i % 50) + 10] = (250, 20, 20)
+    path = tmp_path_factory.mktemp("gop") / "gop.mp4"
+    options = {"crf": "12", "bf": "3", "g": "60", "keyint_min": "60", "sc_threshold": "0"}
+    options["x264-params"] = "b-adapt=0"  # always 3 B-frames between references
+    encode(path, frames, options=options)
+    return path, read_video_file(path)
+
+
+@pytest.mark.parametrize("chunk", [1, None])
+def test_scrubbing_in_any_order_matches_a_sequential_decode(long_gop, chunk):
+    path, sequential = long_gop
+    video, _ = open_video(path, chunk=chunk)
+    n = len(sequential)
+    rng = np.random.default_rng(3)
+    order = list(rng.permutation(n)[:40])  # random jumps
+    order += list(range(97, 60, -1))  # stepping backwards across a keyframe
+    order += list(range(20, 75))  # stepping forwards across a keyframe
+    for i in order:
+        np.testing.assert_array_equal(video[int(i)].compute(), sequential[int(i)], f"frame {i}")
+    for start in rng.integers(0, n - 10, 5):
+        np.testing.assert_array_equal(
+            video[start : start + 10].compute(), sequential[start : start + 10]
+        )
+
+
+@pytest.mark.parametrize("max_decoders", [1, 3])
+def test_threads_reading_at_once_get_the_right_frames(long_gop, max_decoders):
+    path, sequential = long_gop
+    video, _ = open_video(path, chunk=1, max_decoders=max_decoders)
+    with dask.config.set(scheduler="threads", num_workers=6):
+        np.testing.assert_array_equal(video.compute(), sequential)
+        picks = np.random.default_rng(4).permutation(len(sequential))[:30]
+        np.testing.assert_array_equal(video[picks].compute(), sequential[picks])
+
+
+def test_the_next_frame_continues_the_decoder_without_seeking(long_gop):
+    path, sequential = long_gop
+    video, _ = open_video(path, chunk=1)
+    reader = reader_of(video)
+    video[40].compute()
+    seeks = reader.stats["seeks"]
+    for i in range(41, 130):  # through the keyframe at 60 and 120: still no seek
+        np.testing.assert_array_equal(video[i].compute(), sequential[i])
+    assert reader.stats["seeks"] == seeks
+
+
+def test_non_reference_frames_before_the_wanted_one_are_skipped(long_gop):
+    path, sequential = long_gop
+    video, _ = open_video(path, chunk=1, prefetch=0)
+    reader = reader_of(video)
+    np.testing.assert_array_equal(video[58].compute(), sequential[58])
+    # 59 frames from the keyframe at 0: about half are non-reference B-frames.
+    assert reader.stats["seeks"] == 1
+    assert reader.stats["decoded"] < 45
+    assert reader.stats["converted"] == 1  # only the wanted frame became RGB
+
+
+def test_the_cache_stays_within_its_limit(long_gop):
+    path, sequential = long_gop
+    frame_bytes = sequential[0].nbytes
+    video, _ = open_video(path, chunk=1, cache_bytes=10 * frame_bytes)
+    reader = reader_of(video)
+    for i in np.random.default_rng(5).permutation(len(sequential))[:60]:
+        np.testing.assert_array_equal(video[int(i)].compute(), sequential[int(i)])
+        assert reader.cached_bytes() <= 10 * frame_bytes
+
+
+def test_the_reader_pickles_for_dask_workers(long_gop):
+    path, sequential = long_gop
+    video, _ = open_video(path, chunk=4)
+    reader = reader_of(video)
+    reader.read(10, 14)
+    clone = pickle.loads(pickle.dumps(reader))
+    np.testing.assert_array_equal(clone.read(100, 104), sequential[100:104])
+    assert clone.stats["seeks"] == 1  # a fresh pool: nothing carried over
+
+
+def test_avi_with_b_frames_keeps_the_decoders_order(tmp_path, numbered):
+    # AVI stores no presentation timestamps: the index is built by decoding once.
+    path = encode(tmp_path / "b.avi", numbered, codec="mpeg4", options={"bf": "2", "g": "12"})
+    index = assert_random_access_matches_sequential(path, len(numbered))
+    assert not index.ordered
+
+
+def test_grey_video_gives_grey_frames(tmp_path, numbered):
+    grey = numbered[..., 0].copy()
+    path = encode(tmp_path / "grey.mkv", grey, codec="ffv1", options={})
+    video, _ = open_video(path)
+    assert video.shape == grey.shape
+    np.testing.assert_array_equal(video.compute(), grey)  # lossless
+
+
+def test_mp4_opens_from_its_sample_tables(tmp_path, numbered, monkeypatch):
+    import napari_gmm_bg.io.lazy_video as module
+
+    path = encode(tmp_path / "clip.mp4", numbered)
+    monkeypatch.setattr(module, "build_index", lambda p: pytest.fail("demuxed"))
+    assert_random_access_matches_sequential(path, len(numbered))
+    assert not list(tmp_path.glob(".*.frames.npz"))  # nothing kept beside it

@@ -1,27 +1,51 @@
-"""Lazy, frame-accurate video reading: a dask array decoded chunk by chunk on demand.
+"""Lazy, frame-accurate video reading: a dask array decoded on demand.
 
-Frames are found by their presentation timestamps, never by ``index / fps``: an index of
-every frame's timestamp is built once by demuxing (reading packets, decoding nothing) and
-kept beside the video for the next open.  A chunk of consecutive frames opens its own
-decoder, seeks to the keyframe before its first frame and decodes forward, so chunks are
-independent (thread-safe) and a frame read at random equals the same frame of a
-sequential decode, with B-frames and variable frame rates alike.  Decoded chunks are
-kept in a small LRU cache, so scrubbing back and forth decodes each chunk once.
+Frames are found by their presentation timestamps, never by ``index / fps``.  The index
+of every frame's timestamp comes from the sample tables of an MP4/MOV file (read in
+milliseconds, no media data touched), or else from demuxing the file once (reading
+packets, decoding nothing), kept beside the video as a hidden ``.<name>.<hash>.frames.npz``
+for the next open.  An AVI with B-frames stores no presentation timestamps at all: its
+index is built once by decoding, and frames are told apart by their labels.
+
+Decoding is done by a small pool of decoders, each used by one thread at a time.  A
+request for frames continues a decoder already positioned before them in the same group
+of pictures, or seeks one to the keyframe before the first wanted frame and decodes
+forward, skipping the non-reference frames before it (they change no other frame).
+After a request, the decoder goes on a few frames ahead in the background (cancelled by
+the next request elsewhere), so stepping to the next frame finds it decoded.  Decoded
+frames are kept in an LRU cache with a size limit.  A frame read at random therefore
+equals the same frame of a sequential decode, with B-frames and variable frame rates
+alike.
 """
 
 import hashlib
 import os
+import struct
 import threading
+import time
+import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import dask.array as da
 import numpy as np
+from av.container import InputContainer
+from av.video.stream import VideoStream
 
-CHUNK_FRAMES = 16
-CACHE_CHUNKS = 8
+from .mp4_index import MP4_SUFFIXES, read_sample_table
+from .video import frame_format
+
+INDEX_VERSION = 2  # bump when the kept index changes meaning
+CHUNK_BYTES = 4 << 20  # a dask chunk holds about this much (1 frame of 720p and larger)
+MAX_CHUNK_FRAMES = 16
+CACHE_BYTES = 256 << 20  # decoded frames kept per opened video
+MAX_DECODERS = 3
+PREFETCH_FRAMES = 8
+THREAD_TYPE = "AUTO"  # each decoder's own threads (frame and slice)
 
 
 @dataclass(frozen=True)
@@ -31,31 +55,166 @@ class VideoIndex:
     Attributes
     ----------
     pts : numpy.ndarray
-        ``(T,)`` int64 timestamps, in the stream's time base.
+        ``(T,)`` int64 timestamps, in the stream's time base; increasing when
+        ``ordered``, else labels that tell frames apart.
     time_base : float
         Seconds per timestamp unit.
     shape : tuple of int
         ``(Y, X)`` frame size.
+    keyframes : numpy.ndarray
+        Increasing frame numbers where decoding can start (0 among them).
+    ordered : bool
+        True when ``pts`` are real, increasing presentation timestamps.
     """
 
     pts: np.ndarray
     time_base: float
     shape: tuple[int, int]
+    keyframes: np.ndarray
+    ordered: bool = True
 
     @property
     def seconds(self) -> np.ndarray:
         """Each frame's time, in seconds."""
-        return self.pts * self.time_base
+        return (self.pts if self.ordered else np.sort(self.pts)) * self.time_base
+
+    def keyframe_before(self, frame: int) -> int:
+        """Return the last frame at or before ``frame`` where decoding can start."""
+        return int(self.keyframes[np.searchsorted(self.keyframes, frame, "right") - 1])
 
 
 def _index_path(path: Path) -> Path:
     stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    key = hashlib.sha1(
+        f"{INDEX_VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    )
     return path.with_name(f".{path.name}.{key.hexdigest()[:12]}.frames.npz")
 
 
+def _make_index(
+    pts: list | np.ndarray,
+    keyframe: list | np.ndarray,
+    time_base: float,
+    shape: tuple[int, int],
+    ordered: bool = True,
+) -> VideoIndex:
+    """Make an index from per-frame timestamps and keyframe flags, in any order."""
+    pts = np.asarray(pts, np.int64)
+    keyframe = np.asarray(keyframe, bool)
+    if ordered:
+        order = np.argsort(pts, kind="stable")
+        pts, keyframe = pts[order], keyframe[order]
+    if len(np.unique(pts)) != len(pts):
+        raise ValueError("two frames share a timestamp")
+    keyframes = np.flatnonzero(keyframe)
+    if not len(keyframes) or keyframes[0] != 0:
+        keyframes = np.concatenate([[0], keyframes])
+    return VideoIndex(pts, float(time_base), shape, keyframes.astype(np.int64), ordered)
+
+
+def _open_stream(path: Path) -> tuple[InputContainer, VideoStream]:
+    """Open a file's first video stream; a clear ValueError for what cannot be decoded."""
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(
+            f"cannot read video {path.name}: not a video, or damaged/truncated ({reason})"
+        ) from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path.name} holds no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        tag = getattr(stream, "codec_tag", "") or "unknown"
+        container.close()
+        raise ValueError(f"{path.name}: its video codec ({tag!r}) cannot be decoded here")
+    return container, stream
+
+
+def _check_not_cut(path: Path, size: int) -> None:
+    """Raise if a RIFF (AVI) or Matroska file says it is longer than it is."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[:4] == b"RIFF" and len(head) >= 8:
+        (riff,) = struct.unpack_from("<I", head, 4)
+        if 8 + riff > size:
+            raise ValueError(f"video {path.name} is truncated: {size} of {8 + riff} bytes")
+    elif head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: find the Segment's declared size
+        pos = 4
+        length, value = _ebml_vint(head, pos)
+        pos += length + value
+        with open(path, "rb") as f:
+            f.seek(pos)
+            seg = f.read(12)
+        if seg[:4] == b"\x18\x53\x80\x67":
+            length, value = _ebml_vint(seg, 4)
+            unknown = value == (1 << (7 * length)) - 1
+            if not unknown and pos + 4 + length + value > size:
+                raise ValueError(
+                    f"video {path.name} is truncated: {size} of {pos + 4 + length + value} bytes"
+                )
+    elif path.suffix.lower() == ".gif" and size:
+        with open(path, "rb") as f:
+            f.seek(size - 1)
+            if f.read(1) != b";":
+                raise ValueError(f"video {path.name} is truncated: no GIF trailer")
+
+
+def _ebml_vint(data: bytes, pos: int) -> tuple[int, int]:
+    first = data[pos] if pos < len(data) else 0
+    length = 1
+    while length <= 8 and not first & (0x80 >> (length - 1)):
+        length += 1
+    if length > 8 or pos + length > len(data):
+        return 1, 0
+    value = first & ((0x80 >> (length - 1)) - 1)
+    for byte in data[pos + 1 : pos + length]:
+        value = (value << 8) | byte
+    return length, value
+
+
+def _index_from_sample_table(
+    path: Path, stream: VideoStream, container: InputContainer
+) -> VideoIndex | None:
+    """Index an MP4/MOV from its sample tables, checked against a few demuxed packets."""
+    table = read_sample_table(path)
+    if table is None or table.track_id != stream.id:
+        return None
+    if not len(table.pts):
+        raise ValueError(f"video {path.name} holds no frames")
+    size = path.stat().st_size
+    if table.end.max() > size:
+        whole = int(np.argmax(table.end > size))
+        raise ValueError(
+            f"video {path.name} is truncated: its data ends in frame {whole + 1} "
+            f"of {len(table.pts)}"
+        )
+    # FFmpeg must see the same timestamps: compare the first packets and the last GOP's.
+    last_key = int(np.flatnonzero(table.keyframe)[-1]) if table.keyframe.any() else 0
+    first = [p.pts for _, p in zip(range(8), _sized_packets(container, stream), strict=False)]
+    if first != table.pts[: len(first)].tolist():
+        return None
+    container.seek(int(table.pts[last_key]), stream=stream, backward=True, any_frame=False)
+    tail = [p.pts for p in _sized_packets(container, stream)]
+    expected = table.pts[-len(tail) :].tolist() if tail else []
+    if not tail or tail != expected:
+        return None
+    shape = (stream.codec_context.height, stream.codec_context.width)
+    return _make_index(table.pts, table.keyframe, 1 / table.timescale, shape)
+
+
+def _sized_packets(container: InputContainer, stream: VideoStream) -> Iterator[av.Packet]:
+    for packet in container.demux(stream):
+        if packet.size:
+            yield packet
+
+
 def build_index(path: str | os.PathLike) -> VideoIndex:
-    """Demux a video once and list its frames' timestamps (decodes nothing).
+    """List a video's frames' timestamps by demuxing it once (decodes nothing).
+
+    An AVI whose codec reorders frames (B-frames) stores no presentation timestamps; its
+    frames are decoded once instead and told apart by their labels.
 
     Parameters
     ----------
@@ -65,31 +224,68 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
     Returns
     -------
     VideoIndex
-        The timestamps.
+        The timestamps and keyframes.
 
     Raises
     ------
     ValueError
-        If the file cannot be opened or holds no video frames.
+        If the file cannot be opened, is truncated, or holds no video frames.
     """
     path = Path(path)
+    container, stream = _open_stream(path)
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} holds no video stream")
-            stream = container.streams.video[0]
-            shape = (stream.codec_context.height, stream.codec_context.width)
-            time_base = float(stream.time_base)
-            pts = [p.pts for p in container.demux(stream) if p.pts is not None and p.size]
+        shape = (stream.codec_context.height, stream.codec_context.width)
+        time_base = float(stream.time_base)
+        pts, dts, keys = [], [], []
+        try:
+            for packet in _sized_packets(container, stream):
+                if packet.is_corrupt:
+                    raise ValueError(f"video {path.name} is truncated or damaged")
+                pts.append(packet.pts)
+                dts.append(packet.dts)
+                keys.append(packet.is_keyframe)
+        except av.FFmpegError as exc:
+            raise ValueError(f"video {path.name} is damaged: {exc}") from None
+        if not pts:
+            raise ValueError(f"video {path.name} holds no frames")
+        # AVI stores no presentation timestamps: with B-frames, the demuxer's guesses
+        # are not the order the decoder gives frames in.
+        reorders = bool(stream.codec_context.has_b_frames)
+        no_pts = pts == dts or "avi" in container.format.name.split(",")
+        if None in pts or (reorders and no_pts):
+            return _index_by_decoding(path, shape, time_base)
+        try:
+            return _make_index(pts, keys, time_base, shape)
+        except ValueError:
+            return _index_by_decoding(path, shape, time_base)
+    finally:
+        container.close()
+
+
+def _index_by_decoding(path: Path, shape: tuple[int, int], time_base: float) -> VideoIndex:
+    """Decode every frame once and list their labels in output order."""
+    labels, keys = [], []
+    container, stream = _open_stream(path)
+    stream.thread_type = THREAD_TYPE
+    try:
+        with container:
+            for frame in container.decode(stream):
+                labels.append(frame.pts)
+                keys.append(bool(frame.key_frame))
     except av.FFmpegError as exc:
-        raise ValueError(f"cannot read video {path}: {exc}") from None
-    if not pts:
-        raise ValueError(f"video {path} holds no frames")
-    return VideoIndex(np.unique(np.asarray(pts, np.int64)), time_base, shape)
+        raise ValueError(f"video {path.name} is damaged: {exc}") from None
+    if not labels:
+        raise ValueError(f"video {path.name} holds no frames")
+    if None in labels:
+        raise ValueError(f"cannot index the frames of {path.name}: frames without timestamps")
+    try:
+        return _make_index(labels, keys, time_base, shape, ordered=False)
+    except ValueError:
+        raise ValueError(f"cannot index the frames of {path.name}: repeated labels") from None
 
 
 def load_index(path: str | os.PathLike) -> VideoIndex:
-    """Return a video's index, from the file kept beside it or built (and kept) now.
+    """Return a video's index: from MP4/MOV sample tables, the kept file, or a demux.
 
     Parameters
     ----------
@@ -99,116 +295,457 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
     Returns
     -------
     VideoIndex
-        The timestamps.
+        The timestamps and keyframes.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read (not a video, truncated, no frames, unknown codec).
     """
     path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"video {path.name} is empty (0 bytes)")
+    container, stream = _open_stream(path)
+    try:
+        if path.suffix.lower() in MP4_SUFFIXES:
+            try:
+                index = _index_from_sample_table(path, stream, container)
+            except av.FFmpegError:
+                index = None
+            if index is not None:
+                return index
+    finally:
+        container.close()
+    _check_not_cut(path, size)
     cached = _index_path(path)
     if cached.is_file():
-        with np.load(cached) as z:
-            return VideoIndex(z["pts"], float(z["time_base"]), tuple(int(v) for v in z["shape"]))
+        try:
+            with np.load(cached) as z:
+                return VideoIndex(
+                    z["pts"],
+                    float(z["time_base"]),
+                    tuple(int(v) for v in z["shape"]),
+                    z["keyframes"],
+                    bool(z["ordered"]),
+                )
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged index file: build it again
     index = build_index(path)
     try:  # a read-only folder only costs the next open another demux
         tmp = cached.with_name(cached.name + ".part")
         with open(tmp, "wb") as f:
-            np.savez(f, pts=index.pts, time_base=index.time_base, shape=np.array(index.shape))
+            np.savez(
+                f,
+                pts=index.pts,
+                time_base=index.time_base,
+                shape=np.array(index.shape),
+                keyframes=index.keyframes,
+                ordered=index.ordered,
+            )
         os.replace(tmp, cached)
     except OSError:
         pass
     return index
 
 
-class _ChunkReader:
-    """Decodes chunks of frames by timestamp, with a small LRU cache."""
+class _Decoder:
+    """One open container and codec, used by one thread at a time."""
 
-    def __init__(self, path: Path, index: VideoIndex, chunk: int, cache_chunks: int) -> None:
+    def __init__(self) -> None:
+        self.container = None
+        self.stream = None
+        self.frames = None  # the frame iterator; None until seeked, and after the end
+        self.pos = -1  # the last frame produced
+        self.busy = False
+        self.first = 0  # the first frame this job wants: non-reference frames before it skip
+        self.goal = -1  # the last frame a request wants
+        self.ahead = -1  # the last frame to decode ahead of the requests (prefetch)
+        self.seek_to: int | None = None
+        self.wanted: set[int] = set()
+        self.attempt = 0
+        self.used = 0.0
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+        self.container = self.stream = self.frames = None
+
+
+class _FrameReader:
+    """Decodes frames on request with a pool of decoders, a prefetch and an LRU cache.
+
+    Called by dask with ``block_id``: returns that chunk's frames.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        index: VideoIndex,
+        fmt: str,
+        chunk: int,
+        cache_bytes: int,
+        max_decoders: int,
+        prefetch: int,
+    ) -> None:
         self.path = path
         self.index = index
+        self.fmt = fmt
         self.chunk = chunk
-        self.cache_chunks = cache_chunks
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self.cache_bytes = cache_bytes
+        self.max_decoders = max_decoders
+        self.prefetch = prefetch
+        self._setup()
 
-    def __call__(self, block_id: int) -> np.ndarray:
-        with self._lock:
-            if block_id in self._cache:
-                self._cache.move_to_end(block_id)
-                return self._cache[block_id]
-        frames = self._decode(block_id)
-        with self._lock:
-            self._cache[block_id] = frames
-            while len(self._cache) > self.cache_chunks:
-                self._cache.popitem(last=False)
-        return frames
-
-    def _decode(self, block_id: int) -> np.ndarray:
-        start = block_id * self.chunk
-        wanted = self.index.pts[start : start + self.chunk]
-        position = {int(p): i for i, p in enumerate(wanted)}
+    def _setup(self) -> None:
         height, width = self.index.shape
-        out = np.zeros((len(wanted), height, width, 3), np.uint8)
-        found = np.zeros(len(wanted), bool)
-        last = int(wanted[-1])
-        with av.open(str(self.path)) as container:
-            stream = container.streams.video[0]
-            container.seek(int(wanted[0]), stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                if frame.pts is None:
+        self.frame_shape = (height, width) if self.fmt == "gray" else (height, width, 3)
+        self.frame_bytes = height * width * (1 if self.fmt == "gray" else 3)
+        self.n = len(self.index.pts)
+        self._labels = (
+            None if self.index.ordered else {int(p): i for i, p in enumerate(self.index.pts)}
+        )
+        self._cond = threading.Condition()
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._futures: dict[int, Future] = {}
+        self._decoders: list[_Decoder] = []
+        self.stats = {"seeks": 0, "decoded": 0, "converted": 0}
+
+    def cached_bytes(self) -> int:
+        """Memory held by decoded frames in the cache."""
+        with self._cond:
+            return sum(frame.nbytes for frame in self._cache.values())
+
+    def __getstate__(self) -> dict:  # for dask.distributed: no locks, no open files
+        keep = ("path", "index", "fmt", "chunk", "cache_bytes", "max_decoders", "prefetch")
+        return {key: self.__dict__[key] for key in keep}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def __call__(self, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        start = block_id[0] * self.chunk
+        return self.read(start, min(start + self.chunk, self.n))
+
+    # --- requests -----------------------------------------------------------------
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop``, decoded (or found in the cache) now."""
+        results: list[np.ndarray | Future] = []
+        with self._cond:
+            for i in range(start, stop):
+                cached = self._cache.get(i)
+                if cached is not None:
+                    self._cache.move_to_end(i)
+                    results.append(cached)
                     continue
-                i = position.get(int(frame.pts))
-                if i is not None:
-                    out[i] = frame.to_ndarray(format="rgb24")
-                    found[i] = True
-                if frame.pts >= last and found.all():
-                    break
-        if not found.all():
-            missing = int((~found).sum())
-            raise ValueError(f"{self.path.name}: {missing} frames of chunk {block_id} not decoded")
-        return out
+                future = self._futures.get(i)
+                if future is None:
+                    future = self._futures[i] = Future()
+                    self._assign(i)
+                results.append(future)
+            self._prefetch_after(stop)
+        frames = [item.result() if isinstance(item, Future) else item for item in results]
+        if len(frames) == 1:  # a read-only view of the cached frame: no copy
+            return frames[0][None]
+        return np.stack(frames)
+
+    def _assign(self, i: int) -> None:
+        """Give frame ``i`` to a decoder (the lock is held)."""
+        key = self.index.keyframe_before(i)
+        while True:
+            # A busy decoder heading for i, or that gets there before a seek would.
+            for d in self._decoders:
+                if d.busy and d.first <= i and d.pos < i and key <= max(d.goal, d.ahead) + 1:
+                    d.wanted.add(i)
+                    d.goal = max(d.goal, i)
+                    d.ahead = max(d.ahead, min(d.goal + self.prefetch, self.n - 1))
+                    return
+            self._cancel_prefetch()
+            # An idle decoder positioned before i in the same group of pictures.
+            idle = [d for d in self._decoders if not d.busy]
+            near = [d for d in idle if d.frames is not None and key <= d.pos + 1 <= i]
+            if near:
+                self._start(max(near, key=lambda d: d.pos), i, seek=None)
+                return
+            if len(self._decoders) < self.max_decoders:
+                d = _Decoder()
+                self._decoders.append(d)
+                self._start(d, i, seek=key)
+                return
+            if idle:
+                self._start(min(idle, key=lambda d: d.used), i, seek=key)
+                return
+            self._cond.wait()  # every decoder is busy: wait for one
+
+    def _prefetch_after(self, i: int) -> None:
+        """Keep decoding ahead of frame ``i`` where a decoder can continue there (lock held)."""
+        if i >= self.n or i in self._cache or i in self._futures or not self.prefetch:
+            return
+        ahead = min(i + self.prefetch - 1, self.n - 1)
+        for d in self._decoders:
+            if d.busy and d.first <= i and d.pos < i <= max(d.goal, d.ahead) + 1:
+                d.ahead = max(d.ahead, ahead)
+                return
+        key = self.index.keyframe_before(i)
+        near = [
+            d
+            for d in self._decoders
+            if not d.busy and d.frames is not None and key <= d.pos + 1 <= i
+        ]
+        if near:  # never seek for a prefetch: only continue a decoder already there
+            d = max(near, key=lambda d: d.pos)
+            self._start(d, i, seek=None)
+            d.wanted = set()
+            d.goal = i - 1
+            d.ahead = ahead
+
+    def _cancel_prefetch(self) -> None:
+        for d in self._decoders:
+            if d.busy:
+                d.ahead = d.goal
+
+    def _start(self, d: _Decoder, i: int, seek: int | None) -> None:
+        d.busy = True
+        d.first = i
+        d.goal = i
+        d.ahead = min(i + self.prefetch, self.n - 1)
+        d.wanted = {i}
+        d.seek_to = seek
+        d.attempt = 0
+        threading.Thread(target=self._run, args=(d,), daemon=True).start()
+
+    # --- the decoding thread --------------------------------------------------------
+    def _run(self, d: _Decoder) -> None:
+        try:
+            if d.container is None:
+                d.container, d.stream = _open_stream(self.path)
+                d.stream.thread_type = THREAD_TYPE
+            self._decode(d)
+        except Exception as exc:  # noqa: BLE001 - every failure goes to the waiting readers
+            if isinstance(exc, av.FFmpegError):
+                exc = ValueError(f"cannot decode {self.path.name}: {exc}")
+            with self._cond:
+                for i in d.wanted:
+                    future = self._futures.pop(i, None)
+                    if future is not None:
+                        future.set_exception(exc)
+                d.wanted = set()
+                d.busy = False
+                d.close()
+                self._decoders.remove(d)
+                self._cond.notify_all()
+
+    def _decode(self, d: _Decoder) -> None:
+        pts = self.index.pts
+        while True:
+            with self._cond:
+                seek = d.seek_to
+                d.seek_to = None
+                if seek is None and d.pos >= max(d.goal, d.ahead) and not d.wanted:
+                    d.busy = False
+                    d.used = time.monotonic()
+                    self._cond.notify_all()
+                    return
+            if seek is not None or d.frames is None:
+                if seek is None:
+                    seek = self.index.keyframe_before(min(d.wanted, default=d.first))
+                if seek == 0:  # the start: reopen, as some demuxers seek by dts
+                    if d.frames is not None or d.pos >= 0:
+                        d.close()
+                        d.container, d.stream = _open_stream(self.path)
+                        d.stream.thread_type = THREAD_TYPE
+                else:
+                    d.container.seek(
+                        int(pts[seek]), stream=d.stream, backward=True, any_frame=False
+                    )
+                self.stats["seeks"] += 1
+                d.frames = self._frames(d)
+                d.pos = seek - 1
+            frame = next(d.frames, None)
+            if frame is None:  # the end of the stream
+                d.frames = None
+                with self._cond:
+                    self._missed(d, set(d.wanted))
+                    d.ahead = min(d.ahead, d.pos)
+                continue
+            self.stats["decoded"] += 1
+            k = self._ordinal(frame.pts)
+            if k is None:
+                continue
+            with self._cond:
+                keep = (
+                    k in d.wanted or (d.goal < k <= d.ahead and k not in self._cache)
+                ) and k >= d.first
+            image = frame.to_ndarray(format=self.fmt) if keep else None
+            self.stats["converted"] += keep
+            with self._cond:
+                d.pos = max(d.pos, k)
+                if image is not None:
+                    image.flags.writeable = False
+                    self._put(k, image)
+                    d.wanted.discard(k)
+                    future = self._futures.pop(k, None)
+                    if future is not None:
+                        future.set_result(image)
+                missed = {i for i in d.wanted if i < k}
+                if missed:
+                    self._missed(d, missed)
+                self._cond.notify_all()
+
+    def _missed(self, d: _Decoder, missed: set[int]) -> None:
+        """Wanted frames went by undecoded: seek further back, or give up (lock held)."""
+        if not missed:
+            return
+        first = min(missed)
+        keys = self.index.keyframes
+        at = int(np.searchsorted(keys, first, "right")) - 1
+        d.attempt += 1
+        if d.attempt <= 2:  # one keyframe further back, then three (or the start)
+            d.seek_to = int(keys[max(at - (1 if d.attempt == 1 else 3), 0)])
+            d.first = min(d.first, first)
+            return
+        error = ValueError(f"{self.path.name}: frame {first} cannot be decoded")
+        for i in missed:
+            d.wanted.discard(i)
+            future = self._futures.pop(i, None)
+            if future is not None:
+                future.set_exception(error)
+
+    def _ordinal(self, label: int | None) -> int | None:
+        if label is None:
+            return None
+        if self._labels is not None:
+            return self._labels.get(int(label))
+        k = int(np.searchsorted(self.index.pts, label))
+        return k if k < self.n and self.index.pts[k] == label else None
+
+    def _frames(self, d: _Decoder) -> Iterator[av.VideoFrame]:
+        """Decode forward, skipping non-reference frames before the first wanted one."""
+        context = d.stream.codec_context
+        skipping = False
+        ordered = self.index.ordered
+        pts = self.index.pts
+        for packet in d.container.demux(d.stream):
+            if not packet.size:
+                if packet.pts is None and packet.dts is None:  # the end: drain the decoder
+                    if skipping:
+                        context.skip_frame = "DEFAULT"
+                        skipping = False
+                    yield from d.stream.decode(None)
+                continue
+            if ordered:
+                skip = packet.pts is not None and packet.pts < pts[d.first]
+                if skip != skipping:
+                    context.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
+            yield from d.stream.decode(packet)
+
+    def _put(self, k: int, image: np.ndarray) -> None:
+        self._cache[k] = image
+        self._cache.move_to_end(k)
+        while len(self._cache) * self.frame_bytes > self.cache_bytes and len(self._cache) > 1:
+            self._cache.popitem(last=False)
+
+
+_READERS: "weakref.WeakValueDictionary[str, _FrameReader]" = weakref.WeakValueDictionary()
+
+
+def reader_of(video: da.Array) -> "_FrameReader | None":
+    """Return the decoder pool behind an array from `open_video` (for its ``stats``).
+
+    Parameters
+    ----------
+    video : dask.array.Array
+        The array `open_video` returned (not a slice of it).
+
+    Returns
+    -------
+    _FrameReader or None
+        The reader, with ``stats`` (seeks, frames decoded, frames converted to RGB) and
+        ``cached_bytes()``; None for another array.
+    """
+    return _READERS.get(video.name)
+
+
+def chunk_frames(frame_bytes: int) -> int:
+    """Frames per dask chunk: one for large frames (fast random access), more for small.
+
+    Parameters
+    ----------
+    frame_bytes : int
+        Bytes in one decoded frame.
+
+    Returns
+    -------
+    int
+        Between 1 and 16.
+    """
+    return int(np.clip(CHUNK_BYTES // max(frame_bytes, 1), 1, MAX_CHUNK_FRAMES))
 
 
 def open_video(
-    path: str | os.PathLike, chunk: int = CHUNK_FRAMES, cache_chunks: int = CACHE_CHUNKS
+    path: str | os.PathLike,
+    chunk: int | None = None,
+    cache_bytes: int = CACHE_BYTES,
+    max_decoders: int = MAX_DECODERS,
+    prefetch: int = PREFETCH_FRAMES,
 ) -> tuple[da.Array, VideoIndex]:
     """Open a video lazily: nothing is decoded until frames are asked for.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A video file (.mp4, .avi, .mov, .mkv, ...).
-    chunk : int
-        Consecutive frames decoded together.
-    cache_chunks : int
-        Decoded chunks kept in memory (per opened video).
+        A video file (.mp4, .avi, .mov, .mkv, .gif, ...).
+    chunk : int, optional
+        Frames per dask chunk; by default 1 for frames of 4 MB or more, up to 16 for
+        small frames.
+    cache_bytes : int
+        Memory for decoded frames kept per opened video.
+    max_decoders : int
+        Decoders kept open per video (each holds its own reference frames).
+    prefetch : int
+        Frames decoded ahead in the background after a request.
 
     Returns
     -------
     tuple
-        ``(T, Y, X, 3)`` uint8 RGB dask array, and the timestamp index.
+        ``(T, Y, X, 3)`` uint8 RGB dask array (``(T, Y, X)`` for a grey video), and the
+        timestamp index.  A single computed frame is a read-only view of the cache: copy
+        it before writing into it.
 
     Raises
     ------
     ValueError
-        If the file cannot be read.
+        If the file is missing or cannot be read: not a video, truncated, no frames, a
+        codec that cannot be decoded.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such file: {path}")
     index = load_index(path)
-    reader = _ChunkReader(path, index, chunk, cache_chunks)
-    n = len(index.pts)
+    container, stream = _open_stream(path)
+    with container:
+        fmt = frame_format(stream.codec_context.pix_fmt)
     height, width = index.shape
-    chunks = (
-        tuple(min(chunk, n - s) for s in range(0, n, chunk)),
-        (height,),
-        (width,),
-        (3,),
-    )
-    name = f"video-{_index_path(path).stem}"
+    if height <= 0 or width <= 0:
+        raise ValueError(f"video {path.name} has no frame size")
+    frame_bytes = height * width * (1 if fmt == "gray" else 3)
+    chunk = chunk_frames(frame_bytes) if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 frame, got {chunk}")
+    prefetch = max(0, min(prefetch, cache_bytes // (4 * frame_bytes)))
+    reader = _FrameReader(path, index, fmt, chunk, cache_bytes, max_decoders, prefetch)
+    name = f"video-{_index_path(path).stem}-{chunk}"
+    _READERS[name] = reader
+    n = len(index.pts)
+    frame_chunks = ((height,), (width,)) if fmt == "gray" else ((height,), (width,), (3,))
+    chunks = (tuple(min(chunk, n - s) for s in range(0, n, chunk)),) + frame_chunks
     video = da.map_blocks(
-        lambda block_id=None: reader(block_id[0]),
+        reader,
         chunks=chunks,
         dtype=np.uint8,
         name=name,
-        meta=np.empty((0, 0, 0, 0), np.uint8),
+        meta=np.empty((0,) * len(chunks), np.uint8),
     )
     return video, index

@@ -13,6 +13,26 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".web
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+GREY_PIXEL_FORMATS = ("gray", "ya8", "ya16", "yuvj400p", "y400a")
+
+
+def frame_format(pix_fmt: str | None) -> str:
+    """Choose the format to read a video's frames in: ``"gray"`` for grey ones, else RGB.
+
+    Parameters
+    ----------
+    pix_fmt : str or None
+        The decoder's pixel format (``"yuv420p"``, ``"gray"``, ...).
+
+    Returns
+    -------
+    str
+        ``"gray"`` or ``"rgb24"`` (a PyAV format name).
+    """
+    grey = pix_fmt is not None and pix_fmt.startswith(GREY_PIXEL_FORMATS)
+    return "gray" if grey else "rgb24"
+
+
 def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
@@ -101,7 +121,7 @@ def read_video_file(path: str | os.PathLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``(T, Y, X, 3)`` uint8.
+        ``(T, Y, X, 3)`` uint8, or ``(T, Y, X)`` for a grey video.
 
     Raises
     ------
@@ -116,8 +136,9 @@ def read_video_file(path: str | os.PathLike) -> np.ndarray:
                 raise ValueError(f"{path} holds no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            fmt = frame_format(stream.codec_context.pix_fmt)
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(frame.to_ndarray(format=fmt))
     except av.FFmpegError as exc:
         if not frames:
             raise ValueError(f"cannot read video {path}: {exc}") from None
