@@ -30,7 +30,7 @@ from .core.mog2 import run_mog2
 from .core.online import OnlineSettings, run_online
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video
-from .io.video import VIDEO_SUFFIXES, read_video
+from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
 from .io.writers import (
     AtomicFiles,
     check_writable_folder,
@@ -259,7 +259,7 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
 
 
 def read_input(path: str) -> object:
-    """Read a video file lazily (decoded as the fit and writers need it), others in memory.
+    """Open a video file or a folder of frames lazily (read as the fit and writers need it).
 
     Parameters
     ----------
@@ -273,6 +273,8 @@ def read_input(path: str) -> object:
     """
     if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:
         return open_video(path)[0]
+    if Path(path).is_dir():
+        return open_frame_folder(path)[0]
     return read_video(path)
 
 

@@ -1,7 +1,9 @@
+import cv2
+import dask.array as da
 import numpy as np
 import pytest
 
-from napari_gmm_bg.io.cdnet import is_cdnet_folder, read_cdnet
+from napari_gmm_bg.io.cdnet import is_cdnet_folder, open_cdnet, read_cdnet
 
 
 def test_read_cdnet_folder(cdnet_folder, rgb_sample):
@@ -18,3 +20,18 @@ def test_read_cdnet_folder(cdnet_folder, rgb_sample):
 def test_not_a_cdnet_folder(tmp_path):
     with pytest.raises(ValueError, match="not a CDnet folder"):
         read_cdnet(tmp_path)
+
+
+def test_open_cdnet_lazily_equals_reading_it(cdnet_folder):
+    lazy, eager = open_cdnet(cdnet_folder), read_cdnet(cdnet_folder)
+    assert isinstance(lazy.video, da.Array) and isinstance(lazy.ground_truth, da.Array)
+    np.testing.assert_array_equal(lazy.video.compute(), eager.video)
+    np.testing.assert_array_equal(lazy.ground_truth.compute(), eager.ground_truth)
+    np.testing.assert_array_equal(lazy.roi, eager.roi)
+    assert lazy.temporal_roi == eager.temporal_roi and lazy.name == eager.name
+
+
+def test_open_cdnet_refuses_ground_truth_of_another_size(cdnet_folder):
+    cv2.imwrite(str(cdnet_folder / "groundtruth" / "gt000007.png"), np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="gt000007.png does not match"):
+        open_cdnet(cdnet_folder)

@@ -1,8 +1,10 @@
 import cv2
+import dask.array as da
 import numpy as np
+import PIL.Image
 import pytest
 
-from napari_gmm_bg.io.video import read_video
+from napari_gmm_bg.io.video import image_size, open_frame_folder, read_video
 
 
 def test_mp4_avi_and_folder_read_back_close_to_the_source(
@@ -38,3 +40,37 @@ def test_folder_of_mixed_sizes_is_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "a2.png"), np.zeros((9, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="differ in size"):
         read_video(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])
+def test_image_size_from_the_header(tmp_path, suffix):
+    path = tmp_path / f"frame{suffix}"
+    cv2.imwrite(str(path), np.zeros((37, 53, 3), np.uint8))
+    assert image_size(path) == (53, 37)
+    with PIL.Image.open(path) as image:
+        assert image.size == (53, 37)
+
+
+def test_image_size_of_a_jpeg_with_a_long_exif_block(tmp_path):
+    path = tmp_path / "exif.jpg"
+    exif = PIL.Image.Exif()
+    exif[0x010E] = "x" * 20000  # ImageDescription: the frame header comes after 20 kB
+    PIL.Image.new("RGB", (71, 29)).save(path, exif=exif.tobytes())
+    assert image_size(path) == (71, 29)
+
+
+def test_frame_folder_opens_lazily(sample_folder, rgb_sample):
+    video, files = open_frame_folder(sample_folder)
+    assert isinstance(video, da.Array) and len(files) == 60
+    np.testing.assert_array_equal(video[[3, 40, 59]].compute(), rgb_sample.video[[3, 40, 59]])
+    np.testing.assert_array_equal(video.compute(), read_video(sample_folder))
+
+
+def test_a_frame_of_another_kind_is_found_when_read(tmp_path):
+    for i in range(4):
+        image = np.zeros((8, 8, 3), np.uint8) if i != 2 else np.zeros((8, 8), np.uint8)
+        cv2.imwrite(str(tmp_path / f"in{i + 1}.png"), image)
+    video, _ = open_frame_folder(tmp_path, chunk=1)  # same size: opens
+    assert video[1].compute().shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="in3.png"):
+        video[2].compute()

@@ -5,10 +5,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..io.cdnet import is_cdnet_folder, read_cdnet
+import numpy as np
+
+from ..io.cdnet import is_cdnet_folder, open_cdnet
 from ..io.lazy_video import open_video
 from ..io.stacks import open_tiff, open_zarr
-from ..io.video import VIDEO_SUFFIXES, frame_files, read_video
+from ..io.video import VIDEO_SUFFIXES, frame_files, open_frame_folder
 from .writer import FORMAT_KEY
 
 
@@ -80,15 +82,16 @@ def read(path: str | os.PathLike) -> list[tuple]:
             kwargs.update(rgb=bool(layer.get("rgb")), multiscale=False)
         return [(data, kwargs, layer["layer_type"])]
     if path.is_dir() and is_cdnet_folder(path):
-        seq = read_cdnet(path)
+        seq = open_cdnet(path)  # lazily: frames and labels are read as napari shows them
         temporal = [seq.temporal_roi.start, seq.temporal_roi.stop]
         layers = [
-            (seq.video, {"name": seq.name, "rgb": True}, "image"),
+            (seq.video, _image_kwargs(seq.video, seq.name, path / "input"), "image"),
             (
                 seq.ground_truth,
                 {
                     "name": f"{seq.name} ground truth",
                     "opacity": 0.5,
+                    "multiscale": False,
                     "metadata": {"temporal_roi": temporal},
                 },
                 "labels",
@@ -98,19 +101,43 @@ def read(path: str | os.PathLike) -> list[tuple]:
             roi_kwargs = {"name": f"{seq.name} ROI", "opacity": 0.2, "visible": False}
             layers.append((seq.roi.astype("uint8"), roi_kwargs, "labels"))
         return layers
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        # Lazily: frames are decoded chunk by chunk as napari asks for them.
+    if path.is_dir():
+        video, _ = open_frame_folder(path)
+        return [(video, _image_kwargs(video, path.name, path), "image")]
+    if not path.exists():
+        raise ValueError(f"no such file or folder: {path}")
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        # Lazily: frames are decoded as napari asks for them.
         video, index = open_video(path)
-        kwargs = {
-            "name": path.stem,
-            "rgb": True,
-            "contrast_limits": (0, 255),  # or napari would scan the whole clip for them
-            "multiscale": False,
-            "metadata": {"source": str(path), "timestamps": index.seconds},
-        }
+        kwargs = _image_kwargs(video, path.stem, path)
+        kwargs["metadata"]["timestamps"] = index.seconds
         return [(video, kwargs, "image")]
-    video = read_video(path)
-    return [(video, {"name": path.name, "rgb": video.ndim == 4}, "image")]
+    if suffix in (".tif", ".tiff"):
+        data, _ = open_tiff(path)
+        return [(data, _image_kwargs(data, path.stem, path), "image")]
+    raise ValueError(
+        f"{path.name}: unknown video type {path.suffix!r}; expected one of "
+        f"{', '.join(VIDEO_SUFFIXES)}, a .tif stack, a .zarr store or a folder of frames"
+    )
+
+
+def _image_kwargs(data: Any, name: str, source: Path) -> dict:
+    """Layer settings for a lazy clip: napari must not scan it for its contrast limits."""
+    if data.dtype == np.uint8:
+        limits = (0, 255)
+    else:  # from the first frame only
+        first = np.asarray(data[0])
+        low, high = float(np.nanmin(first)), float(np.nanmax(first))
+        limits = (low, high if high > low else low + 1)
+    rgb = data.ndim == 4 and data.shape[-1] in (3, 4)
+    return {
+        "name": name,
+        "rgb": rgb,
+        "contrast_limits": limits,
+        "multiscale": False,
+        "metadata": {"source": str(source)},
+    }
 
 
 __all__ = ["get_reader", "read"]

@@ -36,8 +36,8 @@ import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from .mp4_index import MP4_SUFFIXES, read_sample_table
-from .video import frame_format
+from .mp4_index import MP4_SUFFIXES, SampleTable, read_sample_table
+from .video import frame_format, open_stream
 
 INDEX_VERSION = 2  # bump when the kept index changes meaning
 CHUNK_BYTES = 4 << 20  # a dask chunk holds about this much (1 frame of 720p and larger)
@@ -112,26 +112,6 @@ def _make_index(
     return VideoIndex(pts, float(time_base), shape, keyframes.astype(np.int64), ordered)
 
 
-def _open_stream(path: Path) -> tuple[InputContainer, VideoStream]:
-    """Open a file's first video stream; a clear ValueError for what cannot be decoded."""
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValueError(
-            f"cannot read video {path.name}: not a video, or damaged/truncated ({reason})"
-        ) from None
-    if not container.streams.video:
-        container.close()
-        raise ValueError(f"{path.name} holds no video stream")
-    stream = container.streams.video[0]
-    if stream.codec_context is None:
-        tag = getattr(stream, "codec_tag", "") or "unknown"
-        container.close()
-        raise ValueError(f"{path.name}: its video codec ({tag!r}) cannot be decoded here")
-    return container, stream
-
-
 def _check_not_cut(path: Path, size: int) -> None:
     """Raise if a RIFF (AVI) or Matroska file says it is longer than it is."""
     with open(path, "rb") as f:
@@ -175,14 +155,11 @@ def _ebml_vint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _index_from_sample_table(
-    path: Path, stream: VideoStream, container: InputContainer
+    path: Path, table: SampleTable, stream: VideoStream, container: InputContainer
 ) -> VideoIndex | None:
     """Index an MP4/MOV from its sample tables, checked against a few demuxed packets."""
-    table = read_sample_table(path)
-    if table is None or table.track_id != stream.id:
+    if table.track_id != stream.id:
         return None
-    if not len(table.pts):
-        raise ValueError(f"video {path.name} holds no frames")
     size = path.stat().st_size
     if table.end.max() > size:
         whole = int(np.argmax(table.end > size))
@@ -232,7 +209,7 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
         If the file cannot be opened, is truncated, or holds no video frames.
     """
     path = Path(path)
-    container, stream = _open_stream(path)
+    container, stream = open_stream(path)
     try:
         shape = (stream.codec_context.height, stream.codec_context.width)
         time_base = float(stream.time_base)
@@ -265,7 +242,7 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
 def _index_by_decoding(path: Path, shape: tuple[int, int], time_base: float) -> VideoIndex:
     """Decode every frame once and list their labels in output order."""
     labels, keys = [], []
-    container, stream = _open_stream(path)
+    container, stream = open_stream(path)
     stream.thread_type = THREAD_TYPE
     try:
         with container:
@@ -306,11 +283,14 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
     size = path.stat().st_size
     if size == 0:
         raise ValueError(f"video {path.name} is empty (0 bytes)")
-    container, stream = _open_stream(path)
+    table = read_sample_table(path) if path.suffix.lower() in MP4_SUFFIXES else None
+    if table is not None and not len(table.pts):
+        raise ValueError(f"video {path.name} holds no frames")
+    container, stream = open_stream(path, table.codec if table is not None else None)
     try:
-        if path.suffix.lower() in MP4_SUFFIXES:
+        if table is not None:
             try:
-                index = _index_from_sample_table(path, stream, container)
+                index = _index_from_sample_table(path, table, stream, container)
             except av.FFmpegError:
                 index = None
             if index is not None:
@@ -519,7 +499,7 @@ class _FrameReader:
     def _run(self, d: _Decoder) -> None:
         try:
             if d.container is None:
-                d.container, d.stream = _open_stream(self.path)
+                d.container, d.stream = open_stream(self.path)
                 d.stream.thread_type = THREAD_TYPE
             self._decode(d)
         except Exception as exc:  # noqa: BLE001 - every failure goes to the waiting readers
@@ -553,7 +533,7 @@ class _FrameReader:
                 if seek == 0:  # the start: reopen, as some demuxers seek by dts
                     if d.frames is not None or d.pos >= 0:
                         d.close()
-                        d.container, d.stream = _open_stream(self.path)
+                        d.container, d.stream = open_stream(self.path)
                         d.stream.thread_type = THREAD_TYPE
                 else:
                     d.container.seek(
@@ -724,7 +704,7 @@ def open_video(
     if not path.is_file():
         raise ValueError(f"no such file: {path}")
     index = load_index(path)
-    container, stream = _open_stream(path)
+    container, stream = open_stream(path)
     with container:
         fmt = frame_format(stream.codec_context.pix_fmt)
     height, width = index.shape

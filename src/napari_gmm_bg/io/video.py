@@ -1,13 +1,19 @@
 """Reading videos and folders of frames into arrays (RGB, time first)."""
 
+import hashlib
 import os
 import re
+import struct
 from pathlib import Path
 
 import av
 import cv2
+import dask.array as da
 import numpy as np
+import PIL.Image
 import tifffile
+from av.container import InputContainer
+from av.video.stream import VideoStream
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -110,6 +116,183 @@ def read_frame_folder(folder: str | os.PathLike) -> np.ndarray:
     return frames
 
 
+def _png_jpeg_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG or JPEG header, or None (another kind, or unsure)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        size = _header_size(head)
+        if size is None and head[:2] == b"\xff\xd8":  # a JPEG with a long EXIF block
+            size = _header_size(head + f.read(1 << 20))
+    return size
+
+
+def _header_size(head: bytes) -> tuple[int, int] | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 9 < len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker == 0xFF:  # padding
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", head[pos + 2 : pos + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            height, width = struct.unpack(">HH", head[pos + 5 : pos + 9])
+            return width, height
+        pos += 2 + length
+    return None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Read an image's ``(width, height)`` from its header, without decoding it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A PNG, JPEG, BMP or TIFF file.
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an image.
+    """
+    path = Path(path)
+    try:
+        size = _png_jpeg_size(path)
+        if size is None:
+            with PIL.Image.open(path) as image:  # reads the header only
+                size = image.size
+    except (OSError, struct.error, PIL.UnidentifiedImageError) as exc:
+        raise ValueError(f"cannot read image {path.name}: {exc}") from None
+    return int(size[0]), int(size[1])
+
+
+def open_frame_folder(
+    folder: str | os.PathLike, chunk: int | None = None
+) -> tuple[da.Array, list[Path]]:
+    """Open a folder of frames lazily: images are read when their chunk is asked for.
+
+    Every image's size is read from its header at open (a PNG or JPEG header in a few
+    microseconds), so a folder of mixed sizes is refused at once; channels and dtype are
+    checked as frames are read.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder of images of one size (``in000001.jpg``, ...), in natural order; a
+        CDnet folder's ``input/`` is used when present.
+    chunk : int, optional
+        Frames per dask chunk; by default about 4 MB of frames (1 to 16).
+
+    Returns
+    -------
+    tuple
+        ``(T, Y, X)`` or ``(T, Y, X, C)`` dask array (RGB order), and the files.
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no images, or images of different sizes.
+    """
+    folder = Path(folder)
+    if (folder / "input").is_dir():
+        folder = folder / "input"
+    files = frame_files(folder)
+    if not files:
+        raise ValueError(f"folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    first = _read_image(files[0])
+    height, width = first.shape[:2]
+    for path in files[1:]:
+        w, h = image_size(path)
+        if (w, h) != (width, height):
+            raise ValueError(
+                f"frames in {folder.name}/ differ in size: {files[0].name} is {width}x{height}, "
+                f"{path.name} is {w}x{h}"
+            )
+    if chunk is None:
+        chunk = int(np.clip((4 << 20) // max(first.nbytes, 1), 1, 16))
+    n = len(files)
+
+    def read_block(block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        start = block_id[0] * chunk
+        block = np.empty((min(chunk, n - start),) + first.shape, first.dtype)
+        for k, path in enumerate(files[start : start + len(block)]):
+            image = _read_image(path)
+            if image.shape != first.shape or image.dtype != first.dtype:
+                raise ValueError(
+                    f"frames differ: {files[0].name} is {first.shape} {first.dtype}, "
+                    f"{path.name} is {image.shape} {image.dtype}"
+                )
+            block[k] = image
+        return block
+
+    token = hashlib.sha1(
+        "\0".join(f"{p}:{p.stat().st_mtime_ns}" for p in (files[0], files[-1])).encode()
+        + f"{folder.resolve()}:{n}".encode()
+    ).hexdigest()[:12]
+    chunks = (tuple(min(chunk, n - s) for s in range(0, n, chunk)),) + tuple(
+        (d,) for d in first.shape
+    )
+    video = da.map_blocks(
+        read_block,
+        chunks=chunks,
+        dtype=first.dtype,
+        name=f"frames-{folder.name}-{token}",
+        meta=np.empty((0,) * len(chunks), first.dtype),
+    )
+    return video, files
+
+
+def open_stream(path: Path, codec: str | None = None) -> tuple[InputContainer, VideoStream]:
+    """Open a file's first video stream, with a clear error for what cannot be decoded.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A video file.
+    codec : str, optional
+        The codec's name to report when no decoder knows it.
+
+    Returns
+    -------
+    tuple
+        The open PyAV container (close it) and its first video stream.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a video, holds no video stream, or its codec cannot be decoded.
+    """
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(
+            f"cannot read video {path.name}: not a video, or damaged/truncated ({reason})"
+        ) from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path.name} holds no video frames (no video stream)")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        tag = codec or getattr(stream, "codec_tag", "") or "unknown"
+        container.close()
+        raise ValueError(f"{path.name}: its video codec ({tag!r}) cannot be decoded here")
+    return container, stream
+
+
 def read_video_file(path: str | os.PathLike) -> np.ndarray:
     """Decode every frame of a video file, in presentation order, as RGB.
 
@@ -130,21 +313,19 @@ def read_video_file(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     frames = []
+    container, stream = open_stream(path)
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} holds no video stream")
-            stream = container.streams.video[0]
+        with container:
             stream.thread_type = "AUTO"
             fmt = frame_format(stream.codec_context.pix_fmt)
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format=fmt))
     except av.FFmpegError as exc:
         if not frames:
-            raise ValueError(f"cannot read video {path}: {exc}") from None
+            raise ValueError(f"cannot read video {path.name}: {exc}") from None
         # A truncated file: keep the frames decoded before the damage.
     if not frames:
-        raise ValueError(f"video {path} holds no frames")
+        raise ValueError(f"video {path.name} holds no frames")
     return np.stack(frames)
 
 

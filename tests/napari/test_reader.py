@@ -1,0 +1,83 @@
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_gmm_bg.io.cdnet import read_cdnet
+from napari_gmm_bg.io.video import read_video
+from tests.io.bad_inputs import make_bad_inputs
+
+PLUGIN = "napari-gmm-bg"
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    return make_bad_inputs(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "truncated-mp4",
+        "truncated-faststart-mp4",
+        "truncated-mkv",
+        "truncated-avi",
+        "junk",
+        "empty-file",
+        "zero-frames",
+        "no-video-stream",
+        "unsupported-codec",
+        "mixed-sizes",
+    ],
+)
+def test_bad_input_is_a_clear_error_and_no_layer(make_napari_viewer, bad, case):
+    viewer = make_napari_viewer(show=False)
+    path, message = bad[case]
+    with pytest.raises(Exception) as error:  # noqa: PT011 - napari wraps our ValueError
+        viewer.open(str(path), plugin=PLUGIN)
+    assert message in str(error.value)
+    assert len(viewer.layers) == 0
+
+
+def test_unknown_extension_is_refused_by_name(make_napari_viewer, bad):
+    viewer = make_napari_viewer(show=False)
+    path, _ = bad["unknown-extension"]
+    with pytest.raises(ValueError, match="napari-gmm-bg") as error:
+        viewer.open(str(path), plugin=PLUGIN)
+    assert path.name in str(error.value) and len(viewer.layers) == 0
+
+
+def test_cdnet_folder_opens_lazily(make_napari_viewer, cdnet_folder):
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(cdnet_folder), plugin=PLUGIN)
+    video, truth, roi = (
+        viewer.layers[n] for n in ("highway", "highway ground truth", "highway ROI")
+    )
+    assert isinstance(video.data, da.Array) and isinstance(truth.data, da.Array)
+    expected = read_cdnet(cdnet_folder)
+    np.testing.assert_array_equal(np.asarray(video.data[7]), expected.video[7])
+    np.testing.assert_array_equal(np.asarray(truth.data), expected.ground_truth)
+    np.testing.assert_array_equal(roi.data, expected.roi)
+    assert truth.metadata["temporal_roi"] == [5, 60]
+
+
+def test_frame_folder_opens_lazily(make_napari_viewer, sample_folder):
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(sample_folder), plugin=PLUGIN)
+    layer = viewer.layers["frames"]
+    assert isinstance(layer.data, da.Array) and layer.rgb
+    np.testing.assert_array_equal(np.asarray(layer.data), read_video(sample_folder))
+
+
+def test_video_layer_keeps_every_frames_timestamp(make_napari_viewer, tmp_path):
+    from tests.io.bad_inputs import clip
+    from tests.io.test_lazy_video import encode
+
+    gaps = np.random.default_rng(2).integers(15, 90, 40)
+    pts = np.concatenate([[0], np.cumsum(gaps[:-1])])
+    path = encode(tmp_path / "vfr.mp4", clip(), pts=pts)
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(path), plugin=PLUGIN)
+    layer = viewer.layers["vfr"]
+    np.testing.assert_allclose(layer.metadata["timestamps"], pts / 1000, atol=1e-3)
+    viewer.dims.set_current_step(0, 17)
+    np.testing.assert_array_equal(np.asarray(layer.data[17]), read_video(path)[17])
