@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -109,17 +110,17 @@ def write_tiff_stack(
                 if progress is not None:
                     progress(start + len(block))
     except OSError as exc:
-        if exc.errno is None:
+        if type(exc) is OSError and _SHORT_WRITE.fullmatch(str(exc)):
             raise _short_write(exc, Path(path)) from exc
         raise
 
 
-def _short_write(exc: OSError, path: Path) -> OSError:
-    """Say why a write stopped short when the library lost the system's error number.
+# numpy's ``tofile`` (which tifffile uses) reports a full disk so, with no errno.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
-    numpy's ``tofile`` (which tifffile uses) reports a full disk as "16384 requested and
-    6096 written", with no errno.
-    """
+
+def _short_write(exc: OSError, path: Path) -> OSError:
+    """Say why a write stopped short when the library lost the system's error number."""
     free = shutil.disk_usage(path.parent).free
     if free < 2**20:
         return OSError(errno.ENOSPC, f"No space left on device ({exc})", str(path))
