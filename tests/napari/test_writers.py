@@ -102,6 +102,15 @@ def test_lossless_round_trip_through_napari(viewer, tmp_path, suffix):
     assert listing(tmp_path) == sorted(f"{layer.name}{suffix}" for layer in layers)
 
 
+def test_a_multiscale_layer_is_saved_at_full_resolution(viewer, tmp_path):
+    full = np.random.default_rng(4).integers(0, 255, (6, 32, 48), dtype=np.uint8)
+    layer = viewer.add_image([full, full[:, ::2, ::2]], multiscale=True, name="pyramid")
+    path = tmp_path / "pyramid.tif"
+    assert save(viewer, layer, path) == [str(path)]
+    reopened = viewer.open(str(path), plugin=PLUGIN)[0]
+    np.testing.assert_array_equal(np.asarray(reopened.data), full)
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])
 def test_file_open_asks_which_reader_then_remembers(viewer, tmp_path, monkeypatch, suffix):
     """napari's builtins also read TIFF and zarr: File > Open asks once, if told to keep it."""
