@@ -198,3 +198,34 @@ def test_mp4_opens_from_its_sample_tables(tmp_path, numbered, monkeypatch):
     monkeypatch.setattr(module, "build_index", lambda p: pytest.fail("demuxed"))
     assert_random_access_matches_sequential(path, len(numbered))
     assert not list(tmp_path.glob(".*.frames.npz"))  # nothing kept beside it
+
+
+def remux_with_warped_timestamps(src, dst, seed=6):
+    """Copy the packets of a constant-rate file, moving every timestamp (pts and dts
+    alike) by one monotonic map of the frame grid: variable frame rate, same frames."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        in_stream = inp.streams.video[0]
+        out_stream = out.add_stream_from_template(in_stream)
+        packets = [p for p in inp.demux(in_stream) if p.size]
+        step = packets[1].dts - packets[0].dts
+        gaps = np.random.default_rng(seed).uniform(0.5, 3.0, len(packets) + 8) * step
+        warp = np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64)
+        warp -= warp[8]
+        for p in packets:
+            q = av.Packet(bytes(p))
+            q.pts, q.dts = (int(warp[t // step + 8]) for t in (p.pts, p.dts))
+            q.is_keyframe, q.time_base, q.stream = p.is_keyframe, p.time_base, out_stream
+            out.mux(q)
+    return dst
+
+
+def test_a_seek_on_variable_frame_rate_lands_on_the_nearest_keyframe(tmp_path, long_gop):
+    path = remux_with_warped_timestamps(long_gop[0], tmp_path / "vfr.mp4")
+    sequential = read_video_file(path)
+    np.testing.assert_array_equal(sequential, long_gop[1])  # same frames, new times
+    for target in (60, 121, 125):
+        video, _ = open_video(path, chunk=1, prefetch=0)
+        reader = reader_of(video)
+        np.testing.assert_array_equal(video[target].compute(), sequential[target])
+        # From the keyframe at 60 or 120, not the one before (60 more frames).
+        assert reader.stats["decoded"] < 20, (target, reader.stats)

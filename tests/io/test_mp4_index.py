@@ -22,12 +22,13 @@ def demuxed(path):
     """What FFmpeg says: each packet's pts, keyframe flag and the stream's id and rate."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+        packets = [(p.pts, p.is_keyframe, p.dts) for p in container.demux(stream) if p.size]
         return (
             np.array([p[0] for p in packets]),
             np.array([p[1] for p in packets]),
             stream.id,
             stream.time_base,
+            np.array([p[2] for p in packets]),
         )
 
 
@@ -52,8 +53,9 @@ def test_sample_tables_give_ffmpegs_timestamps(tmp_path, frames, name):
     path = encode(tmp_path / name, frames, **CASES[name])
     table = read_sample_table(path)
     assert table is not None
-    pts, keys, track_id, time_base = demuxed(path)
+    pts, keys, track_id, time_base, dts = demuxed(path)
     np.testing.assert_array_equal(table.pts, pts)
+    np.testing.assert_array_equal(table.dts, dts - dts[0])  # what seeking compares
     np.testing.assert_array_equal(table.keyframe, keys)
     assert table.track_id == track_id and Fraction(1, table.timescale) == time_base
     assert table.end.max() <= path.stat().st_size

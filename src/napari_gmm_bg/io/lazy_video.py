@@ -39,10 +39,10 @@ from av.video.stream import VideoStream
 from .mp4_index import MP4_SUFFIXES, SampleTable, read_sample_table
 from .video import frame_format, open_stream
 
-INDEX_VERSION = 2  # bump when the kept index changes meaning
+INDEX_VERSION = 3  # bump when the kept index changes meaning
 CHUNK_BYTES = 4 << 20  # a dask chunk holds about this much (1 frame of 720p and larger)
 MAX_CHUNK_FRAMES = 16
-CACHE_BYTES = 256 << 20  # decoded frames kept per opened video
+CACHE_BYTES = 128 << 20  # decoded frames kept per opened video (napari caches too)
 MAX_DECODERS = 3
 PREFETCH_FRAMES = 8
 THREAD_TYPE = "AUTO"  # each decoder's own threads (frame and slice)
@@ -63,6 +63,9 @@ class VideoIndex:
         ``(Y, X)`` frame size.
     keyframes : numpy.ndarray
         Increasing frame numbers where decoding can start (0 among them).
+    seek_ts : numpy.ndarray
+        For each keyframe, the timestamp to seek to so that the demuxer lands on it
+        (MP4 seeks by decode timestamps, other containers by presentation timestamps).
     ordered : bool
         True when ``pts`` are real, increasing presentation timestamps.
     """
@@ -71,6 +74,7 @@ class VideoIndex:
     time_base: float
     shape: tuple[int, int]
     keyframes: np.ndarray
+    seek_ts: np.ndarray
     ordered: bool = True
 
     @property
@@ -97,19 +101,20 @@ def _make_index(
     time_base: float,
     shape: tuple[int, int],
     ordered: bool = True,
+    seek_ts: list | np.ndarray | None = None,
 ) -> VideoIndex:
-    """Make an index from per-frame timestamps and keyframe flags, in any order."""
+    """Make an index from per-frame timestamps, keyframe flags and seek timestamps."""
     pts = np.asarray(pts, np.int64)
     keyframe = np.asarray(keyframe, bool)
+    seek_ts = pts if seek_ts is None else np.asarray(seek_ts, np.int64)
     if ordered:
         order = np.argsort(pts, kind="stable")
-        pts, keyframe = pts[order], keyframe[order]
+        pts, keyframe, seek_ts = pts[order], keyframe[order], seek_ts[order]
     if len(np.unique(pts)) != len(pts):
         raise ValueError("two frames share a timestamp")
-    keyframes = np.flatnonzero(keyframe)
-    if not len(keyframes) or keyframes[0] != 0:
-        keyframes = np.concatenate([[0], keyframes])
-    return VideoIndex(pts, float(time_base), shape, keyframes.astype(np.int64), ordered)
+    keyframe[0] = True  # the start: reached by reopening the file
+    keyframes = np.flatnonzero(keyframe).astype(np.int64)
+    return VideoIndex(pts, float(time_base), shape, keyframes, seek_ts[keyframes], ordered)
 
 
 def _check_not_cut(path: Path, size: int) -> None:
@@ -178,7 +183,7 @@ def _index_from_sample_table(
     if not tail or tail != expected:
         return None
     shape = (stream.codec_context.height, stream.codec_context.width)
-    return _make_index(table.pts, table.keyframe, 1 / table.timescale, shape)
+    return _make_index(table.pts, table.keyframe, 1 / table.timescale, shape, seek_ts=table.dts)
 
 
 def _sized_packets(container: InputContainer, stream: VideoStream) -> Iterator[av.Packet]:
@@ -307,6 +312,7 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
                     float(z["time_base"]),
                     tuple(int(v) for v in z["shape"]),
                     z["keyframes"],
+                    z["seek_ts"],
                     bool(z["ordered"]),
                 )
         except (OSError, KeyError, ValueError):
@@ -321,6 +327,7 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
                 time_base=index.time_base,
                 shape=np.array(index.shape),
                 keyframes=index.keyframes,
+                seek_ts=index.seek_ts,
                 ordered=index.ordered,
             )
         os.replace(tmp, cached)
@@ -437,6 +444,9 @@ class _FrameReader:
             # A busy decoder heading for i, or that gets there before a seek would.
             for d in self._decoders:
                 if d.busy and d.first <= i and d.pos < i and key <= max(d.goal, d.ahead) + 1:
+                    if i > d.ahead + 1:  # a jump ahead: skip to it, forget the prefetch
+                        d.first = min(d.wanted | {i})
+                        d.ahead = d.goal
                     d.wanted.add(i)
                     d.goal = max(d.goal, i)
                     d.ahead = max(d.ahead, min(d.goal + self.prefetch, self.n - 1))
@@ -517,7 +527,6 @@ class _FrameReader:
                 self._cond.notify_all()
 
     def _decode(self, d: _Decoder) -> None:
-        pts = self.index.pts
         while True:
             with self._cond:
                 seek = d.seek_to
@@ -536,8 +545,12 @@ class _FrameReader:
                         d.container, d.stream = open_stream(self.path)
                         d.stream.thread_type = THREAD_TYPE
                 else:
+                    at = int(np.searchsorted(self.index.keyframes, seek))
                     d.container.seek(
-                        int(pts[seek]), stream=d.stream, backward=True, any_frame=False
+                        int(self.index.seek_ts[at]),
+                        stream=d.stream,
+                        backward=True,
+                        any_frame=False,
                     )
                 self.stats["seeks"] += 1
                 d.frames = self._frames(d)
@@ -581,8 +594,10 @@ class _FrameReader:
         keys = self.index.keyframes
         at = int(np.searchsorted(keys, first, "right")) - 1
         d.attempt += 1
-        if d.attempt <= 2:  # one keyframe further back, then three (or the start)
-            d.seek_to = int(keys[max(at - (1 if d.attempt == 1 else 3), 0)])
+        # The keyframe before, then the start (when near).
+        retry = {1: at - 1, 2: 0 if at <= 3 else -1}.get(d.attempt, -1)
+        if retry >= 0:
+            d.seek_to = int(keys[retry])
             d.first = min(d.first, first)
             return
         error = ValueError(f"{self.path.name}: frame {first} cannot be decoded")

@@ -34,6 +34,8 @@ class SampleTable:
         The track's ID (FFmpeg's ``stream.id``).
     pts : numpy.ndarray
         ``(N,)`` int64 presentation timestamps, in decode order, in the track's time base.
+    dts : numpy.ndarray
+        ``(N,)`` int64 decode timestamps from 0: what FFmpeg's demuxer seeks by.
     keyframe : numpy.ndarray
         ``(N,)`` bool: the sample is a sync sample (decoding can start there).
     end : numpy.ndarray
@@ -46,6 +48,7 @@ class SampleTable:
 
     track_id: int
     pts: np.ndarray
+    dts: np.ndarray
     keyframe: np.ndarray
     end: np.ndarray
     timescale: int
@@ -239,6 +242,7 @@ def _track(data: bytes, start: int, end: int, movie_scale: int) -> dict | None:
     return {
         "track_id": int(track_id),
         "pts": pts.astype(np.int64),
+        "dts": dts.astype(np.int64),
         "keyframe": keyframe,
         "end": end_of_samples,
         "timescale": int(timescale),
