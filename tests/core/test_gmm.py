@@ -1,6 +1,9 @@
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from napari_gmm_bg import MaskCleanup, fit_background, load_model, make_sample
@@ -64,7 +67,7 @@ def test_em_agrees_with_scikit_learn_from_the_same_start(kind):
     offset, scale = model.intensity.offset, model.intensity.scale
     samples = crop.reshape(len(crop), 6 * 6, -1)
     offsets, scales = np.full(len(crop), offset), np.full(len(crop), scale)
-    w0, mu0, var0 = _kernels.init_by_brightness(samples, offsets, scales, 3, reg)
+    w0, mu0, var0 = _kernels.fit_pixels(samples, offsets, scales, 3, 0, 0.0, reg)  # the start
     worst = 0.0
     for p in range(samples.shape[1]):
         x = (samples[:, p].astype(np.float64) - offset) * scale  # the model's 0-255 scale
@@ -74,11 +77,12 @@ def test_em_agrees_with_scikit_learn_from_the_same_start(kind):
             max_iter=n_iter,
             tol=0.0,
             reg_covar=reg,
-            weights_init=w0[p],
-            means_init=mu0[p],
-            precisions_init=1.0 / var0[p],
+            weights_init=w0[p] / w0[p].sum(dtype=np.float64),
+            means_init=mu0[p].astype(np.float64),
+            precisions_init=1.0 / var0[p].astype(np.float64),
         )
-        with pytest.warns(Warning):  # it never "converges" with tol=0
+        with warnings.catch_warnings():  # "did not converge": with tol=0 it runs every step
+            warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(x)
         ours = GaussianMixture(3, covariance_type="diag")
         y, xx = divmod(p, 6)
@@ -88,6 +92,40 @@ def test_em_agrees_with_scikit_learn_from_the_same_start(kind):
         ours.precisions_cholesky_ = 1.0 / np.sqrt(ours.covariances_)
         worst = max(worst, abs(ours.score(x) - gm.score(x)))
     assert worst < 0.05
+
+
+def reference_start(x, k, reg):
+    """Plain numpy: split one pixel's samples (N, C) into k brightness quantiles."""
+    order = np.argsort(x.sum(axis=1), kind="stable")
+    bounds = [(i * len(x)) // k for i in range(k + 1)]
+    parts = [x[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    w = np.array([len(part) / len(x) for part in parts])
+    mu = np.array([part.mean(axis=0) for part in parts])
+    var = np.array([part.var(axis=0) + reg for part in parts])
+    heaviest_first = np.argsort(-w, kind="stable")
+    return w[heaviest_first], mu[heaviest_first], var[heaviest_first]
+
+
+@pytest.mark.parametrize("kind", ["uint8-rgb", "uint8-grey", "uint16-rgb", "float32-rgb"])
+@pytest.mark.parametrize("k", [1, 3, 4])
+def test_start_splits_samples_into_brightness_quantiles(kind, k):
+    dtype, colour = kind.split("-")
+    rng = np.random.default_rng(k)
+    channels = 3 if colour == "rgb" else 1
+    raw = rng.integers(0, 256, (37, 150, channels))  # 150 pixels: a partial SIMD block too
+    raw[:, :20] = raw[:1, :20]  # pixels whose samples all tie
+    samples = raw.astype(dtype) * (257 if dtype == "uint16" else 1)
+    if dtype == "float32":
+        samples = (samples / 255.0).astype(np.float32)
+    offsets = rng.uniform(-5, 5, len(samples))
+    scales = rng.uniform(0.8, 1.2, len(samples)) * (255 / samples.max())
+    w, mu, var = _kernels.fit_pixels(samples, offsets, scales, k, 0, 0.0, 4.0)
+    x = (samples.astype(np.float64) - offsets[:, None, None]) * scales[:, None, None]
+    for p in range(samples.shape[1]):
+        w_ref, mu_ref, var_ref = reference_start(x[:, p], k, 4.0)
+        np.testing.assert_allclose(w[p], w_ref, rtol=1e-6)
+        np.testing.assert_allclose(mu[p], mu_ref, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(var[p], var_ref, rtol=1e-4, atol=1e-2)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,21 @@
-"""numba kernels of the per-pixel mixture: initialisation, EM and scoring.
+"""numba kernels of the per-pixel mixture: fit, scoring, labels, clean-up, brightness.
 
-Every kernel walks pixels in a ``prange`` loop and reads a pixel's samples from a
-``(N, P, C)`` view of the frames.  Consecutive pixels share cache lines, so the strided
-reads cost little, and no transposed copy of the learning buffer is ever made.  Sample
-values are mapped to the model's intensity scale inside the kernel
-(``(value - offsets[frame]) * scales[frame]``), so the buffer stays in the video's own
-dtype; an offset and a scale per frame carry the brightness compensation (see
-``gmm.brightness_correction``).
+The kernels are written for the SIMD units: pixels are *lanes*, the pixel index is the
+innermost loop over float32 scratch arrays, and exp and log are polynomials (``math.exp``
+and ``math.log`` are libm calls that keep a loop scalar).  Three rules make LLVM actually
+vectorise numba code, each worth 3-5x here:
+
+* the lane count is a run-time value (a compile-time 16 gets the loop fully unrolled and
+  left scalar);
+* the hot loops live in plain ``njit`` functions called from the ``prange`` body, not in
+  the body itself (parfor bodies do not vectorise);
+* arrays are indexed by bare loop variables on sliced views: ``row[b]`` on
+  ``row = frame[p0:p1]``, never ``frame[p0 + b]``, whose possibly negative index numba
+  wraps at run time, which turns every access into a scalar one.
+
+Sample values are mapped to the model's 0-255 intensity scale inside the kernels,
+``(value - offsets[t]) * scales[t]``, so frames stay in the video's own dtype; an offset
+and a scale per frame also carry the brightness compensation (``gmm.frame_transform``).
 """
 
 import math
@@ -15,73 +24,37 @@ import numpy as np
 from numba import njit, prange
 
 LOG_2PI = math.log(2.0 * math.pi)
-LANES = 64  # pixels per SIMD block in em_fit
+FIT_LANES = 128  # pixels fitted together
+SCORE_TILE = 256  # pixels scored together, frame after frame (their model stays in cache)
 
 # Fast-math without the no-NaN / no-inf assumptions: the maths never produces either,
 # but the flags would let LLVM drop checks that the validation at the boundary relies on.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# error_model="numpy": no ZeroDivisionError branch in every division (it blocks SIMD).
+_OPTS = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+
+_F = np.float32
+_ZERO = _F(0.0)
+_ONE = _F(1.0)
+_HALF = _F(0.5)
+_LN2 = _F(math.log(2.0))
+_SQRT2 = _F(math.sqrt(2.0))
+_EXP_MIN = _F(-30.0)
+_EXP_SCALE = _F(1.0 / 32.0)
+_C2, _C3, _C5, _C6, _C7, _C9 = (_F(v) for v in (1 / 2, 1 / 3, 1 / 5, 1 / 6, 1 / 7, 1 / 9))
+_C24, _C120, _C720 = (_F(v) for v in (1 / 24, 1 / 120, 1 / 720))
+#: Added to log(number of background components) when the mask kernel decides a pixel
+#: without its log-likelihood: covers the error of the polynomial exp and log.
+LOG_MARGIN = 1e-3
 
 
-@njit(cache=True)
-def _load_pixel(samples, p, offsets, scales, x):
-    n_samples, _, n_channels = samples.shape
-    for n in range(n_samples):
-        for c in range(n_channels):
-            x[n, c] = (samples[n, p, c] - offsets[n]) * scales[n]
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def init_by_brightness(samples, offsets, scales, n_components, reg_covar):
-    """Deterministic start: split each pixel's samples into K brightness quantiles.
-
-    Returns weights (P, K), means (P, K, C) and variances (P, K, C), float64.
-    """
-    n_samples, n_pixels, n_channels = samples.shape
-    weights = np.empty((n_pixels, n_components))
-    means = np.empty((n_pixels, n_components, n_channels))
-    variances = np.empty((n_pixels, n_components, n_channels))
-    for p in prange(n_pixels):
-        x = np.empty((n_samples, n_channels))
-        _load_pixel(samples, p, offsets, scales, x)
-        brightness = np.empty(n_samples)
-        for n in range(n_samples):
-            s = 0.0
-            for c in range(n_channels):
-                s += x[n, c]
-            brightness[n] = s
-        order = np.argsort(brightness, kind="mergesort")
-        for k in range(n_components):
-            start = (k * n_samples) // n_components
-            stop = ((k + 1) * n_samples) // n_components
-            count = stop - start
-            weights[p, k] = count / n_samples
-            for c in range(n_channels):
-                s = 0.0
-                ss = 0.0
-                for i in range(start, stop):
-                    v = x[order[i], c]
-                    s += v
-                    ss += v * v
-                m = s / count
-                means[p, k, c] = m
-                variances[p, k, c] = max(ss / count - m * m, 0.0) + reg_covar
-    return weights, means, variances
-
-
-@njit(inline="always", fastmath=_FASTMATH)
+# --- vectorisable exp and log -----------------------------------------------------------
+@njit(inline="always", **_OPTS)
 def _exp_neg(x):
-    # exp(x) for x <= 0 without a libm call, so loops over it vectorise: exp(x/64)^64
-    # with a degree-7 Taylor polynomial; relative error < 1e-5, and 0 below exp(-40).
-    x = max(x, -40.0) * 0.015625
-    p = 1.0 + x * (
-        1.0
-        + x
-        * (
-            0.5
-            + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (1.0 / 720 + x * (1.0 / 5040)))))
-        )
-    )
-    p = p * p
+    # exp(x) for x <= 0: exp(x/32)^32, degree-6 Taylor; relative error < 1e-6 down to
+    # x = -10, and 9e-14 (not 0) below x = -30, far below any term that matters.
+    x = max(x, _EXP_MIN) * _EXP_SCALE
+    p = _ONE + x * (_ONE + x * (_C2 + x * (_C6 + x * (_C24 + x * (_C120 + x * _C720)))))
     p = p * p
     p = p * p
     p = p * p
@@ -89,384 +62,1011 @@ def _exp_neg(x):
     return p * p
 
 
-@njit(inline="always", fastmath=_FASTMATH)
-def _log_1_to_k(s):
-    # log(s) for 1 <= s <= 8 (a sum of K <= 8 terms, the largest being 1), vectorisable:
-    # 2 atanh(u) with u = (s-1)/(s+1) < 0.78, its odd series to u^21 (error < 1e-3).
-    u = (s - 1.0) / (s + 1.0)
+@njit(inline="always", **_OPTS)
+def _log_mantissa(m, e):
+    # log(m 2^e) for m in [1, 2): centre m on [sqrt(1/2), sqrt(2)), then 2 atanh(u) with
+    # u = (m - 1) / (m + 1), |u| < 0.172, to u^9 (relative error < 1e-7).
+    big = m > _SQRT2
+    m = m * _HALF if big else m
+    e = e + _ONE if big else e
+    u = (m - _ONE) / (m + _ONE)
     u2 = u * u
-    q = 1.0 / 21
-    q = 1.0 / 19 + u2 * q
-    q = 1.0 / 17 + u2 * q
-    q = 1.0 / 15 + u2 * q
-    q = 1.0 / 13 + u2 * q
-    q = 1.0 / 11 + u2 * q
-    q = 1.0 / 9 + u2 * q
-    q = 1.0 / 7 + u2 * q
-    q = 1.0 / 5 + u2 * q
-    q = 1.0 / 3 + u2 * q
-    q = 1.0 + u2 * q
-    return 2.0 * u * q
+    q = _ONE + u2 * (_C3 + u2 * (_C5 + u2 * (_C7 + u2 * _C9)))
+    return e * _LN2 + _F(2.0) * u * q
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def em_fit(samples, offsets, scales, weights, means, variances, max_iter, tol, reg_covar):
-    """Run EM on every pixel, starting from (and overwriting) the given parameters.
+@njit(**_OPTS)
+def _log_scratch(n):
+    # float32 and int32 views of the same memory, and a second pair, for _log_lanes.
+    bits = np.empty(n, np.float32)
+    mantissa = np.empty(n, np.int32)
+    return bits, bits.view(np.int32), mantissa, mantissa.view(np.float32)
 
-    samples: (N, P, C); weights (P, K); means and variances (P, K, C), float64.
-    Returns the mean log-likelihood per sample of each pixel (P,), from the last E-step.
 
-    The M-step is scikit-learn's ``GaussianMixture(covariance_type='diag')``:
-    ``var = E[x^2] - 2 E[x] mu + mu^2 + reg_covar``, with ``nk + 10 eps``.  Pixels are
-    processed in blocks of ``LANES`` with the pixel index innermost, so that every inner
-    loop is a straight run over contiguous lanes that LLVM turns into SIMD; the exp and
-    log above keep it so.  A pixel stops updating once its mean log-likelihood improves by
-    less than ``tol``, as if it ran alone.
-    """
-    n_samples, n_pixels, n_channels = samples.shape
-    K = weights.shape[1]
-    B = LANES
-    n_blocks = (n_pixels + B - 1) // B
-    eps10 = 10.0 * np.finfo(np.float64).eps
-    mean_ll = np.empty(n_pixels)
-    for blk in prange(n_blocks):
-        p0 = blk * B
-        nb = min(B, n_pixels - p0)
-        x = np.empty((n_samples, n_channels, B))
-        for n in range(n_samples):
-            for c in range(n_channels):
-                for b in range(B):
-                    pb = p0 + min(b, nb - 1)
-                    x[n, c, b] = (samples[n, pb, c] - offsets[n]) * scales[n]
-        w = np.empty((K, B))
-        mu = np.empty((K, n_channels, B))
-        var = np.empty((K, n_channels, B))
-        for k in range(K):
-            for b in range(B):
-                pb = p0 + min(b, nb - 1)
-                w[k, b] = weights[pb, k]
-                for c in range(n_channels):
-                    mu[k, c, b] = means[pb, k, c]
-                    var[k, c, b] = variances[pb, k, c]
-        iv = np.empty((K, n_channels, B))
-        lc = np.empty((K, B))
-        lp = np.empty((K, B))
-        best = np.empty(B)
-        ssum = np.empty(B)
-        total = np.empty(B)
-        prev = np.full(B, -np.inf)
-        done = np.zeros(B, np.bool_)
-        last = np.full(B, -np.inf)
-        nk = np.empty((K, B))
-        sx = np.empty((K, n_channels, B))
-        sxx = np.empty((K, n_channels, B))
-        for _ in range(max_iter):
-            for k in range(K):
-                for b in range(B):
-                    lc[k, b] = math.log(w[k, b]) - 0.5 * n_channels * LOG_2PI
-                    nk[k, b] = 0.0
-                for c in range(n_channels):
-                    for b in range(B):
-                        lc[k, b] -= 0.5 * math.log(var[k, c, b])
-                        iv[k, c, b] = 1.0 / var[k, c, b]
-                        sx[k, c, b] = 0.0
-                        sxx[k, c, b] = 0.0
-            for b in range(B):
-                total[b] = 0.0
+@njit(inline="always", **_OPTS)
+def _log_lanes(src, dst, n, fbits, ibits, mbits, mfloat):
+    # dst[:n] = log(src[:n]) for positive float32, in SIMD: the exponent and mantissa are
+    # read off the IEEE bits through the int32 views of _log_scratch.
+    for b in range(n):
+        fbits[b] = src[b]
+    for b in range(n):
+        i = ibits[b]
+        dst[b] = _F((i >> 23) - 127)
+        mbits[b] = (i & 0x007FFFFF) | 0x3F800000
+    for b in range(n):
+        dst[b] = _log_mantissa(mfloat[b], dst[b])
+
+
+def _interleaved(n_items: int) -> np.ndarray:
+    # Work items in an order that deals neighbours to different threads: prange hands
+    # out contiguous ranges, and neighbouring tiles cost alike (a busy road, the sky).
+    i = np.arange(n_items)
+    return np.argsort(i % 16, kind="stable").astype(np.int64)
+
+
+# --- fit: deterministic start and EM, one block of pixels at a time ----------------------
+@njit(**_OPTS)
+def _load_samples(samples, p0, nb, off, sc, x):
+    # x[n, c, b] = sample n of pixel p0 + b on the model's scale; lanes past nb repeat
+    # the last pixel, so every lane holds real data.
+    n_samples, _, n_channels = samples.shape
+    lanes = x.shape[2]
+    for n in range(n_samples):
+        o = off[n]
+        s = sc[n]
+        block = samples[n, p0 : p0 + nb]
+        for c in range(n_channels):
+            xc = x[n, c]
+            for b in range(nb):
+                xc[b] = (_F(block[b, c]) - o) * s
+            for b in range(nb, lanes):
+                xc[b] = xc[nb - 1]
+
+
+@njit(**_OPTS)
+def _start_by_brightness(x, starts, reg, w, mu, var, bright, rank, acc):
+    # Split each lane's samples into K brightness quantiles: sample n's rank (ties broken
+    # by frame order, as a stable sort would) says which.  O(N^2) compares, all in SIMD.
+    n_samples, n_channels, lanes = x.shape
+    n_components = w.shape[0]
+    for n in range(n_samples):
+        bn = bright[n]
+        for b in range(lanes):
+            bn[b] = _ZERO
+        for c in range(n_channels):
+            xc = x[n, c]
+            for b in range(lanes):
+                bn[b] += xc[b]
+    for n in range(n_samples):
+        rn = rank[n]
+        bn = bright[n]
+        for b in range(lanes):
+            rn[b] = _ZERO
+        for m in range(n):
+            bm = bright[m]
+            for b in range(lanes):
+                rn[b] += _ONE if bm[b] <= bn[b] else _ZERO
+        for m in range(n + 1, n_samples):
+            bm = bright[m]
+            for b in range(lanes):
+                rn[b] += _ONE if bm[b] < bn[b] else _ZERO
+    group = bright  # brightness is no longer needed: each sample's quantile goes there
+    for n in range(n_samples):
+        rn = rank[n]
+        gn = group[n]
+        for b in range(lanes):
+            gn[b] = _ZERO
+        for k in range(1, n_components):
+            first = _F(starts[k])
+            for b in range(lanes):
+                gn[b] += _ONE if rn[b] >= first else _ZERO
+    inv_n = _ONE / _F(n_samples)
+    for k in range(n_components):
+        count = _F(starts[k + 1] - starts[k])
+        fk = _F(k)
+        wk = w[k]
+        for b in range(lanes):
+            wk[b] = count * inv_n
+        for c in range(n_channels):
+            for b in range(lanes):
+                acc[b] = _ZERO
             for n in range(n_samples):
-                for k in range(K):
-                    for b in range(B):
-                        lp[k, b] = lc[k, b]
-                    for c in range(n_channels):
-                        for b in range(B):
-                            diff = x[n, c, b] - mu[k, c, b]
-                            lp[k, b] -= 0.5 * diff * diff * iv[k, c, b]
-                for b in range(B):
-                    best[b] = lp[0, b]
-                for k in range(1, K):
-                    for b in range(B):
-                        best[b] = max(best[b], lp[k, b])
-                for b in range(B):
-                    ssum[b] = 0.0
-                for k in range(K):
-                    for b in range(B):
-                        e = _exp_neg(lp[k, b] - best[b])
-                        lp[k, b] = e
-                        ssum[b] += e
-                for b in range(B):
-                    total[b] += best[b] + _log_1_to_k(ssum[b])
-                    ssum[b] = 1.0 / ssum[b]
-                for k in range(K):
-                    for b in range(B):
-                        lp[k, b] *= ssum[b]
-                        nk[k, b] += lp[k, b]
-                    for c in range(n_channels):
-                        for b in range(B):
-                            r = lp[k, b]
-                            v = x[n, c, b]
-                            sx[k, c, b] += r * v
-                            sxx[k, c, b] += r * v * v
-            all_done = True
-            for b in range(B):
-                if done[b]:
-                    continue
-                last[b] = total[b] / n_samples
-                for k in range(K):
-                    n_k = nk[k, b] + eps10
-                    w[k, b] = n_k / (n_samples + K * eps10)
-                    for c in range(n_channels):
-                        m = sx[k, c, b] / n_k
-                        mu[k, c, b] = m
-                        var[k, c, b] = max(sxx[k, c, b] / n_k - m * m, 0.0) + reg_covar
-                if tol > 0.0 and abs(last[b] - prev[b]) < tol:
-                    done[b] = True
-                else:
-                    all_done = False
-                prev[b] = last[b]
-            if all_done:
-                break
-        for b in range(nb):
-            pb = p0 + b
-            mean_ll[pb] = last[b]
-            for k in range(K):
-                weights[pb, k] = w[k, b]
+                xc = x[n, c]
+                gn = group[n]
+                for b in range(lanes):
+                    acc[b] += xc[b] if gn[b] == fk else _ZERO
+            mk = mu[k, c]
+            for b in range(lanes):
+                mk[b] = acc[b] / count
+            for b in range(lanes):
+                acc[b] = _ZERO
+            for n in range(n_samples):
+                xc = x[n, c]
+                gn = group[n]
+                for b in range(lanes):
+                    d = xc[b] - mk[b]
+                    acc[b] += d * d if gn[b] == fk else _ZERO
+            vk = var[k, c]
+            for b in range(lanes):
+                vk[b] = acc[b] / count + reg
+
+
+@njit(**_OPTS)
+def _em(x, max_iter, tol, reg, w, mu, var):
+    # EM from (w, mu, var), in place.  The M-step is scikit-learn's
+    # GaussianMixture(covariance_type="diag") with nk + 10 eps, computed around each
+    # component's previous mean (float32 keeps its precision that way).  A lane whose
+    # mean log-likelihood improves by less than tol stops updating, as if it ran alone.
+    n_samples, n_channels, lanes = x.shape
+    n_components = w.shape[0]
+    iv = np.empty((n_components, n_channels, lanes), np.float32)
+    lc = np.empty((n_components, lanes), np.float32)
+    lp = np.empty((n_components, lanes), np.float32)
+    nk = np.empty((n_components, lanes), np.float32)
+    s1 = np.empty((n_components, n_channels, lanes), np.float32)
+    s2 = np.empty((n_components, n_channels, lanes), np.float32)
+    best = np.empty(lanes, np.float32)
+    ssum = np.empty(lanes, np.float32)
+    total = np.empty(lanes, np.float32)
+    prev = np.full(lanes, -np.inf, np.float32)
+    active = np.ones(lanes, np.float32)
+    updating = np.empty(lanes, np.float32)
+    tmp = np.empty(lanes, np.float32)
+    fbits, ibits, mbits, mfloat = _log_scratch(lanes)
+    eps10 = _F(10.0 * np.finfo(np.float64).eps)
+    weight_scale = _ONE / (_F(n_samples) + _F(n_components) * eps10)
+    log_norm = _F(-0.5 * n_channels * LOG_2PI)
+    inv_n = _ONE / _F(n_samples)
+    check = tol > 0.0
+    ftol = _F(tol)
+    for _ in range(max_iter):
+        for k in range(n_components):
+            wk = w[k]
+            for b in range(lanes):
+                tmp[b] = wk[b]
+            for c in range(n_channels):
+                vk = var[k, c]
+                ik = iv[k, c]
+                for b in range(lanes):
+                    ik[b] = _ONE / vk[b]
+                    tmp[b] *= math.sqrt(ik[b])
+            lk = lc[k]
+            _log_lanes(tmp, lk, lanes, fbits, ibits, mbits, mfloat)
+            nkk = nk[k]
+            for b in range(lanes):
+                lk[b] += log_norm
+                nkk[b] = _ZERO
+            for c in range(n_channels):
+                s1k = s1[k, c]
+                s2k = s2[k, c]
+                for b in range(lanes):
+                    s1k[b] = _ZERO
+                    s2k[b] = _ZERO
+        for b in range(lanes):
+            total[b] = _ZERO
+        for n in range(n_samples):
+            # E-step: responsibilities of sample n.
+            for k in range(n_components):
+                lpk = lp[k]
+                for b in range(lanes):
+                    lpk[b] = _ZERO
                 for c in range(n_channels):
-                    means[pb, k, c] = mu[k, c, b]
-                    variances[pb, k, c] = var[k, c, b]
-    return mean_ll
+                    xc = x[n, c]
+                    mk = mu[k, c]
+                    ik = iv[k, c]
+                    for b in range(lanes):
+                        d = xc[b] - mk[b]
+                        lpk[b] += d * d * ik[b]
+                lk = lc[k]
+                for b in range(lanes):
+                    lpk[b] = lk[b] - _HALF * lpk[b]
+            lp0 = lp[0]
+            for b in range(lanes):
+                best[b] = lp0[b]
+            for k in range(1, n_components):
+                lpk = lp[k]
+                for b in range(lanes):
+                    best[b] = max(best[b], lpk[b])
+            for b in range(lanes):
+                ssum[b] = _ZERO
+            for k in range(n_components):
+                lpk = lp[k]
+                for b in range(lanes):
+                    e = _exp_neg(lpk[b] - best[b])
+                    lpk[b] = e
+                    ssum[b] += e
+            _log_lanes(ssum, tmp, lanes, fbits, ibits, mbits, mfloat)
+            for b in range(lanes):
+                total[b] += best[b] + tmp[b]
+                ssum[b] = _ONE / ssum[b]
+            # Sufficient statistics around each component's current mean.
+            for k in range(n_components):
+                lpk = lp[k]
+                nkk = nk[k]
+                for b in range(lanes):
+                    r = lpk[b] * ssum[b]
+                    lpk[b] = r
+                    nkk[b] += r
+                for c in range(n_channels):
+                    xc = x[n, c]
+                    mk = mu[k, c]
+                    s1k = s1[k, c]
+                    s2k = s2[k, c]
+                    for b in range(lanes):
+                        d = xc[b] - mk[b]
+                        rd = lpk[b] * d
+                        s1k[b] += rd
+                        s2k[b] += rd * d
+        n_active = _ZERO
+        for b in range(lanes):
+            last = total[b] * inv_n
+            keep = active[b]
+            converged = check and abs(last - prev[b]) < ftol
+            prev[b] = last if keep > _ZERO else prev[b]
+            active[b] = _ZERO if converged else keep
+            updating[b] = keep
+            n_active += active[b]
+        # M-step, in the lanes still updating.
+        for k in range(n_components):
+            nkk = nk[k]
+            wk = w[k]
+            for b in range(lanes):
+                nkk[b] += eps10
+                wk[b] = nkk[b] * weight_scale if updating[b] > _ZERO else wk[b]
+            for c in range(n_channels):
+                mk = mu[k, c]
+                vk = var[k, c]
+                s1k = s1[k, c]
+                s2k = s2[k, c]
+                for b in range(lanes):
+                    shift = s1k[b] / nkk[b]
+                    v = max(s2k[b] / nkk[b] - shift * shift, _ZERO) + reg
+                    go = updating[b] > _ZERO
+                    mk[b] = mk[b] + shift if go else mk[b]
+                    vk[b] = v if go else vk[b]
+        if n_active == _ZERO:
+            break
 
 
-@njit(inline="always", fastmath=_FASTMATH)
-def _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const):
-    # One component's weighted log-density at pixel p of frame t (same order of
-    # operations everywhere, so the mask's shortcut decides exactly as the scores do).
-    d = 0.0
-    for c in range(frames.shape[2]):
-        diff = (frames[t, p, c] - offsets[t]) * scales[t] - means[p, k, c]
-        d += diff * diff * inv_var[p, k, c]
-    return log_const[p, k] - 0.5 * d
+@njit(**_OPTS)
+def _store_sorted(w, mu, var, weights, means, variances):
+    # Write each lane's components sorted by weight, heaviest first (stable).
+    n_components, n_channels, _ = mu.shape
+    order = np.empty(n_components, np.int64)
+    for b in range(weights.shape[0]):
+        for i in range(n_components):
+            order[i] = i
+        for i in range(1, n_components):
+            j = i
+            while j > 0 and w[order[j], b] > w[order[j - 1], b]:
+                order[j], order[j - 1] = order[j - 1], order[j]
+                j -= 1
+        for i in range(n_components):
+            k = order[i]
+            weights[b, i] = w[k, b]
+            for c in range(n_channels):
+                means[b, i, c] = mu[k, c, b]
+                variances[b, i, c] = var[k, c, b]
 
 
-@njit(inline="always", fastmath=_FASTMATH)
-def _is_shadow(values, offset, scale, mean, shadow_tau, shadow_distortion):
-    # The background colour ``mean`` darkened by a in [shadow_tau, 1), give or take a
-    # relative colour distortion |x - a mean| < shadow_distortion |a mean|.
-    num = 0.0
-    den = 0.0
-    for c in range(values.shape[0]):
-        num += ((values[c] - offset) * scale) * mean[c]
-        den += mean[c] * mean[c]
-    if den <= 0.0:
-        return False
-    a = num / den
-    if not shadow_tau <= a < 1.0:
-        return False
-    d = 0.0
-    for c in range(values.shape[0]):
-        diff = ((values[c] - offset) * scale) - a * mean[c]
-        d += diff * diff
-    return d < shadow_distortion * shadow_distortion * a * a * den
+@njit(**_OPTS)
+def _fit_block(
+    samples, p0, nb, off, sc, starts, max_iter, tol, reg, lanes, weights, means, variances
+):
+    n_samples, _, n_channels = samples.shape
+    n_components = starts.shape[0] - 1
+    x = np.empty((n_samples, n_channels, lanes), np.float32)
+    _load_samples(samples, p0, nb, off, sc, x)
+    w = np.empty((n_components, lanes), np.float32)
+    mu = np.empty((n_components, n_channels, lanes), np.float32)
+    var = np.empty((n_components, n_channels, lanes), np.float32)
+    bright = np.empty((n_samples, lanes), np.float32)
+    rank = np.empty((n_samples, lanes), np.float32)
+    acc = np.empty(lanes, np.float32)
+    _start_by_brightness(x, starts, reg, w, mu, var, bright, rank, acc)
+    _em(x, max_iter, tol, reg, w, mu, var)
+    _store_sorted(w, mu, var, weights[p0 : p0 + nb], means[p0 : p0 + nb], variances[p0 : p0 + nb])
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def score_background(frames, offsets, scales, means, inv_var, log_const, n_background, out):
-    """Log-likelihood of every pixel of every frame under its background components.
-
-    frames: (T, P, C); means, inv_var: (P, K, C) float32; log_const: (P, K) float32, the
-    log of the renormalised background weight plus the Gaussian's normalising constant;
-    n_background: (P,) how many of the (weight-sorted) components are background.
-    out: (T, P) float32.
-    """
-    n_frames, n_pixels, _ = frames.shape
-    for t in range(n_frames):
-        for p in prange(n_pixels):
-            nb = n_background[p]
-            best = -np.inf
-            # At most a handful of components: two passes beat a scratch array.
-            for k in range(nb):
-                best = max(
-                    best, _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
-                )
-            s = 0.0
-            for k in range(nb):
-                s += math.exp(
-                    _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
-                    - best
-                )
-            out[t, p] = best + math.log(s)
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def classify_background(
-    frames,
+@njit(parallel=True, **_OPTS)
+def _fit_pixels(
+    samples,
     offsets,
     scales,
-    means,
-    inv_var,
-    log_const,
-    n_background,
-    threshold,
-    shadow_tau,
-    shadow_distortion,
-    out,
-):
-    """Foreground labels (1 where the log-likelihood is below ``threshold``, else 0).
-
-    The same decision as thresholding :func:`score_background`, without computing the
-    log-likelihood where it is not needed: a pixel that one background component alone
-    explains above the threshold is background, since the mixture's density is at least
-    that component's.  Most pixels are settled by their heaviest component, with no exp.
-
-    Shadows (``shadow_tau > 0``): a foreground pixel that is the heaviest component's
-    colour scaled by ``a`` in [shadow_tau, 1), give or take a relative colour distortion
-    ``|x - a mean| < shadow_distortion |a mean|``, is labelled 2.  (MOG2 measures the
-    distortion in units of its variance; ours carries a broad variance floor, so the
-    distortion is measured relative to the colour instead.)  out: (T, P) uint8.
-    """
-    n_frames, n_pixels, _ = frames.shape
-    for t in range(n_frames):
-        for p in prange(n_pixels):
-            nb = n_background[p]
-            label = 1
-            best = -np.inf
-            for k in range(nb):
-                lp = _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
-                if lp >= threshold:
-                    label = 0
-                    break
-                if lp > best:
-                    best = lp
-            if label == 1 and nb > 1 and best > threshold - math.log(nb):
-                # nb terms, each at most exp(best), can only cross if best is this close.
-                s = 0.0
-                for k in range(nb):
-                    s += math.exp(
-                        _log_density(frames, t, p, k, offsets, scales, means, inv_var, log_const)
-                        - best
-                    )
-                if best + math.log(s) >= threshold:
-                    label = 0
-            if label == 1 and shadow_tau > 0.0:
-                pixel, background = frames[t, p], means[p, 0]
-                if _is_shadow(
-                    pixel, offsets[t], scales[t], background, shadow_tau, shadow_distortion
-                ):
-                    label = 2
-            out[t, p] = label
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def online_update(
-    frame,
-    offset,
-    scale,
+    starts,
+    max_iter,
+    tol,
+    reg_covar,
+    lanes,
+    order,
     weights,
     means,
     variances,
-    n_modes,
-    alpha,
+):
+    n_pixels = samples.shape[1]
+    off = offsets.astype(np.float32)
+    sc = scales.astype(np.float32)
+    reg = _F(reg_covar)
+    for i in prange(order.shape[0]):
+        p0 = order[i] * lanes
+        nb = min(lanes, n_pixels - p0)
+        _fit_block(
+            samples, p0, nb, off, sc, starts, max_iter, tol, reg, lanes, weights, means, variances
+        )
+
+
+def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar):
+    """Start and run EM on every pixel of a learning buffer.
+
+    samples: ``(N, P, C)`` in the video's dtype; offsets, scales: ``(N,)`` map sample n
+    to the model's scale.  The start splits each pixel's samples into K brightness
+    quantiles (``max_iter=0`` returns it).  Returns weights ``(P, K)``, means and
+    variances ``(P, K, C)``, float32, components sorted by weight, heaviest first.
+    """
+    n_samples, n_pixels, n_channels = samples.shape
+    k = int(n_components)
+    starts = np.array([(i * n_samples) // k for i in range(k + 1)], np.int64)
+    weights = np.empty((n_pixels, k), np.float32)
+    means = np.empty((n_pixels, k, n_channels), np.float32)
+    variances = np.empty((n_pixels, k, n_channels), np.float32)
+    lanes = FIT_LANES
+    order = _interleaved((n_pixels + lanes - 1) // lanes)
+    _fit_pixels(
+        samples,
+        offsets,
+        scales,
+        starts,
+        int(max_iter),
+        float(tol),
+        float(reg_covar),
+        lanes,
+        order,
+        weights,
+        means,
+        variances,
+    )
+    return weights, means, variances
+
+
+# --- scoring and labelling, one tile of pixels over all frames ---------------------------
+@njit(**_OPTS)
+def _load_frame(row, o, s, x):
+    # x[c, b] = channel c of pixel b of one frame's tile (row: (n * C,) interleaved).
+    n_channels = x.shape[0]
+    n = row.shape[0] // n_channels
+    if n_channels == 3:  # a constant stride: LLVM de-interleaves with shuffles
+        x0 = x[0]
+        x1 = x[1]
+        x2 = x[2]
+        for b in range(n):
+            x0[b] = (_F(row[3 * b]) - o) * s
+            x1[b] = (_F(row[3 * b + 1]) - o) * s
+            x2[b] = (_F(row[3 * b + 2]) - o) * s
+    else:
+        for c in range(n_channels):
+            xc = x[c]
+            for b in range(n):
+                xc[b] = (_F(row[n_channels * b + c]) - o) * s
+
+
+@njit(**_OPTS)
+def _densities(x, mu, iv, lc, lp, best, n):
+    # lp[k] = lc[k] - 0.5 sum_c (x_c - mu_kc)^2 iv_kc: component k's weighted log-density;
+    # best = the largest of them.
+    n_components, n_channels, _ = mu.shape
+    for k in range(n_components):
+        lpk = lp[k]
+        for b in range(n):
+            lpk[b] = _ZERO
+        for c in range(n_channels):
+            xc = x[c]
+            mk = mu[k, c]
+            ik = iv[k, c]
+            for b in range(n):
+                d = xc[b] - mk[b]
+                lpk[b] += d * d * ik[b]
+        lk = lc[k]
+        for b in range(n):
+            lpk[b] = lk[b] - _HALF * lpk[b]
+    lp0 = lp[0]
+    for b in range(n):
+        best[b] = lp0[b]
+    for k in range(1, n_components):
+        lpk = lp[k]
+        for b in range(n):
+            best[b] = max(best[b], lpk[b])
+
+
+@njit(**_OPTS)
+def _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat):
+    # ll = log sum_k exp(lp[k]), computed as best + log sum_k exp(lp[k] - best).  One
+    # function for the scores and the labels, so both decide with the same arithmetic.
+    for b in range(n):
+        ssum[b] = _ZERO
+    for k in range(lp.shape[0]):
+        lpk = lp[k]
+        for b in range(n):
+            ssum[b] += _exp_neg(lpk[b] - best[b])
+    _log_lanes(ssum, ll, n, fbits, ibits, mbits, mfloat)
+    for b in range(n):
+        ll[b] += best[b]
+
+
+@njit(**_OPTS)
+def _shadow_labels(x, background, labels, n, tau, distortion2):
+    # A foreground pixel that is the background colour darkened by a in [tau, 1), give or
+    # take a relative colour distortion |x - a bg| < distortion |a bg|, becomes 2.
+    n_channels = x.shape[0]
+    for b in range(n):
+        num = _ZERO
+        den = _ZERO
+        for c in range(n_channels):
+            m = background[c, b]
+            num += x[c, b] * m
+            den += m * m
+        a = num / max(den, _F(1e-30))
+        dist = _ZERO
+        for c in range(n_channels):
+            d = x[c, b] - a * background[c, b]
+            dist += d * d
+        shadow = den > _ZERO and a >= tau and a < _ONE and dist < distortion2 * a * a * den
+        labels[b] = 2 if labels[b] == 1 and shadow else labels[b]
+
+
+@njit(**_OPTS)
+def _score_tile(
+    frames, off, sc, mu, iv, lc, log_nb, threshold, tau, distortion2, labels, out, p0, n
+):
+    n_components, n_channels, _ = mu.shape
+    lnb = log_nb[p0 : p0 + n]
+    if frames.shape[0] < 8:  # a frame or two (scrubbing): read the model in place
+        _score_tile_frames(
+            frames,
+            off,
+            sc,
+            mu[:, :, p0 : p0 + n],
+            iv[:, :, p0 : p0 + n],
+            lc[:, p0 : p0 + n],
+            lnb,
+            threshold,
+            tau,
+            distortion2,
+            labels,
+            out,
+            p0,
+            n,
+        )
+        return
+    # Many frames: the tile's model is copied once into contiguous scratch, which stays
+    # in cache while every frame streams past it.
+    m_ = np.empty((n_components, n_channels, n), np.float32)
+    i_ = np.empty((n_components, n_channels, n), np.float32)
+    l_ = np.empty((n_components, n), np.float32)
+    for k in range(n_components):
+        l_[k] = lc[k, p0 : p0 + n]
+        for c in range(n_channels):
+            m_[k, c] = mu[k, c, p0 : p0 + n]
+            i_[k, c] = iv[k, c, p0 : p0 + n]
+    _score_tile_frames(
+        frames, off, sc, m_, i_, l_, lnb, threshold, tau, distortion2, labels, out, p0, n
+    )
+
+
+@njit(**_OPTS)
+def _score_tile_frames(
+    frames, off, sc, m_, i_, l_, lnb, threshold, tau, distortion2, labels, out, p0, n
+):
+    n_frames = frames.shape[0]
+    n_components, n_channels, _ = m_.shape
+    x = np.empty((n_channels, n), np.float32)
+    lp = np.empty((n_components, n), np.float32)
+    best = np.empty(n, np.float32)
+    ssum = np.empty(n, np.float32)
+    ll = np.empty(n, np.float32)
+    lab = np.empty(n, np.uint8)
+    fbits, ibits, mbits, mfloat = _log_scratch(n)
+    for t in range(n_frames):
+        _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
+        _densities(x, m_, i_, l_, lp, best, n)
+        if not labels:
+            _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
+            out_t = out[t, p0 : p0 + n]
+            for b in range(n):
+                out_t[b] = ll[b]
+            continue
+        # Most pixels are settled without the log-likelihood: one background component
+        # alone above the threshold makes it background; all of them together (at most
+        # nb times the best) below it, foreground.  Only a tile holding a pixel in
+        # between pays for the exact log-sum-exp.
+        n_unsure = 0
+        for b in range(n):
+            above = best[b] >= threshold
+            lab[b] = 0 if above else 1
+            n_unsure += 1 if not above and best[b] >= threshold - lnb[b] else 0
+        if n_unsure > 0:
+            _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
+            for b in range(n):
+                lab[b] = 1 if ll[b] < threshold else 0
+        if tau > _ZERO:
+            _shadow_labels(x, m_[0], lab, n, tau, distortion2)
+        out_t = out[t, p0 : p0 + n]
+        for b in range(n):
+            out_t[b] = lab[b]
+
+
+@njit(parallel=True, **_OPTS)
+def _score_pixels(
+    frames,
+    offsets,
+    scales,
+    mu,
+    iv,
+    lc,
+    log_nb,
+    threshold,
+    tau,
+    distortion2,
+    labels,
+    out,
+    tile,
+    order,
+):
+    n_pixels = mu.shape[2]
+    off = offsets.astype(np.float32)
+    sc = scales.astype(np.float32)
+    thr = _F(threshold)
+    for i in prange(order.shape[0]):
+        p0 = order[i] * tile
+        _score_tile(
+            frames,
+            off,
+            sc,
+            mu,
+            iv,
+            lc,
+            log_nb,
+            thr,
+            _F(tau),
+            _F(distortion2),
+            labels,
+            out,
+            p0,
+            min(tile, n_pixels - p0),
+        )
+
+
+def score_pixels(
+    frames,
+    offsets,
+    scales,
+    mu,
+    iv,
+    lc,
+    log_nb,
+    out,
+    threshold=0.0,
+    shadow_tau=0.0,
+    shadow_distortion=0.0,
+):
+    """Log-likelihood (``out`` float32) or labels (``out`` uint8) of every pixel and frame.
+
+    frames: ``(T, P * C)`` in the video's dtype; offsets, scales: ``(T,)``; mu, iv:
+    ``(K, C, P)`` float32 means and inverse variances; lc: ``(K, P)`` float32 log of the
+    renormalised background weight plus the Gaussian's normalising constant (a huge
+    negative number for components that are not background); log_nb: ``(P,)`` float32,
+    log of the number of background components plus ``LOG_MARGIN``.  With a uint8
+    ``out``, 1 marks a log-likelihood below ``threshold``, exactly as thresholding the
+    float32 scores would, and 2 a shadow (``shadow_tau > 0``) among those.
+    """
+    tile = SCORE_TILE
+    n_pixels = mu.shape[2]
+    order = _interleaved((n_pixels + tile - 1) // tile)
+    _score_pixels(
+        frames,
+        offsets,
+        scales,
+        mu,
+        iv,
+        lc,
+        log_nb,
+        float(threshold),
+        float(shadow_tau),
+        float(shadow_distortion) ** 2,
+        out.dtype == np.uint8,
+        out,
+        tile,
+        order,
+    )
+
+
+# --- clean-up ------------------------------------------------------------------------------
+@njit(**_OPTS)
+def _majority_frame(labels, size, out):
+    height, width = labels.shape
+    r = size // 2
+    half = (size * size) // 2
+    col = np.zeros(width + 2 * r, np.uint16)  # per column: foreground in the window's rows
+    inner = col[r : r + width]
+    acc = np.empty(width, np.uint16)
+    for dy in range(-r, r + 1):
+        row = labels[min(max(dy, 0), height - 1)]
+        for x in range(width):
+            inner[x] += 1 if row[x] == 1 else 0
+    for y in range(height):
+        if y > 0:
+            enter = labels[min(y + r, height - 1)]
+            leave = labels[max(y - r - 1, 0)]
+            for x in range(width):
+                inner[x] += (1 if enter[x] == 1 else 0) - (1 if leave[x] == 1 else 0)
+        for x in range(r):  # replicated border
+            col[x] = inner[0]
+            col[r + width + x] = inner[width - 1]
+        for x in range(width):
+            acc[x] = 0
+        for dx in range(size):
+            shifted = col[dx : dx + width]
+            for x in range(width):
+                acc[x] += shifted[x]
+        row = labels[y]
+        out_row = out[y]
+        for x in range(width):
+            out_row[x] = 1 if acc[x] > half else (2 if row[x] == 2 else 0)
+
+
+@njit(parallel=True, **_OPTS)
+def majority_filter(labels, size, out):
+    """Median-filter the foreground (label 1) of every frame; shadows (2) stay beneath it.
+
+    The median of a binary neighbourhood is its majority: a box count over ``size`` x
+    ``size`` with the border replicated, equal to ``cv2.medianBlur``.  labels, out:
+    ``(T, Y, X)`` uint8.
+    """
+    for t in prange(labels.shape[0]):
+        _majority_frame(labels[t], size, out[t])
+
+
+# --- brightness ---------------------------------------------------------------------------
+@njit(**_OPTS)
+def _frame_band_medians(frame, pixels, bounds, o, s, values, out):
+    n_channels = frame.shape[1]
+    inv_c = _ONE / _F(n_channels)
+    for i in range(pixels.shape[0]):
+        px = frame[pixels[i]]
+        acc = _ZERO
+        for c in range(n_channels):
+            acc += _F(px[c])
+        values[i] = (acc * inv_c - o) * s
+    for j in range(bounds.shape[0] - 1):
+        out[j] = np.median(values[bounds[j] : bounds[j + 1]])
+
+
+@njit(parallel=True, **_OPTS)
+def band_medians(frames, pixels, bounds, offset, scale):
+    """Each frame's median luminance (0-255 scale) in each band of pixels.
+
+    frames: ``(T, P, C)``; pixels: flat pixel indices grouped by band, band j being
+    ``pixels[bounds[j]:bounds[j + 1]]``.  Returns ``(T, n_bands)`` float64.
+    """
+    out = np.empty((frames.shape[0], bounds.shape[0] - 1))
+    o = _F(offset)
+    s = _F(scale)
+    for t in prange(frames.shape[0]):
+        values = np.empty(pixels.shape[0], np.float32)
+        _frame_band_medians(frames[t], pixels, bounds, o, s, values, out[t])
+    return out
+
+
+@njit(**_OPTS)
+def _frame_luminance(frame, stride, o, s, out):
+    n_channels = frame.shape[2]
+    inv_c = _ONE / _F(n_channels)
+    for i in range(out.shape[0]):
+        row = frame[i * stride]
+        out_row = out[i]
+        for j in range(out.shape[1]):
+            acc = _ZERO
+            px = row[j * stride]
+            for c in range(n_channels):
+                acc += _F(px[c])
+            out_row[j] = (acc * inv_c - o) * s
+
+
+@njit(parallel=True, **_OPTS)
+def luminance_grid(frames, stride, offset, scale):
+    """Mean of the channels of every ``stride``-th pixel of every ``stride``-th row.
+
+    frames: ``(T, Y, X, C)``.  Returns ``(T, ceil(Y / stride), ceil(X / stride))``
+    float32 on the model's 0-255 scale.
+    """
+    n_frames, height, width, _ = frames.shape
+    out = np.empty(
+        (n_frames, (height + stride - 1) // stride, (width + stride - 1) // stride), np.float32
+    )
+    for t in prange(n_frames):
+        _frame_luminance(frames[t], stride, _F(offset), _F(scale), out[t])
+    return out
+
+
+# --- on-line GMM ---------------------------------------------------------------------------
+@njit(**_OPTS)
+def _online_tile(
+    frames,
+    off,
+    sc,
+    alphas,
+    w_all,
+    mu_all,
+    var_all,
+    ln_all,
+    nm_all,
     settings,
-    d2s,
-    log_norm,
     out_ll,
     out_shadow,
+    p0,
+    n,
 ):
-    """Score one frame (P, C) against the background, then update every pixel's mixture.
+    # One tile of pixels through a chunk of frames.  State: weights w (K, n), means
+    # mu (K, C, n), isotropic variances var (K, n), Gaussian log-normalisers ln (K, n),
+    # component counts nm (n,), all float32, components sorted by weight, unused ones at
+    # weight 0.  Every branch of MOG2's per-pixel update is a select over the lanes.
+    ratio = _F(settings[0])
+    match = _F(settings[1])
+    var_init = _F(settings[2])
+    var_min = _F(settings[3])
+    var_max = _F(settings[4])
+    tau = _F(settings[5])
+    distortion2 = _F(settings[6])
+    n_frames = frames.shape[0]
+    n_components, n_channels, _ = mu_all.shape
+    fk = np.empty(n_components, np.float32)
+    for k in range(n_components):
+        fk[k] = k
+    w = np.empty((n_components, n), np.float32)
+    mu = np.empty((n_components, n_channels, n), np.float32)
+    var = np.empty((n_components, n), np.float32)
+    ln = np.empty((n_components, n), np.float32)
+    for k in range(n_components):
+        w[k] = w_all[k, p0 : p0 + n]
+        var[k] = var_all[k, p0 : p0 + n]
+        ln[k] = ln_all[k, p0 : p0 + n]
+        for c in range(n_channels):
+            mu[k, c] = mu_all[k, c, p0 : p0 + n]
+    nm = np.empty(n, np.float32)
+    nm[:] = nm_all[p0 : p0 + n]
+    x = np.empty((n_channels, n), np.float32)
+    d2 = np.empty((n_components, n), np.float32)
+    lp = np.empty((n_components, n), np.float32)
+    hit = np.empty((n_components, n), np.float32)  # 1 where component k is updated
+    best = np.empty(n, np.float32)
+    total = np.empty(n, np.float32)
+    below = np.empty(n, np.float32)
+    ssum = np.empty(n, np.float32)
+    ll = np.empty(n, np.float32)
+    found = np.empty(n, np.float32)
+    changed = np.empty(n, np.float32)
+    new_var = np.empty(n, np.float32)
+    new_ln = np.empty(n, np.float32)
+    lab = np.empty(n, np.uint8)
+    fbits, ibits, mbits, mfloat = _log_scratch(n)
+    half_c = _F(0.5 * n_channels)
+    log_2pi = _F(LOG_2PI)
+    inv_c = _ONE / _F(n_channels)
+    for t in range(n_frames):
+        a = alphas[t]
+        _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
+        # Squared distances in variances; the background: the heaviest components up to
+        # the ratio (component k is one while the weights before it stay <= ratio).
+        for b in range(n):
+            below[b] = _ZERO
+            total[b] = _ZERO
+            best[b] = _F(-1e30)
+        for k in range(n_components):
+            d2k = d2[k]
+            for b in range(n):
+                d2k[b] = _ZERO
+            for c in range(n_channels):
+                xc = x[c]
+                mk = mu[k, c]
+                for b in range(n):
+                    d = xc[b] - mk[b]
+                    d2k[b] += d * d
+            vk = var[k]
+            wk = w[k]
+            lnk = ln[k]
+            lpk = lp[k]
+            hk = hit[k]
+            f = fk[k]
+            for b in range(n):
+                d2k[b] = d2k[b] / vk[b]
+                bg = f < nm[b] and below[b] <= ratio
+                below[b] += wk[b]
+                total[b] += wk[b] if bg else _ZERO
+                lpk[b] = lnk[b] - _HALF * d2k[b] if bg else _F(-1e30)
+                best[b] = max(best[b], lpk[b])
+                hk[b] = _ONE if bg else _ZERO  # background flag, for now
+        # Score before the update: log sum_bg (w_k / total) N_k = best + log(sum w_k
+        # exp(lp_k - best) / total), one log per pixel.
+        for b in range(n):
+            ssum[b] = _ZERO
+        for k in range(n_components):
+            lpk = lp[k]
+            wk = w[k]
+            hk = hit[k]
+            for b in range(n):
+                ssum[b] += hk[b] * wk[b] * _exp_neg(lpk[b] - best[b])
+        for b in range(n):
+            ssum[b] = ssum[b] / max(total[b], _F(1e-30)) if total[b] > _ZERO else _ONE
+        _log_lanes(ssum, ll, n, fbits, ibits, mbits, mfloat)
+        ll_t = out_ll[t, p0 : p0 + n]
+        for b in range(n):
+            ll_t[b] = ll[b] + best[b] if total[b] > _ZERO else _ZERO
+        if tau > _ZERO:
+            for b in range(n):
+                lab[b] = 1 if nm[b] > _ZERO else 0
+            _shadow_labels(x, mu[0], lab, n, tau, distortion2)
+            sh_t = out_shadow[t, p0 : p0 + n]
+            for b in range(n):
+                sh_t[b] = lab[b] == 2
+        # Update: the first (heaviest) component within the match distance, or else a
+        # new one in place of the weakest.
+        for b in range(n):
+            found[b] = _ZERO
+        for k in range(n_components):
+            d2k = d2[k]
+            hk = hit[k]
+            f = fk[k]
+            for b in range(n):
+                h = found[b] == _ZERO and f < nm[b] and d2k[b] < match
+                hk[b] = _ONE if h else _ZERO
+                found[b] = _ONE if h else found[b]
+        decay = _ONE - a
+        for b in range(n):
+            changed[b] = _ZERO
+            total[b] = _ZERO
+        for k in range(n_components):
+            wk = w[k]
+            hk = hit[k]
+            f = fk[k]
+            for b in range(n):
+                matched = hk[b] > _ZERO
+                nw = wk[b] * decay + (a if matched else _ZERO)
+                rate = a / nw if matched else _ZERO
+                wk[b] = nw
+                changed[b] = f if matched else changed[b]
+                hk[b] = rate
+            for c in range(n_channels):
+                xc = x[c]
+                mk = mu[k, c]
+                for b in range(n):
+                    mk[b] += hk[b] * (xc[b] - mk[b])
+        # Variance of the matched component: rate * (squared distance / C - var).
+        for k in range(n_components):
+            vk = var[k]
+            hk = hit[k]
+            d2k = d2[k]
+            for b in range(n):
+                v = vk[b] + hk[b] * (d2k[b] * vk[b] * inv_c - vk[b])
+                v = min(max(v, var_min), var_max)
+                go = hk[b] > _ZERO
+                vk[b] = v if go else vk[b]
+                new_var[b] = v if go else new_var[b]
+        # No match: a new component (var_init) at index nm, or in place of the weakest.
+        for b in range(n):
+            slot = nm[b] if nm[b] < _F(n_components) else _F(n_components - 1)
+            changed[b] = changed[b] if found[b] > _ZERO else slot
+            nm[b] = nm[b] + (_ONE if found[b] == _ZERO and nm[b] < _F(n_components) else _ZERO)
+            new_var[b] = new_var[b] if found[b] > _ZERO else var_init
+        for k in range(n_components):
+            wk = w[k]
+            vk = var[k]
+            f = fk[k]
+            for b in range(n):
+                new = found[b] == _ZERO and changed[b] == f
+                wk[b] = (a if nm[b] > _ONE else _ONE) if new else wk[b]
+                vk[b] = var_init if new else vk[b]
+            for c in range(n_channels):
+                xc = x[c]
+                mk = mu[k, c]
+                for b in range(n):
+                    new = found[b] == _ZERO and changed[b] == f
+                    mk[b] = xc[b] if new else mk[b]
+        # The changed component's Gaussian normaliser: one log per pixel.
+        _log_lanes(new_var, new_ln, n, fbits, ibits, mbits, mfloat)
+        for k in range(n_components):
+            lnk = ln[k]
+            f = fk[k]
+            for b in range(n):
+                lnk[b] = -half_c * (log_2pi + new_ln[b]) if changed[b] == f else lnk[b]
+        for k in range(n_components):
+            wk = w[k]
+            for b in range(n):
+                total[b] += wk[b]
+        for k in range(n_components):
+            wk = w[k]
+            for b in range(n):
+                wk[b] = wk[b] / total[b]
+        # Keep the components sorted by weight: only the changed one can be out of
+        # order (it grew, the others shrank alike), so one pass from the bottom up.
+        for k in range(n_components - 1, 0, -1):
+            hi = k - 1
+            wl = w[k]
+            wh = w[hi]
+            for b in range(n):
+                found[b] = _ONE if wl[b] > wh[b] else _ZERO  # reused: swap flags
+            _swap_where(found, w[hi], w[k], n)
+            _swap_where(found, var[hi], var[k], n)
+            _swap_where(found, ln[hi], ln[k], n)
+            for c in range(n_channels):
+                _swap_where(found, mu[hi, c], mu[k, c], n)
+    for k in range(n_components):
+        w_all[k, p0 : p0 + n] = w[k]
+        var_all[k, p0 : p0 + n] = var[k]
+        ln_all[k, p0 : p0 + n] = ln[k]
+        for c in range(n_channels):
+            mu_all[k, c, p0 : p0 + n] = mu[k, c]
+    nm_all[p0 : p0 + n] = nm
 
-    The on-line GMM of :mod:`napari_gmm_bg.core.online`; ``d2s`` (P, K) is scratch space,
-    so the loop over pixels allocates nothing; ``log_norm`` (P, K) keeps each component's
-    Gaussian normaliser, recomputed only when its variance changes.  A pixel with one
-    background component (most of them) is scored with no log or exp.
+
+@njit(inline="always", **_OPTS)
+def _swap_where(flag, a, b, n):
+    for i in range(n):
+        s = flag[i] > _ZERO
+        lo = b[i] if s else a[i]
+        hi = a[i] if s else b[i]
+        a[i] = lo
+        b[i] = hi
+
+
+@njit(parallel=True, **_OPTS)
+def _online_update(
+    frames, offsets, scales, alphas, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, order
+):
+    n_pixels = w.shape[1]
+    off = offsets.astype(np.float32)
+    sc = scales.astype(np.float32)
+    al = alphas.astype(np.float32)
+    for i in prange(order.shape[0]):
+        p0 = order[i] * tile
+        _online_tile(
+            frames,
+            off,
+            sc,
+            al,
+            w,
+            mu,
+            var,
+            ln,
+            nm,
+            settings,
+            out_ll,
+            out_shadow,
+            p0,
+            min(tile, n_pixels - p0),
+        )
+
+
+def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_shadow):
+    """Score a chunk of frames, each before it updates every pixel's on-line mixture.
+
+    frames: ``(F, P * C)`` in the video's dtype; offsets, scales, alphas (learning rates):
+    ``(F,)``; state: ``(w, mu, var, ln, nm)``, float32 arrays ``(K, P)``, ``(K, C, P)``,
+    ``(K, P)``, ``(K, P)`` and ``(P,)`` updated in place (see ``online.OnlineState``);
+    settings: ``(background_ratio, match_distance, var_init, var_min, var_max,
+    shadow_tau, shadow_distortion ** 2)``; out_ll ``(F, P)`` float32 and out_shadow
+    ``(F, P)`` bool (left as they are when shadow_tau is 0) are written.
     """
-    ratio, match, var_init, var_min, var_max, shadow_tau, shadow_dist = settings
-    n_pixels, n_channels = frame.shape
-    n_components = weights.shape[1]
-    for p in prange(n_pixels):
-        nm = n_modes[p]
-        # Background components: the heaviest up to the ratio, renormalised.
-        total = 0.0
-        nb = 0
-        for k in range(nm):
-            total += weights[p, k]
-            nb = k + 1
-            if total > ratio:
-                break
-        best = -np.inf
-        s = 0.0
-        for k in range(nm):
-            d2 = 0.0
-            for c in range(n_channels):
-                diff = (frame[p, c] - offset) * scale - means[p, k, c]
-                d2 += diff * diff
-            d2s[p, k] = d2 / variances[p, k]
-        if nm == 0 or total <= 0.0:
-            out_ll[p] = 0.0  # the very first sample: nothing to tell it from yet
-        elif nb == 1:
-            out_ll[p] = log_norm[p, 0] - 0.5 * d2s[p, 0]
-        else:
-            for k in range(nb):
-                lp = math.log(weights[p, k] / total) + log_norm[p, k] - 0.5 * d2s[p, k]
-                if lp > best:
-                    best = lp
-            for k in range(nb):
-                lp = math.log(weights[p, k] / total) + log_norm[p, k] - 0.5 * d2s[p, k]
-                s += math.exp(lp - best)
-            out_ll[p] = best + math.log(s)
-        out_shadow[p] = False
-        if shadow_tau > 0.0 and nm > 0:
-            out_shadow[p] = _is_shadow(
-                frame[p], offset, scale, means[p, 0], shadow_tau, shadow_dist
-            )
-        # Update: the first (heaviest) component within the match distance.
-        matched = -1
-        for k in range(nm):
-            if d2s[p, k] < match:
-                matched = k
-                break
-        for k in range(nm):
-            weights[p, k] *= 1.0 - alpha
-        if matched >= 0:
-            w = weights[p, matched] + alpha
-            weights[p, matched] = w
-            rate = alpha / w
-            dist2 = 0.0
-            for c in range(n_channels):
-                diff = ((frame[p, c] - offset) * scale) - means[p, matched, c]
-                means[p, matched, c] += rate * diff
-                dist2 += diff * diff
-            var = variances[p, matched] + rate * (dist2 / n_channels - variances[p, matched])
-            var = min(max(var, var_min), var_max)
-            variances[p, matched] = var
-            log_norm[p, matched] = -0.5 * n_channels * (LOG_2PI + math.log(var))
-            k = matched
-        else:
-            k = nm if nm < n_components else n_components - 1
-            if nm < n_components:
-                n_modes[p] = nm + 1
-                nm += 1
-            weights[p, k] = alpha if nm > 1 else 1.0
-            for c in range(n_channels):
-                means[p, k, c] = (frame[p, c] - offset) * scale
-            variances[p, k] = var_init
-            log_norm[p, k] = -0.5 * n_channels * (LOG_2PI + math.log(var_init))
-        total = 0.0
-        for j in range(nm):
-            total += weights[p, j]
-        for j in range(nm):
-            weights[p, j] /= total
-        # Keep the components sorted by weight: bubble the one that changed.
-        while k > 0 and weights[p, k] > weights[p, k - 1]:
-            tmp = weights[p, k]
-            weights[p, k] = weights[p, k - 1]
-            weights[p, k - 1] = tmp
-            tmp = variances[p, k]
-            variances[p, k] = variances[p, k - 1]
-            variances[p, k - 1] = tmp
-            tmp = log_norm[p, k]
-            log_norm[p, k] = log_norm[p, k - 1]
-            log_norm[p, k - 1] = tmp
-            for c in range(n_channels):
-                tmp = means[p, k, c]
-                means[p, k, c] = means[p, k - 1, c]
-                means[p, k - 1, c] = tmp
-            k -= 1
+    tile = SCORE_TILE
+    n_pixels = state[0].shape[1]
+    order = _interleaved((n_pixels + tile - 1) // tile)
+    _online_update(
+        frames,
+        offsets,
+        scales,
+        alphas,
+        *state,
+        tuple(float(v) for v in settings),
+        out_ll,
+        out_shadow,
+        tile,
+        order,
+    )

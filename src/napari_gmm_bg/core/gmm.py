@@ -32,6 +32,8 @@ SHADOW_DISTORTION = 0.1  # a shadow's colour may stray 10% from the darkened bac
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
 CLUSTER_TILE_PIXELS = 16384  # pixels per task on a dask cluster
 MODEL_VERSION = 1
+#: log-constant of a component that is not background: no pixel gets near it.
+NOT_BACKGROUND = -1e30
 
 #: Default log-likelihood threshold per channel count.  A pixel whose log-likelihood
 #: under its background components falls below it is foreground.  The RGB value, with
@@ -239,7 +241,9 @@ class BackgroundModel:
         return np.minimum(below, self.n_components).astype(np.uint8)
 
     def _scoring_arrays(self) -> dict:
-        # Precomputed once: renormalised background weights folded into the constants.
+        # Precomputed once, laid out for the kernels (component, channel, pixel): the
+        # renormalised background weights folded into the constants, and components that
+        # are not background given a constant no pixel can reach.
         if not self._scoring:
             nb = self.n_background()
             k = np.arange(self.n_components)
@@ -252,15 +256,19 @@ class BackgroundModel:
                     self.n_channels * _kernels.LOG_2PI + np.log(var).sum(axis=-1)
                 )
             n_pix = nb.size
+
+            def by_component(a: np.ndarray) -> np.ndarray:
+                # (Y, X, K[, C]) -> contiguous float32 (K[, C], P)
+                a = a.reshape(n_pix, *a.shape[2:])
+                return np.ascontiguousarray(np.moveaxis(a, 0, -1), dtype=np.float32)
+
             self._scoring.update(
-                means=np.ascontiguousarray(self.means.reshape(n_pix, self.n_components, -1)),
-                inv_var=np.ascontiguousarray(
-                    (1.0 / var).astype(np.float32).reshape(n_pix, self.n_components, -1)
+                means=by_component(self.means),
+                inv_var=by_component(1.0 / var),
+                log_const=by_component(np.where(is_bg, log_const, NOT_BACKGROUND)),
+                log_n_background=(np.log(nb.reshape(n_pix)) + _kernels.LOG_MARGIN).astype(
+                    np.float32
                 ),
-                log_const=np.ascontiguousarray(
-                    np.where(is_bg, log_const, 0.0).astype(np.float32).reshape(n_pix, -1)
-                ),
-                n_background=np.ascontiguousarray(nb.reshape(n_pix)),
             )
         return self._scoring
 
@@ -295,29 +303,29 @@ class BackgroundModel:
         if "brightness_reference" not in s:
             background = self.means[::GAIN_STRIDE, ::GAIN_STRIDE, 0]
             s["brightness_reference"] = BrightnessReference(background.mean(axis=-1))
-        return s["brightness_reference"].correction(luminance(frames, self.intensity))
+        return s["brightness_reference"].correction_of_frames(frames, self.intensity)
 
     def _kernel_inputs(self, block: np.ndarray) -> tuple:
-        """Gather the scoring kernels' inputs for in-memory frames ``(T, Y, X, C)``."""
+        """Gather the scoring kernel's inputs for in-memory frames ``(T, Y, X, C)``."""
         s = self._scoring_arrays()
         t, y, x, c = block.shape
         # With compensation off, brightness() gives gains 1 and lifts 0: no correction.
         offsets, scales = frame_transform(self.intensity, self.brightness(block), t)
         return (
-            block.reshape(t, y * x, c),
+            np.ascontiguousarray(block).reshape(t, y * x * c),
             offsets,
             scales,
             s["means"],
             s["inv_var"],
             s["log_const"],
-            s["n_background"],
+            s["log_n_background"],
         )
 
     def _score_block(self, block: np.ndarray) -> np.ndarray:
         """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
         t, y, x, _ = block.shape
         out = np.empty((t, y * x), dtype=np.float32)
-        _kernels.score_background(*self._kernel_inputs(block), out)
+        _kernels.score_pixels(*self._kernel_inputs(block), out)
         return out.reshape(t, y, x)
 
     def _labels_block(
@@ -331,12 +339,12 @@ class BackgroundModel:
         """Label in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` uint8."""
         t, y, x, _ = block.shape
         out = np.empty((t, y * x), dtype=np.uint8)
-        _kernels.classify_background(
+        _kernels.score_pixels(
             *self._kernel_inputs(block),
+            out,
             threshold,
             self.params.shadow_tau if shadows != "off" else 0.0,
             SHADOW_DISTORTION,
-            out,
         )
         if shadows == "background":
             out[out == 2] = 0
@@ -620,9 +628,7 @@ def luminance(
     numpy.ndarray
         ``(T, Y / stride, X / stride)`` float32.
     """
-    sub = frames[:, ::stride, ::stride]
-    mean = np.add.reduce(sub, axis=-1, dtype=np.float32) / sub.shape[-1]
-    return (mean - intensity.offset) * intensity.scale
+    return _kernels.luminance_grid(frames, int(stride), intensity.offset, intensity.scale)
 
 
 class BrightnessReference:
@@ -674,14 +680,53 @@ class BrightnessReference:
             is scored as ``(value - lift) / gain``.
         """
         n = len(luma)
-        gains, lifts = np.ones(n), np.zeros(n)
         if self.pixels.size < 16:
-            return gains, lifts
+            return np.ones(n), np.zeros(n)
         frames = luma.reshape(n, -1)[:, self.pixels]
         if self.flat_scene:  # too little contrast for a line: a bare factor
-            return np.clip(np.median(frames / self.values, axis=1), 0.1, 10.0), lifts
+            return np.clip(np.median(frames / self.values, axis=1), 0.1, 10.0), np.zeros(n)
+        return self._lines(
+            np.stack([np.median(frames[:, band], axis=1) for band in self.bands], axis=1)
+        )
+
+    def correction_of_frames(
+        self, frames: np.ndarray, intensity: IntensityScale, stride: int = GAIN_STRIDE
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`correction`, reading the reference's pixels straight off the frames.
+
+        Parameters
+        ----------
+        frames : numpy.ndarray
+            ``(T, Y, X, C)`` frames whose every ``stride``-th pixel of every
+            ``stride``-th row is the reference's grid.
+        intensity : IntensityScale
+            How raw values map to the model's scale.
+        stride : int
+            The grid's spacing.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(T,)`` gains and lifts.
+        """
+        if self.pixels.size < 16 or self.flat_scene:
+            return self.correction(luminance(frames, intensity, stride))
+        n, height, width, channels = frames.shape
+        grid_y, grid_x = np.divmod(self.pixels, (width + stride - 1) // stride)
+        pixels = (grid_y * stride * width + grid_x * stride).astype(np.int64)
+        bounds = np.array([band.start for band in self.bands] + [self.bands[-1].stop])
+        medians = _kernels.band_medians(
+            np.ascontiguousarray(frames).reshape(n, height * width, channels),
+            pixels,
+            bounds,
+            intensity.offset,
+            intensity.scale,
+        )
+        return self._lines(medians)
+
+    def _lines(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Theil-Sen through (reference band medians, frame band medians): (T, 8) -> lines.
         r = self.band_medians
-        m = np.stack([np.median(frames[:, band], axis=1) for band in self.bands], axis=1)
         i, j = np.triu_indices(self.N_BANDS, k=1)
         spread = r[j] - r[i]
         keep = spread > 1e-3
@@ -776,29 +821,17 @@ def fit_tile(
     """
     n, rows, width, c = tile.shape
     k = params.n_components
-    samples = tile.reshape(n, rows * width, c)
     offsets, scales = frame_transform(intensity, correction, n)
-    w, mu, var = _kernels.init_by_brightness(samples, offsets, scales, k, params.reg_covar)
-    _kernels.em_fit(
-        samples,
+    w, mu, var = _kernels.fit_pixels(
+        tile.reshape(n, rows * width, c),
         offsets,
         scales,
-        w,
-        mu,
-        var,
+        k,
         params.max_iter,
         params.tol,
         params.reg_covar,
     )
-    order = np.argsort(-w, axis=1, kind="stable")
-    w = np.take_along_axis(w, order, axis=1)
-    mu = np.take_along_axis(mu, order[..., None], axis=1)
-    var = np.take_along_axis(var, order[..., None], axis=1)
-    return (
-        w.reshape(rows, width, k).astype(np.float32),
-        mu.reshape(rows, width, k, c).astype(np.float32),
-        var.reshape(rows, width, k, c).astype(np.float32),
-    )
+    return w.reshape(rows, width, k), mu.reshape(rows, width, k, c), var.reshape(rows, width, k, c)
 
 
 def _fit_locally(

@@ -31,12 +31,11 @@ from .frames import as_frames
 from .gmm import (
     GAIN_STRIDE,
     SHADOW_DISTORTION,
+    BrightnessReference,
     IntensityScale,
-    brightness_correction,
     check_shadows,
     default_threshold,
     frame_transform,
-    luminance,
 )
 
 
@@ -191,12 +190,18 @@ def run_online_steps(
     intensity = IntensityScale.for_data(frames.dtype, first)
     k = settings.n_components
     pixels = height * width
-    weights = np.zeros((pixels, k))
-    means = np.zeros((pixels, k, c))
-    variances = np.full((pixels, k), settings.var_init)
-    n_modes = np.zeros(pixels, np.int64)
+    # Per component and pixel, float32 (see _kernels.online_update): weights, means,
+    # isotropic variances, Gaussian log-normalisers, and each pixel's component count.
+    state = (
+        np.zeros((k, pixels), np.float32),
+        np.zeros((k, c, pixels), np.float32),
+        np.full((k, pixels), settings.var_init, np.float32),
+        np.zeros((k, pixels), np.float32),
+        np.zeros(pixels, np.float32),
+    )
+    means = state[1]
     loglik = np.empty((n, height, width), np.float32)
-    shadow = np.empty((n, height, width), bool)
+    shadow = np.zeros((n, height, width), bool)
     threshold = default_threshold(c) if settings.threshold is None else float(settings.threshold)
     packed = (
         settings.background_ratio,
@@ -205,40 +210,32 @@ def run_online_steps(
         settings.var_min,
         settings.var_max,
         settings.shadow_tau if settings.shadows != "off" else 0.0,
-        SHADOW_DISTORTION,
+        SHADOW_DISTORTION**2,
     )
-    scratch = np.empty((pixels, k))
-    log_norm = np.zeros((pixels, k))
     yield 0, n
     for start in range(0, n, chunk):
         block = first if start == 0 else frames.read(slice(start, min(start + chunk, n)))
-        offsets, scales = frame_transform(intensity, None, len(block))
+        stop = start + len(block)
+        correction = None
         if settings.compensate_brightness and start > 0:
-            reference = means.reshape(height, width, k, c)[::GAIN_STRIDE, ::GAIN_STRIDE, 0]
-            correction = brightness_correction(
-                luminance(block, intensity), reference.mean(axis=-1)
-            )
-            offsets, scales = frame_transform(intensity, correction, len(block))
-        for i, frame in enumerate(block):
-            t = start + i
-            alpha = 1.0 / min(2 * (t + 1), settings.history)
-            _kernels.online_update(
-                frame.reshape(pixels, c),
-                offsets[i],
-                scales[i],
-                weights,
-                means,
-                variances,
-                n_modes,
-                alpha,
-                packed,
-                scratch,
-                log_norm,
-                loglik[t].reshape(pixels),  # written in place
-                shadow[t].reshape(pixels),
-            )
-        yield min(start + chunk, n), n
-    background = means[:, 0].reshape(height, width, c) / intensity.scale + intensity.offset
+            grid = means[0].reshape(c, height, width)[:, ::GAIN_STRIDE, ::GAIN_STRIDE]
+            reference = BrightnessReference(grid.mean(axis=0))
+            correction = reference.correction_of_frames(block, intensity)
+        offsets, scales = frame_transform(intensity, correction, len(block))
+        alphas = 1.0 / np.minimum(2 * np.arange(start + 1, stop + 1), settings.history)
+        _kernels.online_update(
+            np.ascontiguousarray(block).reshape(len(block), pixels * c),
+            offsets,
+            scales,
+            alphas,
+            state,
+            packed,
+            loglik[start:stop].reshape(len(block), pixels),  # written in place
+            shadow[start:stop].reshape(len(block), pixels),
+        )
+        yield stop, n
+    background = np.moveaxis(means[0].reshape(c, height, width), 0, -1).astype(np.float64)
+    background = background / intensity.scale + intensity.offset
     if frames.dtype.kind in "ui":
         info = np.iinfo(frames.dtype)
         background = np.clip(np.rint(background), info.min, info.max)
