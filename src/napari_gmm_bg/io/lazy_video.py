@@ -19,6 +19,7 @@ alike.
 """
 
 import hashlib
+import io
 import os
 import struct
 import threading
@@ -39,13 +40,14 @@ from av.video.stream import VideoStream
 from .mp4_index import MP4_SUFFIXES, SampleTable, read_sample_table
 from .video import frame_format, open_stream
 
-INDEX_VERSION = 3  # bump when the kept index changes meaning
+INDEX_VERSION = 4  # bump when the kept index changes meaning
 CHUNK_BYTES = 4 << 20  # a dask chunk holds about this much (1 frame of 720p and larger)
 MAX_CHUNK_FRAMES = 16
 CACHE_BYTES = 128 << 20  # decoded frames kept per opened video (napari caches too)
 MAX_DECODERS = 3
 PREFETCH_FRAMES = 8
 THREAD_TYPE = "AUTO"  # each decoder's own threads (frame and slice)
+COUNTED_FORMATS = {"mpeg", "mpegts"}  # timestamps guessed anew after a seek
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ class VideoIndex:
         (MP4 seeks by decode timestamps, other containers by presentation timestamps).
     ordered : bool
         True when ``pts`` are real, increasing presentation timestamps.
+    counted : bool
+        True for MPEG program and transport streams, whose demuxer guesses the missing
+        timestamps differently after a seek: ``seek_ts`` are then byte offsets (where a
+        packet before the keyframe starts), a seek reads the file from there, and frames
+        are counted from the first keyframe decoded, frame ``sync[k]``.
+    sync : numpy.ndarray or None
+        Counted indexes: for each keyframe's seek, the frame counting starts at.
     """
 
     pts: np.ndarray
@@ -76,11 +85,13 @@ class VideoIndex:
     keyframes: np.ndarray
     seek_ts: np.ndarray
     ordered: bool = True
+    counted: bool = False
+    sync: np.ndarray | None = None
 
     @property
     def seconds(self) -> np.ndarray:
         """Each frame's time, in seconds."""
-        return (self.pts if self.ordered else np.sort(self.pts)) * self.time_base
+        return (self.pts if self.ordered or self.counted else np.sort(self.pts)) * self.time_base
 
     def keyframe_before(self, frame: int) -> int:
         """Return the last frame at or before ``frame`` where decoding can start."""
@@ -102,6 +113,7 @@ def _make_index(
     shape: tuple[int, int],
     ordered: bool = True,
     seek_ts: list | np.ndarray | None = None,
+    counted: bool = False,
 ) -> VideoIndex:
     """Make an index from per-frame timestamps, keyframe flags and seek timestamps."""
     pts = np.asarray(pts, np.int64)
@@ -114,7 +126,50 @@ def _make_index(
         raise ValueError("two frames share a timestamp")
     keyframe[0] = True  # the start: reached by reopening the file
     keyframes = np.flatnonzero(keyframe).astype(np.int64)
-    return VideoIndex(pts, float(time_base), shape, keyframes, seek_ts[keyframes], ordered)
+    return VideoIndex(
+        pts, float(time_base), shape, keyframes, seek_ts[keyframes], ordered, counted
+    )
+
+
+class _FromOffset(io.RawIOBase):
+    """A file seen from a byte offset on, as if it started there."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self._offset = offset
+        self._file.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        return self._file.readinto(buffer)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 0:
+            pos += self._offset
+        return self._file.seek(pos, whence) - self._offset
+
+    def tell(self) -> int:
+        return self._file.tell() - self._offset
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_at(path: Path, offset: int) -> tuple[InputContainer, VideoStream]:
+    """Open an MPEG stream from a byte offset (a keyframe's packet)."""
+    with av.open(str(path)) as probe:
+        fmt = probe.format.name.split(",")[0]
+    container = av.open(_FromOffset(path, offset), format=fmt)
+    if not container.streams.video or container.streams.video[0].codec_context is None:
+        container.close()
+        raise ValueError(f"cannot read {path.name} from byte {offset}")
+    return container, container.streams.video[0]
 
 
 def _check_not_cut(path: Path, size: int) -> None:
@@ -218,7 +273,7 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
     try:
         shape = (stream.codec_context.height, stream.codec_context.width)
         time_base = float(stream.time_base)
-        pts, dts, keys = [], [], []
+        pts, dts, keys, where = [], [], [], []
         try:
             for packet in _sized_packets(container, stream):
                 if packet.is_corrupt:
@@ -226,12 +281,15 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
                 pts.append(packet.pts)
                 dts.append(packet.dts)
                 keys.append(packet.is_keyframe)
+                where.append(packet.pos if packet.pos is not None else -1)
         except av.FFmpegError as exc:
             raise ValueError(f"video {path.name} is damaged: {exc}") from None
         if not pts:
             raise ValueError(f"video {path.name} holds no frames")
         # AVI stores no presentation timestamps: with B-frames, the demuxer's guesses
         # are not the order the decoder gives frames in.
+        if set(container.format.name.split(",")) & COUNTED_FORMATS:
+            return _counted(path, keys, where, time_base, shape)
         reorders = bool(stream.codec_context.has_b_frames)
         no_pts = pts == dts or "avi" in container.format.name.split(",")
         if None in pts or (reorders and no_pts):
@@ -242,6 +300,57 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
             return _index_by_decoding(path, shape, time_base)
     finally:
         container.close()
+
+
+def _counted(path: Path, keys: list, where: list, time_base: float, shape: tuple) -> VideoIndex:
+    """Index an MPEG stream by decoding it once: frames in output order, counted.
+
+    Its demuxer guesses the timestamps of packets that carry none (small frames share a
+    PES packet), so they can repeat or change after a seek.  The parser gives a byte
+    offset only to packets that start a PES packet: a keyframe is read from the last
+    offset before it, and counting starts at the first keyframe after that offset.
+    """
+    offsets, firsts = [], []  # per keyframe packet, in decode order
+    offset, first = -1, -1
+    for pos, key in zip(where, keys, strict=True):
+        if pos >= 0:
+            offset, first = pos, -1
+        if key:
+            if first < 0:
+                first = len(offsets)
+            offsets.append(offset)
+            firsts.append(first)
+    labels, key_out = [], []
+    container, stream = open_stream(path)
+    stream.thread_type = THREAD_TYPE
+    try:
+        with container:
+            for i, frame in enumerate(container.decode(stream)):
+                labels.append(frame.pts if frame.pts is not None else -1)
+                if frame.key_frame:
+                    key_out.append(i)
+    except av.FFmpegError as exc:
+        raise ValueError(f"video {path.name} is damaged: {exc}") from None
+    if not labels:
+        raise ValueError(f"video {path.name} holds no frames")
+    if len(key_out) != len(offsets) or min(offsets, default=0) < 0:
+        raise ValueError(f"cannot index the frames of {path.name}: keyframes do not match")
+    key_out = np.array(key_out, np.int64)
+    keyframes = np.concatenate([[0], key_out]) if key_out[0] != 0 else key_out
+    seek_ts = [offsets[k] for k in range(len(key_out))]
+    sync = [int(key_out[firsts[k]]) for k in range(len(key_out))]
+    if key_out[0] != 0:  # frame 0 is reached by reopening the file
+        seek_ts, sync = [0, *seek_ts], [0, *sync]
+    return VideoIndex(
+        np.array(labels, np.int64),
+        float(time_base),
+        shape,
+        keyframes,
+        np.array(seek_ts, np.int64),
+        ordered=False,
+        counted=True,
+        sync=np.array(sync, np.int64),
+    )
 
 
 def _index_by_decoding(path: Path, shape: tuple[int, int], time_base: float) -> VideoIndex:
@@ -284,6 +393,11 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
     ValueError
         If the file cannot be read (not a video, truncated, no frames, unknown codec).
     """
+    return _load_index(Path(path))[0]
+
+
+def _load_index(path: Path) -> tuple[VideoIndex, str | None]:
+    """Return the index and the decoder's pixel format, opening one container."""
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -292,6 +406,7 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
     if table is not None and not len(table.pts):
         raise ValueError(f"video {path.name} holds no frames")
     container, stream = open_stream(path, table.codec if table is not None else None)
+    pix_fmt = stream.codec_context.pix_fmt
     try:
         if table is not None:
             try:
@@ -299,7 +414,7 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
             except av.FFmpegError:
                 index = None
             if index is not None:
-                return index
+                return index, pix_fmt
     finally:
         container.close()
     _check_not_cut(path, size)
@@ -307,14 +422,17 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
     if cached.is_file():
         try:
             with np.load(cached) as z:
-                return VideoIndex(
+                index = VideoIndex(
                     z["pts"],
                     float(z["time_base"]),
                     tuple(int(v) for v in z["shape"]),
                     z["keyframes"],
                     z["seek_ts"],
                     bool(z["ordered"]),
+                    bool(z["counted"]),
+                    z["sync"] if bool(z["counted"]) else None,
                 )
+            return index, pix_fmt
         except (OSError, KeyError, ValueError):
             pass  # a damaged index file: build it again
     index = build_index(path)
@@ -329,11 +447,13 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
                 keyframes=index.keyframes,
                 seek_ts=index.seek_ts,
                 ordered=index.ordered,
+                counted=index.counted,
+                sync=index.sync if index.sync is not None else np.zeros(0, np.int64),
             )
         os.replace(tmp, cached)
     except OSError:
         pass
-    return index
+    return index, pix_fmt
 
 
 class _Decoder:
@@ -352,6 +472,8 @@ class _Decoder:
         self.wanted: set[int] = set()
         self.attempt = 0
         self.used = 0.0
+        self.count: int | None = 0  # counted indexes: the next frame's number
+        self.count_from = 0
 
     def close(self) -> None:
         if self.container is not None:
@@ -389,9 +511,8 @@ class _FrameReader:
         self.frame_shape = (height, width) if self.fmt == "gray" else (height, width, 3)
         self.frame_bytes = height * width * (1 if self.fmt == "gray" else 3)
         self.n = len(self.index.pts)
-        self._labels = (
-            None if self.index.ordered else {int(p): i for i, p in enumerate(self.index.pts)}
-        )
+        by_label = not (self.index.ordered or self.index.counted)
+        self._labels = {int(p): i for i, p in enumerate(self.index.pts)} if by_label else None
         self._cond = threading.Condition()
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._futures: dict[int, Future] = {}
@@ -539,11 +660,19 @@ class _FrameReader:
             if seek is not None or d.frames is None:
                 if seek is None:
                     seek = self.index.keyframe_before(min(d.wanted, default=d.first))
+                d.count = 0 if seek == 0 else None  # counted: from the keyframe's output
                 if seek == 0:  # the start: reopen, as some demuxers seek by dts
                     if d.frames is not None or d.pos >= 0:
                         d.close()
                         d.container, d.stream = open_stream(self.path)
                         d.stream.thread_type = THREAD_TYPE
+                elif self.index.counted:  # read the file from the keyframe's first byte
+                    at = int(np.searchsorted(self.index.keyframes, seek))
+                    d.close()
+                    d.container, d.stream = _open_at(self.path, int(self.index.seek_ts[at]))
+                    d.stream.thread_type = THREAD_TYPE
+                    d.count_from = int(self.index.sync[at])
+                    seek = min(seek, d.count_from)
                 else:
                     at = int(np.searchsorted(self.index.keyframes, seek))
                     d.container.seek(
@@ -563,7 +692,14 @@ class _FrameReader:
                     d.ahead = min(d.ahead, d.pos)
                 continue
             self.stats["decoded"] += 1
-            k = self._ordinal(frame.pts)
+            if self.index.counted:
+                if d.count is None and frame.key_frame:
+                    d.count = d.count_from  # the keyframe read first: frames before it are
+                if d.count is None:  # leading frames of an open GOP, not decodable here
+                    continue
+                k, d.count = d.count, d.count + 1
+            else:
+                k = self._ordinal(frame.pts)
             if k is None:
                 continue
             with self._cond:
@@ -629,7 +765,7 @@ class _FrameReader:
                         skipping = False
                     yield from d.stream.decode(None)
                 continue
-            if ordered:
+            if ordered and not self.index.counted:
                 skip = packet.pts is not None and packet.pts < pts[d.first]
                 if skip != skipping:
                     context.skip_frame = "NONREF" if skip else "DEFAULT"
@@ -718,10 +854,8 @@ def open_video(
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such file: {path}")
-    index = load_index(path)
-    container, stream = open_stream(path)
-    with container:
-        fmt = frame_format(stream.codec_context.pix_fmt)
+    index, pix_fmt = _load_index(path)
+    fmt = frame_format(pix_fmt)
     height, width = index.shape
     if height <= 0 or width <= 0:
         raise ValueError(f"video {path.name} has no frame size")
@@ -735,7 +869,8 @@ def open_video(
     _READERS[name] = reader
     n = len(index.pts)
     frame_chunks = ((height,), (width,)) if fmt == "gray" else ((height,), (width,), (3,))
-    chunks = (tuple(min(chunk, n - s) for s in range(0, n, chunk)),) + frame_chunks
+    whole, rest = divmod(n, chunk)
+    chunks = ((chunk,) * whole + ((rest,) if rest else ()),) + frame_chunks
     video = da.map_blocks(
         reader,
         chunks=chunks,
