@@ -56,18 +56,27 @@ def get_reader(path: str | os.PathLike | list) -> Callable | None:
 
 
 def read(path: str | os.PathLike) -> list[tuple]:
-    """Read a video or a CDnet folder into layer data.
+    """Open a video, a folder of frames, a CDnet folder or a saved layer, lazily.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A video file, a folder of frames, or a CDnet folder.
+        A video file, a folder of frames, a CDnet folder, or a TIFF/zarr written by
+        this plugin.
 
     Returns
     -------
     list of tuple
-        The video (image); for CDnet also the ground truth and region of interest
-        (labels).
+        The video (image, dask: frames are read as napari shows them, each frame's
+        timestamp in ``metadata["timestamps"]``); for CDnet also the ground truth and
+        region of interest (labels).
+
+    Raises
+    ------
+    ValueError
+        With one line naming the file: not a video, truncated, no frames, a codec that
+        cannot be decoded, frames of different sizes, an unknown extension.  Nothing is
+        added to the viewer.
     """
     path = Path(path)
     saved = _ours(path)
