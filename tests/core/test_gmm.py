@@ -107,12 +107,13 @@ def reference_start(x, k, reg):
 
 
 @pytest.mark.parametrize("kind", ["uint8-rgb", "uint8-grey", "uint16-rgb", "float32-rgb"])
-@pytest.mark.parametrize("k", [1, 3, 4])
-def test_start_splits_samples_into_brightness_quantiles(kind, k):
+@pytest.mark.parametrize(("k", "n_samples"), [(1, 37), (3, 37), (4, 37), (3, 100)])
+def test_start_splits_samples_into_brightness_quantiles(kind, k, n_samples):
+    # Up to RANK_SAMPLES samples the quantiles come from ranks, beyond from a sort.
     dtype, colour = kind.split("-")
     rng = np.random.default_rng(k)
     channels = 3 if colour == "rgb" else 1
-    raw = rng.integers(0, 256, (37, 150, channels))  # 150 pixels: a partial SIMD block too
+    raw = rng.integers(0, 256, (n_samples, 150, channels))  # 150 pixels: a partial block
     raw[:, :20] = raw[:1, :20]  # pixels whose samples all tie
     samples = raw.astype(dtype) * (257 if dtype == "uint16" else 1)
     if dtype == "float32":

@@ -25,6 +25,9 @@ from numba import njit, prange
 
 LOG_2PI = math.log(2.0 * math.pi)
 FIT_LANES = 128  # pixels fitted together
+# EM iterations before the pixels still improving are re-packed into fresh blocks
+FIT_FIRST_ROUND, FIT_ROUND = 4, 3
+RANK_SAMPLES = 64  # up to this many samples, quantiles by rank; beyond, by sorting
 SCORE_TILE = 256  # pixels scored together, frame after frame (their model stays in cache)
 
 # Fast-math without the no-NaN / no-inf assumptions: the maths never produces either,
@@ -106,27 +109,123 @@ def _interleaved(n_items: int) -> np.ndarray:
 
 # --- fit: deterministic start and EM, one block of pixels at a time ----------------------
 @njit(**_OPTS)
-def _load_samples(samples, p0, nb, off, sc, x):
-    # x[n, c, b] = sample n of pixel p0 + b on the model's scale; lanes past nb repeat
-    # the last pixel, so every lane holds real data.
+def _load_samples(samples, pixels, off, sc, x):
+    # x[n, c, b] = sample n of pixel pixels[b] on the model's scale; lanes past the list
+    # repeat its last pixel, so every lane holds real data.
     n_samples, _, n_channels = samples.shape
     lanes = x.shape[2]
+    nb = pixels.shape[0]
+    p0 = pixels[0]
+    consecutive = pixels[nb - 1] - p0 == nb - 1  # the first round: a plain slice
     for n in range(n_samples):
         o = off[n]
         s = sc[n]
-        block = samples[n, p0 : p0 + nb]
+        if consecutive:
+            block = samples[n, p0 : p0 + nb]
+            for c in range(n_channels):
+                xc = x[n, c]
+                for b in range(nb):
+                    xc[b] = (_F(block[b, c]) - o) * s
+        else:
+            frame = samples[n]
+            for c in range(n_channels):
+                xc = x[n, c]
+                for b in range(nb):
+                    xc[b] = (_F(frame[pixels[b], c]) - o) * s
         for c in range(n_channels):
             xc = x[n, c]
-            for b in range(nb):
-                xc[b] = (_F(block[b, c]) - o) * s
             for b in range(nb, lanes):
                 xc[b] = xc[nb - 1]
 
 
 @njit(**_OPTS)
-def _start_by_brightness(x, starts, reg, w, mu, var, bright, rank, acc):
-    # Split each lane's samples into K brightness quantiles: sample n's rank (ties broken
-    # by frame order, as a stable sort would) says which.  O(N^2) compares, all in SIMD.
+def _sort_lanes(v):
+    # Sort v[:, b] ascending in every lane b: a bitonic network (len(v) a power of 2),
+    # each compare-exchange a min and a max over all lanes.
+    n, lanes = v.shape
+    k = 2
+    while k <= n:
+        j = k // 2
+        while j > 0:
+            for i in range(n):
+                partner = i ^ j
+                if partner > i:
+                    lo = v[i] if (i & k) == 0 else v[partner]
+                    hi = v[partner] if (i & k) == 0 else v[i]
+                    for b in range(lanes):
+                        a = lo[b]
+                        c = hi[b]
+                        lo[b] = min(a, c)
+                        hi[b] = max(a, c)
+            j //= 2
+        k *= 2
+
+
+@njit(**_OPTS)
+def _quantiles_by_rank(bright, starts, group):
+    # group[n] = the quantile of sample n: its rank (ties in frame order) against the
+    # quantiles' first positions.  O(N^2) compares: the fastest for a few dozen samples.
+    n_samples, lanes = bright.shape
+    rank = np.empty(lanes, np.float32)
+    for n in range(n_samples):
+        bn = bright[n]
+        for b in range(lanes):
+            rank[b] = _ZERO
+        for m in range(n):
+            bm = bright[m]
+            for b in range(lanes):
+                rank[b] += _ONE if bm[b] <= bn[b] else _ZERO
+        for m in range(n + 1, n_samples):
+            bm = bright[m]
+            for b in range(lanes):
+                rank[b] += _ONE if bm[b] < bn[b] else _ZERO
+        gn = group[n]
+        for b in range(lanes):
+            gn[b] = _ZERO
+        for k in range(1, starts.shape[0] - 1):
+            first = _F(starts[k])
+            for b in range(lanes):
+                gn[b] += _ONE if rank[b] >= first else _ZERO
+
+
+@njit(**_OPTS)
+def _quantiles_by_sorting(bright, starts, ranked, scratch, group):
+    # The same quantiles in O(N log^2 N): sample n belongs to quantile k or above when it
+    # is brighter than the sorted value at position starts[k], or equal to it and among
+    # the later of its ties in frame order.
+    n_samples, lanes = bright.shape
+    ranked[:n_samples] = bright
+    ranked[n_samples:] = np.inf
+    _sort_lanes(ranked)
+    for n in range(n_samples):
+        gn = group[n]
+        for b in range(lanes):
+            gn[b] = _ZERO
+    for k in range(1, starts.shape[0] - 1):
+        edge = ranked[starts[k]]
+        need = scratch[0]  # ties at the edge that stay below quantile k
+        ties = scratch[1]
+        for b in range(lanes):
+            need[b] = _F(starts[k])
+            ties[b] = _ZERO
+        for n in range(n_samples):
+            bn = bright[n]
+            for b in range(lanes):
+                need[b] -= _ONE if bn[b] < edge[b] else _ZERO
+        for n in range(n_samples):
+            bn = bright[n]
+            gn = group[n]
+            for b in range(lanes):
+                tie = bn[b] == edge[b]
+                above = bn[b] > edge[b] or (tie and ties[b] >= need[b])
+                gn[b] += _ONE if above else _ZERO
+                ties[b] += _ONE if tie else _ZERO
+
+
+@njit(**_OPTS)
+def _start_by_brightness(x, starts, reg, w, mu, var, bright, ranked, scratch):
+    # Split each lane's samples into K equal-count brightness quantiles, as a stable
+    # sort of their brightness would; each quantile's weight, mean and variance.
     n_samples, n_channels, lanes = x.shape
     n_components = w.shape[0]
     for n in range(n_samples):
@@ -137,30 +236,13 @@ def _start_by_brightness(x, starts, reg, w, mu, var, bright, rank, acc):
             xc = x[n, c]
             for b in range(lanes):
                 bn[b] += xc[b]
-    for n in range(n_samples):
-        rn = rank[n]
-        bn = bright[n]
-        for b in range(lanes):
-            rn[b] = _ZERO
-        for m in range(n):
-            bm = bright[m]
-            for b in range(lanes):
-                rn[b] += _ONE if bm[b] <= bn[b] else _ZERO
-        for m in range(n + 1, n_samples):
-            bm = bright[m]
-            for b in range(lanes):
-                rn[b] += _ONE if bm[b] < bn[b] else _ZERO
-    group = bright  # brightness is no longer needed: each sample's quantile goes there
-    for n in range(n_samples):
-        rn = rank[n]
-        gn = group[n]
-        for b in range(lanes):
-            gn[b] = _ZERO
-        for k in range(1, n_components):
-            first = _F(starts[k])
-            for b in range(lanes):
-                gn[b] += _ONE if rn[b] >= first else _ZERO
+    group = scratch[0]  # each sample's quantile, one row per sample: group[n, b]
+    if n_samples <= RANK_SAMPLES:
+        _quantiles_by_rank(bright, starts, group)
+    else:
+        _quantiles_by_sorting(bright, starts, ranked, scratch[1], group)
     inv_n = _ONE / _F(n_samples)
+    acc = scratch[1, 0]
     for k in range(n_components):
         count = _F(starts[k + 1] - starts[k])
         fk = _F(k)
@@ -191,12 +273,41 @@ def _start_by_brightness(x, starts, reg, w, mu, var, bright, rank, acc):
                 vk[b] = acc[b] / count + reg
 
 
+@njit(inline="always", **_OPTS)
+def _rgb_log_density(x0, x1, x2, m0, m1, m2, i0, i1, i2, lc, lp):
+    # lp = lc - 0.5 sum_c (x_c - m_c)^2 i_c over three channels, in one pass.  (Fused
+    # loops vectorise only while every array they store to is an allocation of its own.)
+    for b in range(lp.shape[0]):
+        d0 = x0[b] - m0[b]
+        d1 = x1[b] - m1[b]
+        d2 = x2[b] - m2[b]
+        lp[b] = lc[b] - _HALF * (d0 * d0 * i0[b] + d1 * d1 * i1[b] + d2 * d2 * i2[b])
+
+
+@njit(inline="always", **_OPTS)
+def _rgb_statistics(x0, x1, x2, m0, m1, m2, e, inv_sum, nk, a0, a1, a2, q0, q1, q2):
+    # Responsibility r = e / sum, and its share of the sums of (x - m) and (x - m)^2.
+    for b in range(e.shape[0]):
+        r = e[b] * inv_sum[b]
+        nk[b] += r
+        d0 = x0[b] - m0[b]
+        d1 = x1[b] - m1[b]
+        d2 = x2[b] - m2[b]
+        a0[b] += r * d0
+        a1[b] += r * d1
+        a2[b] += r * d2
+        q0[b] += r * d0 * d0
+        q1[b] += r * d1 * d1
+        q2[b] += r * d2 * d2
+
+
 @njit(**_OPTS)
-def _em(x, max_iter, tol, reg, w, mu, var):
-    # EM from (w, mu, var), in place.  The M-step is scikit-learn's
-    # GaussianMixture(covariance_type="diag") with nk + 10 eps, computed around each
-    # component's previous mean (float32 keeps its precision that way).  A lane whose
-    # mean log-likelihood improves by less than tol stops updating, as if it ran alone.
+def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
+    # EM from (w, mu, var), in place, for at most max_iter iterations.  The M-step is
+    # scikit-learn's GaussianMixture(covariance_type="diag") with nk + 10 eps, computed
+    # around each component's previous mean (float32 keeps its precision that way).  A
+    # lane whose mean log-likelihood (prev: the last one) improves by less than tol stops
+    # updating (active 0), as if it ran alone.
     n_samples, n_channels, lanes = x.shape
     n_components = w.shape[0]
     iv = np.empty((n_components, n_channels, lanes), np.float32)
@@ -208,11 +319,17 @@ def _em(x, max_iter, tol, reg, w, mu, var):
     best = np.empty(lanes, np.float32)
     ssum = np.empty(lanes, np.float32)
     total = np.empty(lanes, np.float32)
-    prev = np.full(lanes, -np.inf, np.float32)
-    active = np.ones(lanes, np.float32)
     updating = np.empty(lanes, np.float32)
     tmp = np.empty(lanes, np.float32)
     fbits, ibits, mbits, mfloat = _log_scratch(lanes)
+    rgb = n_channels == 3
+    # RGB: the sums per channel in arrays of their own, so the fused loop vectorises.
+    a0 = np.zeros((n_components, lanes), np.float32)
+    a1 = np.zeros((n_components, lanes), np.float32)
+    a2 = np.zeros((n_components, lanes), np.float32)
+    q0 = np.zeros((n_components, lanes), np.float32)
+    q1 = np.zeros((n_components, lanes), np.float32)
+    q2 = np.zeros((n_components, lanes), np.float32)
     eps10 = _F(10.0 * np.finfo(np.float64).eps)
     weight_scale = _ONE / (_F(n_samples) + _F(n_components) * eps10)
     log_norm = _F(-0.5 * n_channels * LOG_2PI)
@@ -242,11 +359,29 @@ def _em(x, max_iter, tol, reg, w, mu, var):
                 for b in range(lanes):
                     s1k[b] = _ZERO
                     s2k[b] = _ZERO
+        if rgb:
+            for arr in (a0, a1, a2, q0, q1, q2):
+                arr[:] = _ZERO
         for b in range(lanes):
             total[b] = _ZERO
         for n in range(n_samples):
             # E-step: responsibilities of sample n.
             for k in range(n_components):
+                if rgb:
+                    _rgb_log_density(
+                        x[n, 0],
+                        x[n, 1],
+                        x[n, 2],
+                        mu[k, 0],
+                        mu[k, 1],
+                        mu[k, 2],
+                        iv[k, 0],
+                        iv[k, 1],
+                        iv[k, 2],
+                        lc[k],
+                        lp[k],
+                    )
+                    continue
                 lpk = lp[k]
                 for b in range(lanes):
                     lpk[b] = _ZERO
@@ -281,6 +416,25 @@ def _em(x, max_iter, tol, reg, w, mu, var):
                 ssum[b] = _ONE / ssum[b]
             # Sufficient statistics around each component's current mean.
             for k in range(n_components):
+                if rgb:
+                    _rgb_statistics(
+                        x[n, 0],
+                        x[n, 1],
+                        x[n, 2],
+                        mu[k, 0],
+                        mu[k, 1],
+                        mu[k, 2],
+                        lp[k],
+                        ssum,
+                        nk[k],
+                        a0[k],
+                        a1[k],
+                        a2[k],
+                        q0[k],
+                        q1[k],
+                        q2[k],
+                    )
+                    continue
                 lpk = lp[k]
                 nkk = nk[k]
                 for b in range(lanes):
@@ -297,6 +451,14 @@ def _em(x, max_iter, tol, reg, w, mu, var):
                         rd = lpk[b] * d
                         s1k[b] += rd
                         s2k[b] += rd * d
+        if rgb:
+            for k in range(n_components):
+                s1[k, 0] = a0[k]
+                s1[k, 1] = a1[k]
+                s1[k, 2] = a2[k]
+                s2[k, 0] = q0[k]
+                s2[k, 1] = q1[k]
+                s2[k, 2] = q2[k]
         n_active = _ZERO
         for b in range(lanes):
             last = total[b] * inv_n
@@ -329,69 +491,134 @@ def _em(x, max_iter, tol, reg, w, mu, var):
 
 
 @njit(**_OPTS)
-def _store_sorted(w, mu, var, weights, means, variances):
-    # Write each lane's components sorted by weight, heaviest first (stable).
-    n_components, n_channels, _ = mu.shape
-    order = np.empty(n_components, np.int64)
-    for b in range(weights.shape[0]):
-        for i in range(n_components):
-            order[i] = i
-        for i in range(1, n_components):
-            j = i
-            while j > 0 and w[order[j], b] > w[order[j - 1], b]:
-                order[j], order[j - 1] = order[j - 1], order[j]
-                j -= 1
-        for i in range(n_components):
-            k = order[i]
-            weights[b, i] = w[k, b]
-            for c in range(n_channels):
-                means[b, i, c] = mu[k, c, b]
-                variances[b, i, c] = var[k, c, b]
-
-
-@njit(**_OPTS)
 def _fit_block(
-    samples, p0, nb, off, sc, starts, max_iter, tol, reg, lanes, weights, means, variances
+    samples, pixels, off, sc, starts, first, max_iter, tol, reg, lanes, W, MU, VAR, PREV, ACTIVE
 ):
+    # One block of pixels (indices `pixels`) through up to max_iter EM iterations, from
+    # the start (first) or from the state kept in W, MU, VAR (K, [C,] P), PREV, ACTIVE.
     n_samples, _, n_channels = samples.shape
     n_components = starts.shape[0] - 1
+    nb = pixels.shape[0]
     x = np.empty((n_samples, n_channels, lanes), np.float32)
-    _load_samples(samples, p0, nb, off, sc, x)
+    _load_samples(samples, pixels, off, sc, x)
     w = np.empty((n_components, lanes), np.float32)
     mu = np.empty((n_components, n_channels, lanes), np.float32)
     var = np.empty((n_components, n_channels, lanes), np.float32)
-    bright = np.empty((n_samples, lanes), np.float32)
-    rank = np.empty((n_samples, lanes), np.float32)
-    acc = np.empty(lanes, np.float32)
-    _start_by_brightness(x, starts, reg, w, mu, var, bright, rank, acc)
-    _em(x, max_iter, tol, reg, w, mu, var)
-    _store_sorted(w, mu, var, weights[p0 : p0 + nb], means[p0 : p0 + nb], variances[p0 : p0 + nb])
+    prev = np.empty(lanes, np.float32)
+    active = np.empty(lanes, np.float32)
+    if first:
+        padded = 1
+        while padded < n_samples:
+            padded *= 2
+        bright = np.empty((n_samples, lanes), np.float32)
+        ranked = np.empty((padded, lanes), np.float32)
+        scratch = np.empty((2, n_samples, lanes), np.float32)
+        _start_by_brightness(x, starts, reg, w, mu, var, bright, ranked, scratch)
+        prev[:] = -np.inf
+        active[:] = _ONE
+    else:
+        for b in range(lanes):
+            p = pixels[min(b, nb - 1)]
+            prev[b] = PREV[p]
+            active[b] = ACTIVE[p]
+            for k in range(n_components):
+                w[k, b] = W[k, p]
+                for c in range(n_channels):
+                    mu[k, c, b] = MU[k, c, p]
+                    var[k, c, b] = VAR[k, c, p]
+    _em(x, max_iter, tol, reg, w, mu, var, prev, active)
+    p0 = pixels[0]
+    if pixels[nb - 1] - p0 == nb - 1:  # consecutive pixels (the first round): slices
+        PREV[p0 : p0 + nb] = prev[:nb]
+        ACTIVE[p0 : p0 + nb] = active[:nb]
+        W[:, p0 : p0 + nb] = w[:, :nb]
+        MU[:, :, p0 : p0 + nb] = mu[:, :, :nb]
+        VAR[:, :, p0 : p0 + nb] = var[:, :, :nb]
+        return
+    for b in range(nb):
+        p = pixels[b]
+        PREV[p] = prev[b]
+        ACTIVE[p] = active[b]
+        for k in range(n_components):
+            W[k, p] = w[k, b]
+            for c in range(n_channels):
+                MU[k, c, p] = mu[k, c, b]
+                VAR[k, c, p] = var[k, c, b]
 
 
 @njit(parallel=True, **_OPTS)
-def _fit_pixels(
+def _fit_round(
     samples,
+    pixels,
     offsets,
     scales,
     starts,
+    first,
     max_iter,
     tol,
     reg_covar,
     lanes,
     order,
-    weights,
-    means,
-    variances,
+    W,
+    MU,
+    VAR,
+    PREV,
+    ACTIVE,
 ):
-    n_pixels = samples.shape[1]
     off = offsets.astype(np.float32)
     sc = scales.astype(np.float32)
     reg = _F(reg_covar)
+    n = pixels.shape[0]
     for i in prange(order.shape[0]):
         p0 = order[i] * lanes
-        nb = min(lanes, n_pixels - p0)
         _fit_block(
-            samples, p0, nb, off, sc, starts, max_iter, tol, reg, lanes, weights, means, variances
+            samples,
+            pixels[p0 : min(p0 + lanes, n)],
+            off,
+            sc,
+            starts,
+            first,
+            max_iter,
+            tol,
+            reg,
+            lanes,
+            W,
+            MU,
+            VAR,
+            PREV,
+            ACTIVE,
+        )
+
+
+@njit(**_OPTS)
+def _store_sorted_range(W, MU, VAR, weights, means, variances, start, stop):
+    n_components, n_channels, _ = MU.shape
+    order = np.empty(n_components, np.int64)
+    for p in range(start, stop):
+        for i in range(n_components):
+            order[i] = i
+        for i in range(1, n_components):
+            j = i
+            while j > 0 and W[order[j], p] > W[order[j - 1], p]:
+                order[j], order[j - 1] = order[j - 1], order[j]
+                j -= 1
+        for i in range(n_components):
+            k = order[i]
+            weights[p, i] = W[k, p]
+            for c in range(n_channels):
+                means[p, i, c] = MU[k, c, p]
+                variances[p, i, c] = VAR[k, c, p]
+
+
+@njit(parallel=True, **_OPTS)
+def _store_sorted(W, MU, VAR, weights, means, variances):
+    # Each pixel's components, sorted by weight, heaviest first (stable), into
+    # (P, K) and (P, K, C) outputs.
+    n_pixels = W.shape[1]
+    step = 4096
+    for i in prange((n_pixels + step - 1) // step):
+        _store_sorted_range(
+            W, MU, VAR, weights, means, variances, i * step, min((i + 1) * step, n_pixels)
         )
 
 
@@ -400,31 +627,48 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
 
     samples: ``(N, P, C)`` in the video's dtype; offsets, scales: ``(N,)`` map sample n
     to the model's scale.  The start splits each pixel's samples into K brightness
-    quantiles (``max_iter=0`` returns it).  Returns weights ``(P, K)``, means and
-    variances ``(P, K, C)``, float32, components sorted by weight, heaviest first.
+    quantiles (``max_iter=0`` returns it).  EM runs in rounds: after each, the pixels
+    still improving are packed into fresh blocks, so a block's lanes rarely idle waiting
+    for its slowest pixel.  Returns weights ``(P, K)``, means and variances ``(P, K, C)``,
+    float32, components sorted by weight, heaviest first.
     """
     n_samples, n_pixels, n_channels = samples.shape
     k = int(n_components)
     starts = np.array([(i * n_samples) // k for i in range(k + 1)], np.int64)
+    state = (
+        np.empty((k, n_pixels), np.float32),
+        np.empty((k, n_channels, n_pixels), np.float32),
+        np.empty((k, n_channels, n_pixels), np.float32),
+        np.empty(n_pixels, np.float32),
+        np.empty(n_pixels, np.float32),
+    )
+    lanes = FIT_LANES
+    pixels = np.arange(n_pixels, dtype=np.int64)
+    done, first = 0, True
+    while first or (done < max_iter and len(pixels)):
+        iterations = min(FIT_ROUND if done else FIT_FIRST_ROUND, int(max_iter) - done)
+        order = _interleaved((len(pixels) + lanes - 1) // lanes)
+        _fit_round(
+            samples,
+            pixels,
+            offsets,
+            scales,
+            starts,
+            first,
+            iterations,
+            float(tol),
+            float(reg_covar),
+            lanes,
+            order,
+            *state,
+        )
+        done += iterations
+        first = False
+        pixels = np.flatnonzero(state[4] > 0)
     weights = np.empty((n_pixels, k), np.float32)
     means = np.empty((n_pixels, k, n_channels), np.float32)
     variances = np.empty((n_pixels, k, n_channels), np.float32)
-    lanes = FIT_LANES
-    order = _interleaved((n_pixels + lanes - 1) // lanes)
-    _fit_pixels(
-        samples,
-        offsets,
-        scales,
-        starts,
-        int(max_iter),
-        float(tol),
-        float(reg_covar),
-        lanes,
-        order,
-        weights,
-        means,
-        variances,
-    )
+    _store_sorted(*state[:3], weights, means, variances)
     return weights, means, variances
 
 
@@ -455,6 +699,21 @@ def _densities(x, mu, iv, lc, lp, best, n):
     # best = the largest of them.
     n_components, n_channels, _ = mu.shape
     for k in range(n_components):
+        if n_channels == 3:
+            _rgb_log_density(
+                x[0],
+                x[1],
+                x[2],
+                mu[k, 0],
+                mu[k, 1],
+                mu[k, 2],
+                iv[k, 0],
+                iv[k, 1],
+                iv[k, 2],
+                lc[k],
+                lp[k],
+            )
+            continue
         lpk = lp[k]
         for b in range(n):
             lpk[b] = _ZERO
@@ -679,6 +938,64 @@ def score_pixels(
     )
 
 
+@njit(parallel=True, **_OPTS)
+def _scoring_arrays(weights, means, variances, n_background, not_background, mu, iv, lc):
+    n_pixels, n_components, n_channels = means.shape
+    for p in prange(n_pixels):
+        nb = n_background[p]
+        total = 0.0
+        for k in range(nb):
+            total += weights[p, k]
+        for k in range(n_components):
+            log_det = 0.0
+            for c in range(n_channels):
+                v = np.float64(variances[p, k, c])
+                mu[k, c, p] = means[p, k, c]
+                iv[k, c, p] = 1.0 / v
+                log_det += math.log(v)
+            if k < nb:
+                lc[k, p] = math.log(weights[p, k] / total) - 0.5 * (n_channels * LOG_2PI + log_det)
+            else:
+                lc[k, p] = not_background
+
+
+def scoring_arrays(weights, means, variances, n_background, not_background):
+    """The scoring kernel's model arrays, from ``(P, K[, C])`` weights, means, variances.
+
+    Returns means and inverse variances ``(K, C, P)`` and log-constants ``(K, P)``, all
+    float32: the log of each background component's renormalised weight plus its
+    Gaussian's normaliser (computed in float64), ``not_background`` for the others.
+    """
+    n_pixels, k, c = means.shape
+    mu = np.empty((k, c, n_pixels), np.float32)
+    iv = np.empty((k, c, n_pixels), np.float32)
+    lc = np.empty((k, n_pixels), np.float32)
+    _scoring_arrays(
+        weights, means, variances, n_background.astype(np.int64), float(not_background), mu, iv, lc
+    )
+    return mu, iv, lc
+
+
+@njit(parallel=True, **_OPTS)
+def _median_over_frames(values, out):
+    n, n_pixels = values.shape
+    step = 1024
+    for i in prange((n_pixels + step - 1) // step):
+        column = np.empty(n, values.dtype)
+        for p in range(i * step, min((i + 1) * step, n_pixels)):
+            for t in range(n):
+                column[t] = values[t, p]
+            out[p] = np.median(column)
+
+
+def median_over_frames(values):
+    """Each pixel's median over the first axis of ``(T, ...)`` (numpy.median(axis=0))."""
+    flat = values.reshape(len(values), -1)
+    out = np.empty(flat.shape[1], values.dtype)
+    _median_over_frames(flat, out)
+    return out.reshape(values.shape[1:])
+
+
 # --- clean-up ------------------------------------------------------------------------------
 @njit(**_OPTS)
 def _majority_frame(labels, size, out):
@@ -714,15 +1031,16 @@ def _majority_frame(labels, size, out):
 
 
 @njit(parallel=True, **_OPTS)
-def majority_filter(labels, size, out):
-    """Median-filter the foreground (label 1) of every frame; shadows (2) stay beneath it.
+def majority_filter(labels, size):
+    """Median-filter the foreground (label 1) of every frame, in place; shadows (2) stay
+    where the filtered foreground does not cover them.
 
     The median of a binary neighbourhood is its majority: a box count over ``size`` x
-    ``size`` with the border replicated, equal to ``cv2.medianBlur``.  labels, out:
-    ``(T, Y, X)`` uint8.
+    ``size`` with the border replicated, equal to ``cv2.medianBlur``.  labels:
+    ``(T, Y, X)`` uint8.  In place, so a long stack costs no second stack of memory.
     """
     for t in prange(labels.shape[0]):
-        _majority_frame(labels[t], size, out[t])
+        _majority_frame(labels[t].copy(), size, labels[t])
 
 
 # --- brightness ---------------------------------------------------------------------------
@@ -731,28 +1049,86 @@ def _frame_band_medians(frame, pixels, bounds, o, s, values, out):
     n_channels = frame.shape[1]
     inv_c = _ONE / _F(n_channels)
     for i in range(pixels.shape[0]):
-        px = frame[pixels[i]]
+        p = pixels[i]
         acc = _ZERO
         for c in range(n_channels):
-            acc += _F(px[c])
+            acc += _F(frame[p, c])
         values[i] = (acc * inv_c - o) * s
     for j in range(bounds.shape[0] - 1):
         out[j] = np.median(values[bounds[j] : bounds[j + 1]])
 
 
+@njit(**_OPTS)
+def _frame_band_medians_uint8(frame, pixels, band_of, sizes, o, s, counts, out):
+    # The same for uint8 frames, exactly and without sorting: a channel sum takes one of
+    # 256 C values, so each band's median comes from a histogram of the sums (the model
+    # scale is an increasing affine map of the sum, and commutes with the median).  One
+    # pass over the pixels in address order fills all the bands' histograms.
+    n_channels = frame.shape[1]
+    inv_c = _ONE / _F(n_channels)
+    counts[:] = 0
+    for i in range(pixels.shape[0]):
+        p = pixels[i]
+        total = 0
+        for c in range(n_channels):
+            total += np.int64(frame[p, c])
+        counts[band_of[i], total] += 1
+    for j in range(sizes.shape[0]):
+        m = sizes[j]
+        lo_rank = (m - 1) // 2  # the middle value, or the lower of the two middle ones
+        hi_rank = m // 2
+        seen = 0
+        lo = -1
+        hi = -1
+        for v in range(counts.shape[1]):
+            seen += counts[j, v]
+            if lo < 0 and seen > lo_rank:
+                lo = v
+            if seen > hi_rank:
+                hi = v
+                break
+        out[j] = (_F(0.5 * (lo + hi)) * inv_c - o) * s
+
+
 @njit(parallel=True, **_OPTS)
+def _band_medians(frames, pixels, bounds, offset, scale, out):
+    o = _F(offset)
+    s = _F(scale)
+    for t in prange(frames.shape[0]):
+        values = np.empty(pixels.shape[0], np.float32)
+        _frame_band_medians(frames[t], pixels, bounds, o, s, values, out[t])
+
+
+@njit(parallel=True, **_OPTS)
+def _band_medians_uint8(frames, pixels, band_of, sizes, offset, scale, out):
+    o = _F(offset)
+    s = _F(scale)
+    for t in prange(frames.shape[0]):
+        counts = np.empty((sizes.shape[0], 256 * frames.shape[2]), np.int64)
+        _frame_band_medians_uint8(frames[t], pixels, band_of, sizes, o, s, counts, out[t])
+
+
 def band_medians(frames, pixels, bounds, offset, scale):
     """Each frame's median luminance (0-255 scale) in each band of pixels.
 
     frames: ``(T, P, C)``; pixels: flat pixel indices grouped by band, band j being
     ``pixels[bounds[j]:bounds[j + 1]]``.  Returns ``(T, n_bands)`` float64.
     """
-    out = np.empty((frames.shape[0], bounds.shape[0] - 1))
-    o = _F(offset)
-    s = _F(scale)
-    for t in prange(frames.shape[0]):
-        values = np.empty(pixels.shape[0], np.float32)
-        _frame_band_medians(frames[t], pixels, bounds, o, s, values, out[t])
+    out = np.empty((frames.shape[0], len(bounds) - 1))
+    if frames.dtype == np.uint8:
+        band_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+        order = np.argsort(pixels, kind="stable")
+        _band_medians_uint8(
+            frames,
+            pixels[order],
+            band_of[order],
+            np.diff(bounds),
+            float(offset),
+            float(scale),
+            out,
+        )
+    else:
+        _band_medians(frames, pixels, bounds, float(offset), float(scale), out)
     return out
 
 
@@ -805,10 +1181,11 @@ def _online_tile(
     p0,
     n,
 ):
-    # One tile of pixels through a chunk of frames.  State: weights w (K, n), means
-    # mu (K, C, n), isotropic variances var (K, n), Gaussian log-normalisers ln (K, n),
-    # component counts nm (n,), all float32, components sorted by weight, unused ones at
-    # weight 0.  Every branch of MOG2's per-pixel update is a select over the lanes.
+    # One tile of pixels through a chunk of frames.  State per component slot: weight w
+    # (K, n), mean mu (K, C, n), isotropic variance var (K, n), Gaussian log-normaliser
+    # ln (K, n); per pixel the slots in use, nm (n,), all float32.  Slots are not kept in
+    # weight order (moving a component costs more than ranking the K weights when they
+    # are needed); every branch of MOG2's per-pixel update is a select over the lanes.
     ratio = _F(settings[0])
     match = _F(settings[1])
     var_init = _F(settings[2])
@@ -818,48 +1195,42 @@ def _online_tile(
     distortion2 = _F(settings[6])
     n_frames = frames.shape[0]
     n_components, n_channels, _ = mu_all.shape
-    fk = np.empty(n_components, np.float32)
-    for k in range(n_components):
-        fk[k] = k
     w = np.empty((n_components, n), np.float32)
     mu = np.empty((n_components, n_channels, n), np.float32)
     var = np.empty((n_components, n), np.float32)
     ln = np.empty((n_components, n), np.float32)
+    nm = np.empty(n, np.float32)
     for k in range(n_components):
         w[k] = w_all[k, p0 : p0 + n]
         var[k] = var_all[k, p0 : p0 + n]
         ln[k] = ln_all[k, p0 : p0 + n]
         for c in range(n_channels):
             mu[k, c] = mu_all[k, c, p0 : p0 + n]
-    nm = np.empty(n, np.float32)
     nm[:] = nm_all[p0 : p0 + n]
     x = np.empty((n_channels, n), np.float32)
     d2 = np.empty((n_components, n), np.float32)
     lp = np.empty((n_components, n), np.float32)
-    hit = np.empty((n_components, n), np.float32)  # 1 where component k is updated
+    sel = np.empty((n_components, n), np.float32)
     best = np.empty(n, np.float32)
     total = np.empty(n, np.float32)
-    below = np.empty(n, np.float32)
     ssum = np.empty(n, np.float32)
     ll = np.empty(n, np.float32)
-    found = np.empty(n, np.float32)
-    changed = np.empty(n, np.float32)
+    top = np.empty(n, np.float32)
+    slot = np.empty(n, np.float32)
+    matched = np.empty(n, np.float32)
     new_var = np.empty(n, np.float32)
     new_ln = np.empty(n, np.float32)
+    heavy = np.empty((n_channels, n), np.float32)
     lab = np.empty(n, np.uint8)
     fbits, ibits, mbits, mfloat = _log_scratch(n)
     half_c = _F(0.5 * n_channels)
     log_2pi = _F(LOG_2PI)
     inv_c = _ONE / _F(n_channels)
+    big = _F(1e30)
     for t in range(n_frames):
         a = alphas[t]
         _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
-        # Squared distances in variances; the background: the heaviest components up to
-        # the ratio (component k is one while the weights before it stay <= ratio).
-        for b in range(n):
-            below[b] = _ZERO
-            total[b] = _ZERO
-            best[b] = _F(-1e30)
+        # Squared distances, in variances.
         for k in range(n_components):
             d2k = d2[k]
             for b in range(n):
@@ -871,112 +1242,159 @@ def _online_tile(
                     d = xc[b] - mk[b]
                     d2k[b] += d * d
             vk = var[k]
-            wk = w[k]
-            lnk = ln[k]
-            lpk = lp[k]
-            hk = hit[k]
-            f = fk[k]
             for b in range(n):
                 d2k[b] = d2k[b] / vk[b]
-                bg = f < nm[b] and below[b] <= ratio
-                below[b] += wk[b]
-                total[b] += wk[b] if bg else _ZERO
-                lpk[b] = lnk[b] - _HALF * d2k[b] if bg else _F(-1e30)
+        # Background: the heaviest components up to the ratio.  Slot k is one when the
+        # weights ranked before it (heavier, or as heavy in a lower slot) sum to <= ratio.
+        for k in range(n_components):
+            sk = sel[k]
+            wk = w[k]
+            for b in range(n):
+                sk[b] = _ZERO
+            for j in range(n_components):
+                if j == k:
+                    continue
+                wj = w[j]
+                first = j < k
+                for b in range(n):
+                    ahead = wj[b] > wk[b] or (first and wj[b] == wk[b])
+                    sk[b] += wj[b] if ahead else _ZERO
+            f = _F(k)
+            for b in range(n):
+                sk[b] = _ONE if f < nm[b] and sk[b] <= ratio else _ZERO
+        # Score before the update: log sum_bg (w_k / total) N_k
+        #   = best + log(sum_bg w_k exp(lp_k - best) / total), one log per pixel.
+        for b in range(n):
+            total[b] = _ZERO
+            best[b] = -big
+        for k in range(n_components):
+            sk = sel[k]
+            wk = w[k]
+            for b in range(n):
+                total[b] += sk[b] * wk[b]
+            lpk = lp[k]
+            lnk = ln[k]
+            d2k = d2[k]
+            for b in range(n):
+                lpk[b] = lnk[b] - _HALF * d2k[b] if sk[b] > _ZERO else -big
+            for b in range(n):
                 best[b] = max(best[b], lpk[b])
-                hk[b] = _ONE if bg else _ZERO  # background flag, for now
-        # Score before the update: log sum_bg (w_k / total) N_k = best + log(sum w_k
-        # exp(lp_k - best) / total), one log per pixel.
         for b in range(n):
             ssum[b] = _ZERO
         for k in range(n_components):
             lpk = lp[k]
             wk = w[k]
-            hk = hit[k]
+            sk = sel[k]
             for b in range(n):
-                ssum[b] += hk[b] * wk[b] * _exp_neg(lpk[b] - best[b])
+                ssum[b] += sk[b] * wk[b] * _exp_neg(lpk[b] - best[b])
         for b in range(n):
-            ssum[b] = ssum[b] / max(total[b], _F(1e-30)) if total[b] > _ZERO else _ONE
+            ssum[b] = ssum[b] / total[b] if total[b] > _ZERO else _ONE
         _log_lanes(ssum, ll, n, fbits, ibits, mbits, mfloat)
         ll_t = out_ll[t, p0 : p0 + n]
         for b in range(n):
             ll_t[b] = ll[b] + best[b] if total[b] > _ZERO else _ZERO
         if tau > _ZERO:
+            # Shadows: against the heaviest component's colour.
+            _heaviest_mean(w, mu, top, matched, heavy, n)
             for b in range(n):
                 lab[b] = 1 if nm[b] > _ZERO else 0
-            _shadow_labels(x, mu[0], lab, n, tau, distortion2)
+            _shadow_labels(x, heavy, lab, n, tau, distortion2)
             sh_t = out_shadow[t, p0 : p0 + n]
             for b in range(n):
                 sh_t[b] = lab[b] == 2
-        # Update: the first (heaviest) component within the match distance, or else a
-        # new one in place of the weakest.
+        # Update: the heaviest component within the match distance (ties: lowest slot)
+        # takes the sample; without one, a new component takes a free slot or the
+        # weakest's (ties: highest slot).
         for b in range(n):
-            found[b] = _ZERO
+            top[b] = -_ONE
         for k in range(n_components):
+            wk = w[k]
             d2k = d2[k]
-            hk = hit[k]
-            f = fk[k]
+            f = _F(k)
             for b in range(n):
-                h = found[b] == _ZERO and f < nm[b] and d2k[b] < match
-                hk[b] = _ONE if h else _ZERO
-                found[b] = _ONE if h else found[b]
+                ok = f < nm[b] and d2k[b] < match
+                top[b] = max(top[b], wk[b] if ok else -_ONE)
+        for b in range(n):
+            matched[b] = _ZERO
+            slot[b] = -_ONE
+        for k in range(n_components):
+            sk = sel[k]  # reused: 1 where slot k takes the sample
+            wk = w[k]
+            d2k = d2[k]
+            f = _F(k)
+            for b in range(n):
+                ok = matched[b] == _ZERO and f < nm[b] and d2k[b] < match and wk[b] == top[b]
+                sk[b] = _ONE if ok else _ZERO
+            for b in range(n):
+                matched[b] += sk[b]
         decay = _ONE - a
-        for b in range(n):
-            changed[b] = _ZERO
-            total[b] = _ZERO
         for k in range(n_components):
             wk = w[k]
-            hk = hit[k]
-            f = fk[k]
+            sk = sel[k]
             for b in range(n):
-                matched = hk[b] > _ZERO
-                nw = wk[b] * decay + (a if matched else _ZERO)
-                rate = a / nw if matched else _ZERO
-                wk[b] = nw
-                changed[b] = f if matched else changed[b]
-                hk[b] = rate
+                wk[b] = wk[b] * decay + sk[b] * a
+            for b in range(n):
+                sk[b] = a / wk[b] if sk[b] > _ZERO else _ZERO  # now the learning rate
             for c in range(n_channels):
                 xc = x[c]
                 mk = mu[k, c]
                 for b in range(n):
-                    mk[b] += hk[b] * (xc[b] - mk[b])
-        # Variance of the matched component: rate * (squared distance / C - var).
-        for k in range(n_components):
+                    mk[b] += sk[b] * (xc[b] - mk[b])
             vk = var[k]
-            hk = hit[k]
             d2k = d2[k]
             for b in range(n):
-                v = vk[b] + hk[b] * (d2k[b] * vk[b] * inv_c - vk[b])
-                v = min(max(v, var_min), var_max)
-                go = hk[b] > _ZERO
-                vk[b] = v if go else vk[b]
-                new_var[b] = v if go else new_var[b]
-        # No match: a new component (var_init) at index nm, or in place of the weakest.
+                v = vk[b] + sk[b] * (d2k[b] * vk[b] * inv_c - vk[b])
+                vk[b] = min(max(v, var_min), var_max) if sk[b] > _ZERO else vk[b]
+            f = _F(k)
+            for b in range(n):
+                slot[b] = f if sk[b] > _ZERO else slot[b]
+            for b in range(n):
+                new_var[b] = vk[b] if sk[b] > _ZERO else new_var[b]
+        # No match: the free slot nm, or the weakest component's.
         for b in range(n):
-            slot = nm[b] if nm[b] < _F(n_components) else _F(n_components - 1)
-            changed[b] = changed[b] if found[b] > _ZERO else slot
-            nm[b] = nm[b] + (_ONE if found[b] == _ZERO and nm[b] < _F(n_components) else _ZERO)
-            new_var[b] = new_var[b] if found[b] > _ZERO else var_init
+            top[b] = big
         for k in range(n_components):
             wk = w[k]
-            vk = var[k]
-            f = fk[k]
+            f = _F(k)
             for b in range(n):
-                new = found[b] == _ZERO and changed[b] == f
-                wk[b] = (a if nm[b] > _ONE else _ONE) if new else wk[b]
-                vk[b] = var_init if new else vk[b]
+                top[b] = min(top[b], wk[b] if f < nm[b] else big)
+        for k in range(n_components):
+            wk = w[k]
+            f = _F(k)
+            for b in range(n):
+                weakest = f < nm[b] and wk[b] == top[b]
+                free = nm[b] < _F(n_components)
+                take = matched[b] == _ZERO and ((free and f == nm[b]) or (not free and weakest))
+                slot[b] = f if take else slot[b]
+        for b in range(n):
+            grow = matched[b] == _ZERO and nm[b] < _F(n_components)
+            nm[b] += _ONE if grow else _ZERO
+            new_var[b] = new_var[b] if matched[b] > _ZERO else var_init
+        for k in range(n_components):
+            sk = sel[k]  # reused: 1 where slot k gets the new component
+            f = _F(k)
+            for b in range(n):
+                sk[b] = _ONE if matched[b] == _ZERO and slot[b] == f else _ZERO
+            wk = w[k]
+            for b in range(n):
+                wk[b] = (a if nm[b] > _ONE else _ONE) if sk[b] > _ZERO else wk[b]
+            vk = var[k]
+            for b in range(n):
+                vk[b] = var_init if sk[b] > _ZERO else vk[b]
             for c in range(n_channels):
                 xc = x[c]
                 mk = mu[k, c]
                 for b in range(n):
-                    new = found[b] == _ZERO and changed[b] == f
-                    mk[b] = xc[b] if new else mk[b]
+                    mk[b] += sk[b] * (xc[b] - mk[b])
         # The changed component's Gaussian normaliser: one log per pixel.
         _log_lanes(new_var, new_ln, n, fbits, ibits, mbits, mfloat)
         for k in range(n_components):
             lnk = ln[k]
-            f = fk[k]
+            f = _F(k)
             for b in range(n):
-                lnk[b] = -half_c * (log_2pi + new_ln[b]) if changed[b] == f else lnk[b]
+                lnk[b] = -half_c * (log_2pi + new_ln[b]) if slot[b] == f else lnk[b]
+        for b in range(n):
+            total[b] = _ZERO
         for k in range(n_components):
             wk = w[k]
             for b in range(n):
@@ -985,19 +1403,6 @@ def _online_tile(
             wk = w[k]
             for b in range(n):
                 wk[b] = wk[b] / total[b]
-        # Keep the components sorted by weight: only the changed one can be out of
-        # order (it grew, the others shrank alike), so one pass from the bottom up.
-        for k in range(n_components - 1, 0, -1):
-            hi = k - 1
-            wl = w[k]
-            wh = w[hi]
-            for b in range(n):
-                found[b] = _ONE if wl[b] > wh[b] else _ZERO  # reused: swap flags
-            _swap_where(found, w[hi], w[k], n)
-            _swap_where(found, var[hi], var[k], n)
-            _swap_where(found, ln[hi], ln[k], n)
-            for c in range(n_channels):
-                _swap_where(found, mu[hi, c], mu[k, c], n)
     for k in range(n_components):
         w_all[k, p0 : p0 + n] = w[k]
         var_all[k, p0 : p0 + n] = var[k]
@@ -1007,14 +1412,514 @@ def _online_tile(
     nm_all[p0 : p0 + n] = nm
 
 
+@njit(**_OPTS)
+def _online_tile_rgb(
+    frames,
+    off,
+    sc,
+    alphas,
+    w_all,
+    mu_all,
+    var_all,
+    ln_all,
+    nm_all,
+    settings,
+    out_ll,
+    out_shadow,
+    p0,
+    n,
+):
+    # _online_tile for three channels, with the same arithmetic in fewer, fused loops: a
+    # loop that stores to several arrays vectorises only while each is an allocation of
+    # its own, so the channels of x and of the means live in separate arrays here.
+    ratio = _F(settings[0])
+    match = _F(settings[1])
+    var_init = _F(settings[2])
+    var_min = _F(settings[3])
+    var_max = _F(settings[4])
+    tau = _F(settings[5])
+    distortion2 = _F(settings[6])
+    n_frames = frames.shape[0]
+    n_components = w_all.shape[0]
+    w = np.empty((n_components, n), np.float32)
+    m0 = np.empty((n_components, n), np.float32)
+    m1 = np.empty((n_components, n), np.float32)
+    m2 = np.empty((n_components, n), np.float32)
+    var = np.empty((n_components, n), np.float32)
+    ln = np.empty((n_components, n), np.float32)
+    nm = np.empty(n, np.float32)
+    for k in range(n_components):
+        w[k] = w_all[k, p0 : p0 + n]
+        var[k] = var_all[k, p0 : p0 + n]
+        ln[k] = ln_all[k, p0 : p0 + n]
+        m0[k] = mu_all[k, 0, p0 : p0 + n]
+        m1[k] = mu_all[k, 1, p0 : p0 + n]
+        m2[k] = mu_all[k, 2, p0 : p0 + n]
+    nm[:] = nm_all[p0 : p0 + n]
+    x0 = np.empty(n, np.float32)
+    x1 = np.empty(n, np.float32)
+    x2 = np.empty(n, np.float32)
+    d2 = np.empty((n_components, n), np.float32)
+    lp = np.empty((n_components, n), np.float32)
+    sel = np.empty((n_components, n), np.float32)
+    best = np.empty(n, np.float32)
+    total = np.empty(n, np.float32)
+    ssum = np.empty(n, np.float32)
+    ll = np.empty(n, np.float32)
+    top = np.empty(n, np.float32)
+    slot = np.empty(n, np.float32)
+    matched = np.empty(n, np.float32)
+    new_var = np.empty(n, np.float32)
+    new_ln = np.empty(n, np.float32)
+    x = np.empty((3, n), np.float32)
+    heavy = np.empty((3, n), np.float32)
+    mu = np.empty((n_components, 3, n), np.float32)
+    lab = np.empty(n, np.uint8)
+    fbits, ibits, mbits, mfloat = _log_scratch(n)
+    half_c = _F(1.5)
+    log_2pi = _F(LOG_2PI)
+    inv_c = _ONE / _F(3.0)
+    big = _F(1e30)
+    kmax = _F(n_components)
+    for t in range(n_frames):
+        a = alphas[t]
+        o = off[t]
+        s = sc[t]
+        row = frames[t, p0 * 3 : (p0 + n) * 3]
+        for b in range(n):
+            x0[b] = (_F(row[3 * b]) - o) * s
+            x1[b] = (_F(row[3 * b + 1]) - o) * s
+            x2[b] = (_F(row[3 * b + 2]) - o) * s
+        for k in range(n_components):
+            _rgb_distance(x0, x1, x2, m0[k], m1[k], m2[k], var[k], d2[k])
+        # Background: slot k is one when the weights ranked before it sum to <= ratio.
+        for k in range(n_components):
+            sk = sel[k]
+            wk = w[k]
+            for b in range(n):
+                sk[b] = _ZERO
+            for j in range(n_components):
+                if j == k:
+                    continue
+                wj = w[j]
+                first = j < k
+                for b in range(n):
+                    ahead = wj[b] > wk[b] or (first and wj[b] == wk[b])
+                    sk[b] += wj[b] if ahead else _ZERO
+            f = _F(k)
+            for b in range(n):
+                sk[b] = _ONE if f < nm[b] and sk[b] <= ratio else _ZERO
+        for b in range(n):
+            total[b] = _ZERO
+            best[b] = -big
+        for k in range(n_components):
+            _background_terms(sel[k], w[k], ln[k], d2[k], total, lp[k], best, big)
+        for b in range(n):
+            ssum[b] = _ZERO
+        for k in range(n_components):
+            lpk = lp[k]
+            wk = w[k]
+            sk = sel[k]
+            for b in range(n):
+                ssum[b] += sk[b] * wk[b] * _exp_neg(lpk[b] - best[b])
+        for b in range(n):
+            ssum[b] = ssum[b] / total[b] if total[b] > _ZERO else _ONE
+        _log_lanes(ssum, ll, n, fbits, ibits, mbits, mfloat)
+        ll_t = out_ll[t, p0 : p0 + n]
+        for b in range(n):
+            ll_t[b] = ll[b] + best[b] if total[b] > _ZERO else _ZERO
+        if tau > _ZERO:
+            x[0] = x0
+            x[1] = x1
+            x[2] = x2
+            for k in range(n_components):
+                mu[k, 0] = m0[k]
+                mu[k, 1] = m1[k]
+                mu[k, 2] = m2[k]
+            _heaviest_mean(w, mu, top, matched, heavy, n)
+            for b in range(n):
+                lab[b] = 1 if nm[b] > _ZERO else 0
+            _shadow_labels(x, heavy, lab, n, tau, distortion2)
+            sh_t = out_shadow[t, p0 : p0 + n]
+            for b in range(n):
+                sh_t[b] = lab[b] == 2
+        # Update, as _online_tile.
+        for b in range(n):
+            top[b] = -_ONE
+        for k in range(n_components):
+            wk = w[k]
+            d2k = d2[k]
+            f = _F(k)
+            for b in range(n):
+                ok = f < nm[b] and d2k[b] < match
+                top[b] = max(top[b], wk[b] if ok else -_ONE)
+        for b in range(n):
+            matched[b] = _ZERO
+            slot[b] = -_ONE
+        for k in range(n_components):
+            _take_match(w[k], d2[k], nm, top, _F(k), match, sel[k], matched)
+        decay = _ONE - a
+        for k in range(n_components):
+            _rgb_update(
+                x0,
+                x1,
+                x2,
+                sel[k],
+                d2[k],
+                w[k],
+                m0[k],
+                m1[k],
+                m2[k],
+                var[k],
+                slot,
+                new_var,
+                _F(k),
+                a,
+                decay,
+                inv_c,
+                var_min,
+                var_max,
+            )
+        for b in range(n):
+            top[b] = big
+        for k in range(n_components):
+            wk = w[k]
+            f = _F(k)
+            for b in range(n):
+                top[b] = min(top[b], wk[b] if f < nm[b] else big)
+        for k in range(n_components):
+            wk = w[k]
+            f = _F(k)
+            for b in range(n):
+                weakest = f < nm[b] and wk[b] == top[b]
+                free = nm[b] < kmax
+                take = matched[b] == _ZERO and ((free and f == nm[b]) or (not free and weakest))
+                slot[b] = f if take else slot[b]
+        for b in range(n):
+            grow = matched[b] == _ZERO and nm[b] < kmax
+            nm[b] += _ONE if grow else _ZERO
+            new_var[b] = new_var[b] if matched[b] > _ZERO else var_init
+        for k in range(n_components):
+            _rgb_new_component(
+                x0,
+                x1,
+                x2,
+                matched,
+                slot,
+                nm,
+                _F(k),
+                a,
+                var_init,
+                w[k],
+                var[k],
+                m0[k],
+                m1[k],
+                m2[k],
+            )
+        _log_lanes(new_var, new_ln, n, fbits, ibits, mbits, mfloat)
+        for k in range(n_components):
+            lnk = ln[k]
+            f = _F(k)
+            for b in range(n):
+                lnk[b] = -half_c * (log_2pi + new_ln[b]) if slot[b] == f else lnk[b]
+        for b in range(n):
+            total[b] = _ZERO
+        for k in range(n_components):
+            wk = w[k]
+            for b in range(n):
+                total[b] += wk[b]
+        for k in range(n_components):
+            wk = w[k]
+            for b in range(n):
+                wk[b] = wk[b] / total[b]
+    for k in range(n_components):
+        w_all[k, p0 : p0 + n] = w[k]
+        var_all[k, p0 : p0 + n] = var[k]
+        ln_all[k, p0 : p0 + n] = ln[k]
+        mu_all[k, 0, p0 : p0 + n] = m0[k]
+        mu_all[k, 1, p0 : p0 + n] = m1[k]
+        mu_all[k, 2, p0 : p0 + n] = m2[k]
+    nm_all[p0 : p0 + n] = nm
+
+
 @njit(inline="always", **_OPTS)
-def _swap_where(flag, a, b, n):
-    for i in range(n):
-        s = flag[i] > _ZERO
-        lo = b[i] if s else a[i]
-        hi = a[i] if s else b[i]
-        a[i] = lo
-        b[i] = hi
+def _rgb_distance(x0, x1, x2, m0, m1, m2, var, d2):
+    for b in range(d2.shape[0]):
+        e0 = x0[b] - m0[b]
+        e1 = x1[b] - m1[b]
+        e2 = x2[b] - m2[b]
+        d2[b] = (e0 * e0 + e1 * e1 + e2 * e2) / var[b]
+
+
+@njit(inline="always", **_OPTS)
+def _background_terms(sel, w, ln, d2, total, lp, best, big):
+    for b in range(lp.shape[0]):
+        on = sel[b] > _ZERO
+        total[b] += w[b] if on else _ZERO
+        v = ln[b] - _HALF * d2[b] if on else -big
+        lp[b] = v
+        best[b] = max(best[b], v)
+
+
+@njit(inline="always", **_OPTS)
+def _take_match(w, d2, nm, top, f, match, sel, matched):
+    for b in range(sel.shape[0]):
+        ok = matched[b] == _ZERO and f < nm[b] and d2[b] < match and w[b] == top[b]
+        sel[b] = _ONE if ok else _ZERO
+        matched[b] += _ONE if ok else _ZERO
+
+
+@njit(inline="always", **_OPTS)
+def _rgb_update(
+    x0, x1, x2, sel, d2, w, m0, m1, m2, var, slot, new_var, f, a, decay, inv_c, var_min, var_max
+):
+    # The matched component (sel 1) moves towards the sample with rate a / its weight.
+    for b in range(w.shape[0]):
+        hit = sel[b] > _ZERO
+        nw = w[b] * decay + (a if hit else _ZERO)
+        w[b] = nw
+        rate = a / nw if hit else _ZERO
+        m0[b] += rate * (x0[b] - m0[b])
+        m1[b] += rate * (x1[b] - m1[b])
+        m2[b] += rate * (x2[b] - m2[b])
+        v = var[b] + rate * (d2[b] * var[b] * inv_c - var[b])
+        v = min(max(v, var_min), var_max) if hit else var[b]
+        var[b] = v
+        slot[b] = f if hit else slot[b]
+        new_var[b] = v if hit else new_var[b]
+
+
+@njit(inline="always", **_OPTS)
+def _rgb_new_component(x0, x1, x2, matched, slot, nm, f, a, var_init, w, var, m0, m1, m2):
+    for b in range(w.shape[0]):
+        new = matched[b] == _ZERO and slot[b] == f
+        w[b] = (a if nm[b] > _ONE else _ONE) if new else w[b]
+        var[b] = var_init if new else var[b]
+        m0[b] = x0[b] if new else m0[b]
+        m1[b] = x1[b] if new else m1[b]
+        m2[b] = x2[b] if new else m2[b]
+
+
+# Rows of the flat scratch of _online_tile_k3_rgb, SCORE_TILE lanes each: one
+# allocation with compile-time distances between its rows is what lets LLVM vectorise a
+# loop that stores to all of them (rows of a 2-D array, or separate arrays, do not).
+_W, _M, _V, _LN, _NM = 0, 3, 12, 15, 18
+_SSUM, _LL, _BEST, _TOTAL, _NEWVAR, _NEWLN, _SLOT = 19, 20, 21, 22, 23, 24, 25
+_N_ROWS = 26
+
+
+@njit(**_OPTS)
+def _online_tile_k3_rgb(
+    frames, off, sc, alphas, w_all, mu_all, var_all, ln_all, nm_all, settings, out_ll, p0, n
+):
+    # _online_tile for the default three components of three channels, without shadows:
+    # the same decisions, one fused loop per frame over a flat scratch S whose rows are
+    # SCORE_TILE apart (row r, lane b: S[r * L + b]).
+    ratio = _F(settings[0])
+    match = _F(settings[1])
+    var_init = _F(settings[2])
+    var_min = _F(settings[3])
+    var_max = _F(settings[4])
+    L = SCORE_TILE
+    S = np.zeros(_N_ROWS * L, np.float32)
+    for k in range(3):
+        S[(_W + k) * L : (_W + k) * L + n] = w_all[k, p0 : p0 + n]
+        S[(_V + k) * L : (_V + k) * L + n] = var_all[k, p0 : p0 + n]
+        S[(_LN + k) * L : (_LN + k) * L + n] = ln_all[k, p0 : p0 + n]
+        for c in range(3):
+            r = _M + 3 * k + c
+            S[r * L : r * L + n] = mu_all[k, c, p0 : p0 + n]
+    S[_NM * L : _NM * L + n] = nm_all[p0 : p0 + n]
+    fbits, ibits, mbits, mfloat = _log_scratch(L)
+    big = _F(1e30)
+    third = _ONE / _F(3.0)
+    ln_const = _F(-1.5)
+    log_2pi = _F(LOG_2PI)
+    for t in range(frames.shape[0]):
+        a = alphas[t]
+        o = off[t]
+        s = sc[t]
+        decay = _ONE - a
+        row = frames[t, p0 * 3 : (p0 + n) * 3]
+        for b in range(n):
+            x0 = (_F(row[3 * b]) - o) * s
+            x1 = (_F(row[3 * b + 1]) - o) * s
+            x2 = (_F(row[3 * b + 2]) - o) * s
+            w0 = S[_W * L + b]
+            w1 = S[(_W + 1) * L + b]
+            w2 = S[(_W + 2) * L + b]
+            m00 = S[_M * L + b]
+            m01 = S[(_M + 1) * L + b]
+            m02 = S[(_M + 2) * L + b]
+            m10 = S[(_M + 3) * L + b]
+            m11 = S[(_M + 4) * L + b]
+            m12 = S[(_M + 5) * L + b]
+            m20 = S[(_M + 6) * L + b]
+            m21 = S[(_M + 7) * L + b]
+            m22 = S[(_M + 8) * L + b]
+            v0 = S[_V * L + b]
+            v1 = S[(_V + 1) * L + b]
+            v2 = S[(_V + 2) * L + b]
+            nm = S[_NM * L + b]
+            e0 = x0 - m00
+            e1 = x1 - m01
+            e2 = x2 - m02
+            d0 = (e0 * e0 + e1 * e1 + e2 * e2) / v0
+            e0 = x0 - m10
+            e1 = x1 - m11
+            e2 = x2 - m12
+            d1 = (e0 * e0 + e1 * e1 + e2 * e2) / v1
+            e0 = x0 - m20
+            e1 = x1 - m21
+            e2 = x2 - m22
+            d2 = (e0 * e0 + e1 * e1 + e2 * e2) / v2
+            # Background: the weights ranked ahead (heavier, or as heavy in a lower slot).
+            ahead0 = (w1 if w1 > w0 else _ZERO) + (w2 if w2 > w0 else _ZERO)
+            ahead1 = (w0 if w0 >= w1 else _ZERO) + (w2 if w2 > w1 else _ZERO)
+            ahead2 = (w0 if w0 >= w2 else _ZERO) + (w1 if w1 >= w2 else _ZERO)
+            bg0 = nm > _ZERO and ahead0 <= ratio
+            bg1 = nm > _ONE and ahead1 <= ratio
+            bg2 = nm > _F(2.0) and ahead2 <= ratio
+            total = (w0 if bg0 else _ZERO) + (w1 if bg1 else _ZERO) + (w2 if bg2 else _ZERO)
+            lp0 = S[_LN * L + b] - _HALF * d0 if bg0 else -big
+            lp1 = S[(_LN + 1) * L + b] - _HALF * d1 if bg1 else -big
+            lp2 = S[(_LN + 2) * L + b] - _HALF * d2 if bg2 else -big
+            best = max(lp0, max(lp1, lp2))
+            ssum = (
+                (w0 * _exp_neg(lp0 - best) if bg0 else _ZERO)
+                + (w1 * _exp_neg(lp1 - best) if bg1 else _ZERO)
+                + (w2 * _exp_neg(lp2 - best) if bg2 else _ZERO)
+            )
+            S[_SSUM * L + b] = ssum / total if total > _ZERO else _ONE
+            S[_BEST * L + b] = best
+            S[_TOTAL * L + b] = total
+            # Update: the heaviest component within the match distance (ties: the lowest
+            # slot) takes the sample.
+            ok0 = nm > _ZERO and d0 < match
+            ok1 = nm > _ONE and d1 < match
+            ok2 = nm > _F(2.0) and d2 < match
+            top = max(w0 if ok0 else -_ONE, max(w1 if ok1 else -_ONE, w2 if ok2 else -_ONE))
+            h0 = ok0 and w0 == top
+            h1 = ok1 and w1 == top and not h0
+            h2 = ok2 and w2 == top and not h0 and not h1
+            matched = h0 or h1 or h2
+            w0 = w0 * decay + (a if h0 else _ZERO)
+            w1 = w1 * decay + (a if h1 else _ZERO)
+            w2 = w2 * decay + (a if h2 else _ZERO)
+            r0 = a / w0 if h0 else _ZERO
+            r1 = a / w1 if h1 else _ZERO
+            r2 = a / w2 if h2 else _ZERO
+            m00 += r0 * (x0 - m00)
+            m01 += r0 * (x1 - m01)
+            m02 += r0 * (x2 - m02)
+            m10 += r1 * (x0 - m10)
+            m11 += r1 * (x1 - m11)
+            m12 += r1 * (x2 - m12)
+            m20 += r2 * (x0 - m20)
+            m21 += r2 * (x1 - m21)
+            m22 += r2 * (x2 - m22)
+            u0 = min(max(v0 + r0 * (d0 * v0 * third - v0), var_min), var_max)
+            u1 = min(max(v1 + r1 * (d1 * v1 * third - v1), var_min), var_max)
+            u2 = min(max(v2 + r2 * (d2 * v2 * third - v2), var_min), var_max)
+            v0 = u0 if h0 else v0
+            v1 = u1 if h1 else v1
+            v2 = u2 if h2 else v2
+            slot = _ZERO if h0 else (_ONE if h1 else (_F(2.0) if h2 else -_ONE))
+            new_var = v0 if h0 else (v1 if h1 else v2)
+            # No match: the free slot nm, or the weakest component's (ties: the highest).
+            low = min(w0, min(w1 if nm > _ONE else big, w2 if nm > _F(2.0) else big))
+            weakest = _F(2.0) if w2 == low else (_ONE if w1 == low else _ZERO)
+            free = nm < _F(3.0)
+            if not matched:
+                slot = nm if free else weakest
+                nm = nm + _ONE if free else nm
+                new_var = var_init
+            n0 = not matched and slot == _ZERO
+            n1 = not matched and slot == _ONE
+            n2 = not matched and slot == _F(2.0)
+            fresh = a if nm > _ONE else _ONE
+            w0 = fresh if n0 else w0
+            w1 = fresh if n1 else w1
+            w2 = fresh if n2 else w2
+            v0 = var_init if n0 else v0
+            v1 = var_init if n1 else v1
+            v2 = var_init if n2 else v2
+            m00 = x0 if n0 else m00
+            m01 = x1 if n0 else m01
+            m02 = x2 if n0 else m02
+            m10 = x0 if n1 else m10
+            m11 = x1 if n1 else m11
+            m12 = x2 if n1 else m12
+            m20 = x0 if n2 else m20
+            m21 = x1 if n2 else m21
+            m22 = x2 if n2 else m22
+            wsum = w0 + w1 + w2
+            S[_W * L + b] = w0 / wsum
+            S[(_W + 1) * L + b] = w1 / wsum
+            S[(_W + 2) * L + b] = w2 / wsum
+            S[_M * L + b] = m00
+            S[(_M + 1) * L + b] = m01
+            S[(_M + 2) * L + b] = m02
+            S[(_M + 3) * L + b] = m10
+            S[(_M + 4) * L + b] = m11
+            S[(_M + 5) * L + b] = m12
+            S[(_M + 6) * L + b] = m20
+            S[(_M + 7) * L + b] = m21
+            S[(_M + 8) * L + b] = m22
+            S[_V * L + b] = v0
+            S[(_V + 1) * L + b] = v1
+            S[(_V + 2) * L + b] = v2
+            S[_NM * L + b] = nm
+            S[_NEWVAR * L + b] = new_var
+            S[_SLOT * L + b] = slot
+        # Logs: of the score's sum, and of the changed component's new variance.
+        _log_lanes(S[_SSUM * L :], S[_LL * L :], n, fbits, ibits, mbits, mfloat)
+        _log_lanes(S[_NEWVAR * L :], S[_NEWLN * L :], n, fbits, ibits, mbits, mfloat)
+        ll_t = out_ll[t, p0 : p0 + n]
+        for b in range(n):
+            total = S[_TOTAL * L + b]
+            ll_t[b] = S[_LL * L + b] + S[_BEST * L + b] if total > _ZERO else _ZERO
+        for b in range(n):
+            slot = S[_SLOT * L + b]
+            ln = ln_const * (log_2pi + S[_NEWLN * L + b])
+            S[_LN * L + b] = ln if slot == _ZERO else S[_LN * L + b]
+            S[(_LN + 1) * L + b] = ln if slot == _ONE else S[(_LN + 1) * L + b]
+            S[(_LN + 2) * L + b] = ln if slot == _F(2.0) else S[(_LN + 2) * L + b]
+    for k in range(3):
+        w_all[k, p0 : p0 + n] = S[(_W + k) * L : (_W + k) * L + n]
+        var_all[k, p0 : p0 + n] = S[(_V + k) * L : (_V + k) * L + n]
+        ln_all[k, p0 : p0 + n] = S[(_LN + k) * L : (_LN + k) * L + n]
+        for c in range(3):
+            r = _M + 3 * k + c
+            mu_all[k, c, p0 : p0 + n] = S[r * L : r * L + n]
+    nm_all[p0 : p0 + n] = S[_NM * L : _NM * L + n]
+
+
+@njit(**_OPTS)
+def _heaviest_mean(w, mu, top, taken, out, n):
+    # out[c] = the mean of each lane's heaviest component (ties: the lowest slot).
+    n_components, n_channels, _ = mu.shape
+    w0 = w[0]
+    for b in range(n):
+        top[b] = w0[b]
+        taken[b] = _ZERO
+    for k in range(1, n_components):
+        wk = w[k]
+        for b in range(n):
+            top[b] = max(top[b], wk[b])
+    for c in range(n_channels):
+        oc = out[c]
+        for b in range(n):
+            oc[b] = _ZERO
+    for k in range(n_components):
+        wk = w[k]
+        for c in range(n_channels):
+            mk = mu[k, c]
+            oc = out[c]
+            for b in range(n):
+                oc[b] += mk[b] if taken[b] == _ZERO and wk[b] == top[b] else _ZERO
+        for b in range(n):
+            taken[b] += _ONE if taken[b] == _ZERO and wk[b] == top[b] else _ZERO
 
 
 @njit(parallel=True, **_OPTS)
@@ -1025,8 +1930,45 @@ def _online_update(
     off = offsets.astype(np.float32)
     sc = scales.astype(np.float32)
     al = alphas.astype(np.float32)
+    rgb = mu.shape[1] == 3
+    fused = rgb and mu.shape[0] == 3 and settings[5] == 0.0 and tile <= SCORE_TILE
     for i in prange(order.shape[0]):
         p0 = order[i] * tile
+        if fused:
+            _online_tile_k3_rgb(
+                frames,
+                off,
+                sc,
+                al,
+                w,
+                mu,
+                var,
+                ln,
+                nm,
+                settings,
+                out_ll,
+                p0,
+                min(tile, n_pixels - p0),
+            )
+            continue
+        if rgb:
+            _online_tile_rgb(
+                frames,
+                off,
+                sc,
+                al,
+                w,
+                mu,
+                var,
+                ln,
+                nm,
+                settings,
+                out_ll,
+                out_shadow,
+                p0,
+                min(tile, n_pixels - p0),
+            )
+            continue
         _online_tile(
             frames,
             off,

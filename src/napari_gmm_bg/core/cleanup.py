@@ -93,7 +93,7 @@ def _morphology(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
     return out
 
 
-def clean_mask(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
+def clean_mask(labels: np.ndarray, cleanup: MaskCleanup, *, in_place: bool = False) -> np.ndarray:
     """Clean every frame of a ``(T, Y, X)`` label stack.
 
     The median filter runs on all frames at once in a numba kernel (the median of a
@@ -106,6 +106,8 @@ def clean_mask(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
         uint8 labels.
     cleanup : MaskCleanup
         What to do.
+    in_place : bool
+        Overwrite ``labels`` (a C-contiguous uint8 array) instead of copying it.
 
     Returns
     -------
@@ -114,11 +116,13 @@ def clean_mask(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
     """
     if cleanup.is_noop:
         return labels
-    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    if in_place and labels.dtype == np.uint8 and labels.flags.c_contiguous:
+        out = labels
+    else:
+        out = np.array(labels, dtype=np.uint8, order="C")
     if cleanup.median > 1:
-        filtered = np.empty_like(labels)
-        majority_filter(labels, int(cleanup.median), filtered)
-        labels = filtered
+        majority_filter(out, int(cleanup.median))
     if cleanup.opening > 1 or cleanup.closing > 1 or cleanup.min_area > 1:
-        labels = np.stack([_morphology(frame, cleanup) for frame in labels])
-    return labels
+        for frame in out:
+            frame[:] = _morphology(frame, cleanup)
+    return out

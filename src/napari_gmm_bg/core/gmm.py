@@ -44,6 +44,12 @@ NOT_BACKGROUND = -1e30
 #: value keeps the same Mahalanobis budget per channel.
 DEFAULT_THRESHOLDS = {1: -4.5, 3: -13.0}
 
+#: Learning frames of the default fit.  The fit's cost is proportional to them; 40 scores
+#: as well as 50 on CDnet highway (F 0.9688 vs 0.9685, frames 470-1000) and on the
+#: synthetic sample (IoU 0.9950 vs 0.9949), and above an EM on every frame (F 0.9681);
+#: 24 falls below it (0.9678).
+LEARNING_FRAMES = 40
+
 
 def check_shadows(shadows: str) -> None:
     """Raise ValueError unless ``shadows`` is one of :data:`SHADOW_MODES`.
@@ -108,7 +114,7 @@ class FitParameters:
     """
 
     n_components: int = 3
-    learning_frames: int = 50
+    learning_frames: int = LEARNING_FRAMES
     frame_range: tuple[int, int] | None = None
     max_iter: int = 10
     tol: float = 1e-3
@@ -246,30 +252,19 @@ class BackgroundModel:
         # are not background given a constant no pixel can reach.
         if not self._scoring:
             nb = self.n_background()
-            k = np.arange(self.n_components)
-            is_bg = k[None, None, :] < nb[..., None]
-            w_bg = np.where(is_bg, self.weights, 0.0)
-            w_bg = w_bg / w_bg.sum(axis=-1, keepdims=True)
-            var = self.variances.astype(np.float64)
-            with np.errstate(divide="ignore"):
-                log_const = np.log(w_bg) - 0.5 * (
-                    self.n_channels * _kernels.LOG_2PI + np.log(var).sum(axis=-1)
-                )
             n_pix = nb.size
-
-            def by_component(a: np.ndarray) -> np.ndarray:
-                # (Y, X, K[, C]) -> contiguous float32 (K[, C], P)
-                a = a.reshape(n_pix, *a.shape[2:])
-                return np.ascontiguousarray(np.moveaxis(a, 0, -1), dtype=np.float32)
-
-            self._scoring.update(
-                means=by_component(self.means),
-                inv_var=by_component(1.0 / var),
-                log_const=by_component(np.where(is_bg, log_const, NOT_BACKGROUND)),
-                log_n_background=(np.log(nb.reshape(n_pix)) + _kernels.LOG_MARGIN).astype(
-                    np.float32
-                ),
+            k, c = self.n_components, self.n_channels
+            arrays = _kernels.scoring_arrays(
+                self.weights.reshape(n_pix, k),
+                self.means.reshape(n_pix, k, c),
+                self.variances.reshape(n_pix, k, c),
+                nb.reshape(n_pix),
+                NOT_BACKGROUND,
             )
+            self._scoring.update(zip(("means", "inv_var", "log_const"), arrays, strict=True))
+            self._scoring["log_n_background"] = (
+                np.log(nb.reshape(n_pix).astype(np.float64)) + _kernels.LOG_MARGIN
+            ).astype(np.float32)
         return self._scoring
 
     # --- scoring ----------------------------------------------------------------
@@ -348,7 +343,7 @@ class BackgroundModel:
         )
         if shadows == "background":
             out[out == 2] = 0
-        labels = clean_mask(out.reshape(t, y, x), cleanup)
+        labels = clean_mask(out.reshape(t, y, x), cleanup, in_place=True)
         if region is not None:  # last, so no clean-up can grow a blob out of the region
             labels[:, ~region] = 0
         return labels
@@ -762,7 +757,7 @@ def learning_correction(
     """Brightness of the learning frames against their per-pixel median (None when off)."""
     if not params.compensate_brightness:
         return None
-    return brightness_correction(luma, np.median(luma, axis=0))
+    return brightness_correction(luma, _kernels.median_over_frames(luma))
 
 
 def frame_transform(
@@ -984,7 +979,7 @@ def fit_background_steps(
     video: Any,
     n_components: int = 3,
     *,
-    learning_frames: int = 50,
+    learning_frames: int = LEARNING_FRAMES,
     frame_range: tuple[int, int] | None = None,
     max_iter: int = 10,
     tol: float = 1e-3,
@@ -1078,7 +1073,7 @@ def fit_background(
     video: Any,
     n_components: int = 3,
     *,
-    learning_frames: int = 50,
+    learning_frames: int = LEARNING_FRAMES,
     frame_range: tuple[int, int] | None = None,
     max_iter: int = 10,
     tol: float = 1e-3,

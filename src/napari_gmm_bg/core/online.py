@@ -155,7 +155,29 @@ class OnlineResult:
             labels[(labels == 1) & self.shadow] = 2
         elif shadows == "background":
             labels[self.shadow] = 0
-        return clean_mask(labels, MaskCleanup() if cleanup is None else cleanup)
+        return clean_mask(labels, MaskCleanup() if cleanup is None else cleanup, in_place=True)
+
+
+def heaviest_means(state: tuple, pixels: np.ndarray | None = None) -> np.ndarray:
+    """Each pixel's heaviest component's mean, ``(C, P)``, from the on-line state.
+
+    Parameters
+    ----------
+    state : tuple of numpy.ndarray
+        Weights ``(K, P)``, means ``(K, C, P)``, ... as kept by :func:`run_online_steps`.
+    pixels : numpy.ndarray, optional
+        Flat indices of the pixels wanted; all of them when None.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, P)`` float32 (ties: the lowest slot, as the kernel decides).
+    """
+    weights, means = state[0], state[1]
+    if pixels is not None:
+        weights, means = weights[:, pixels], means[:, :, pixels]
+    heaviest = np.argmax(weights, axis=0)
+    return np.take_along_axis(means, heaviest[None, None, :], axis=0)[0]
 
 
 def run_online_steps(
@@ -199,7 +221,6 @@ def run_online_steps(
         np.zeros((k, pixels), np.float32),
         np.zeros(pixels, np.float32),
     )
-    means = state[1]
     loglik = np.empty((n, height, width), np.float32)
     shadow = np.zeros((n, height, width), bool)
     threshold = default_threshold(c) if settings.threshold is None else float(settings.threshold)
@@ -212,13 +233,17 @@ def run_online_steps(
         settings.shadow_tau if settings.shadows != "off" else 0.0,
         SHADOW_DISTORTION**2,
     )
+    # The brightness reference: the background on the grid of luminance().
+    rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
+    grid_shape = (len(rows), len(cols))
+    grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
     yield 0, n
     for start in range(0, n, chunk):
         block = first if start == 0 else frames.read(slice(start, min(start + chunk, n)))
         stop = start + len(block)
         correction = None
         if settings.compensate_brightness and start > 0:
-            grid = means[0].reshape(c, height, width)[:, ::GAIN_STRIDE, ::GAIN_STRIDE]
+            grid = heaviest_means(state, grid_pixels).reshape(c, *grid_shape)
             reference = BrightnessReference(grid.mean(axis=0))
             correction = reference.correction_of_frames(block, intensity)
         offsets, scales = frame_transform(intensity, correction, len(block))
@@ -234,7 +259,8 @@ def run_online_steps(
             shadow[start:stop].reshape(len(block), pixels),
         )
         yield stop, n
-    background = np.moveaxis(means[0].reshape(c, height, width), 0, -1).astype(np.float64)
+    background = np.moveaxis(heaviest_means(state).reshape(c, height, width), 0, -1)
+    background = background.astype(np.float64)
     background = background / intensity.scale + intensity.offset
     if frames.dtype.kind in "ui":
         info = np.iinfo(frames.dtype)
