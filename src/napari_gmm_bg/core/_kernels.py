@@ -29,6 +29,7 @@ FIT_LANES = 128  # pixels fitted together
 FIT_FIRST_ROUND, FIT_ROUND = 4, 3
 RANK_SAMPLES = 64  # up to this many samples, quantiles by rank; beyond, by sorting
 SCORE_TILE = 256  # pixels scored together, frame after frame (their model stays in cache)
+SCORE_FRAMES = 64  # frames of another dtype than uint8 or float32 converted at a time
 
 # Fast-math without the no-NaN / no-inf assumptions: the maths never produces either,
 # but the flags would let LLVM drop checks that the validation at the boundary relies on.
@@ -98,6 +99,13 @@ def _log_lanes(src, dst, n, fbits, ibits, mbits, mfloat):
         mbits[b] = (i & 0x007FFFFF) | 0x3F800000
     for b in range(n):
         dst[b] = _log_mantissa(mfloat[b], dst[b])
+
+
+def _supported(frames: np.ndarray) -> np.ndarray:
+    # The kernels are compiled for uint8 and float32 pixels only (each dtype costs half a
+    # minute of compilation); anything else is read as float32, which holds it exactly
+    # enough for a 0-255 model scale.
+    return frames if frames.dtype in (np.uint8, np.float32) else frames.astype(np.float32)
 
 
 def _interleaved(n_items: int) -> np.ndarray:
@@ -632,6 +640,7 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     for its slowest pixel.  Returns weights ``(P, K)``, means and variances ``(P, K, C)``,
     float32, components sorted by weight, heaviest first.
     """
+    samples = _supported(samples)
     n_samples, n_pixels, n_channels = samples.shape
     k = int(n_components)
     starts = np.array([(i * n_samples) // k for i in range(k + 1)], np.int64)
@@ -920,22 +929,25 @@ def score_pixels(
     tile = SCORE_TILE
     n_pixels = mu.shape[2]
     order = _interleaved((n_pixels + tile - 1) // tile)
-    _score_pixels(
-        frames,
-        offsets,
-        scales,
-        mu,
-        iv,
-        lc,
-        log_nb,
-        float(threshold),
-        float(shadow_tau),
-        float(shadow_distortion) ** 2,
-        out.dtype == np.uint8,
-        out,
-        tile,
-        order,
-    )
+    # Other dtypes are converted SCORE_FRAMES frames at a time, to bound the copy.
+    step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
+    for t in range(0, len(frames), step):
+        _score_pixels(
+            _supported(frames[t : t + step]),
+            offsets[t : t + step],
+            scales[t : t + step],
+            mu,
+            iv,
+            lc,
+            log_nb,
+            float(threshold),
+            float(shadow_tau),
+            float(shadow_distortion) ** 2,
+            out.dtype == np.uint8,
+            out[t : t + step],
+            tile,
+            order,
+        )
 
 
 @njit(parallel=True, **_OPTS)
@@ -1127,8 +1139,10 @@ def band_medians(frames, pixels, bounds, offset, scale):
             float(scale),
             out,
         )
-    else:
-        _band_medians(frames, pixels, bounds, float(offset), float(scale), out)
+    else:  # the pixels gathered first, then read as float32
+        picked = _supported(frames[:, pixels])
+        everyone = np.arange(len(pixels), dtype=np.int64)
+        _band_medians(picked, everyone, bounds, float(offset), float(scale), out)
     return out
 
 
@@ -1148,18 +1162,24 @@ def _frame_luminance(frame, stride, o, s, out):
 
 
 @njit(parallel=True, **_OPTS)
+def _luminance_grid(frames, stride, offset, scale, out):
+    for t in prange(frames.shape[0]):
+        _frame_luminance(frames[t], stride, _F(offset), _F(scale), out[t])
+
+
 def luminance_grid(frames, stride, offset, scale):
     """Mean of the channels of every ``stride``-th pixel of every ``stride``-th row.
 
     frames: ``(T, Y, X, C)``.  Returns ``(T, ceil(Y / stride), ceil(X / stride))``
     float32 on the model's 0-255 scale.
     """
+    if frames.dtype not in (np.uint8, np.float32):
+        frames, stride = frames[:, ::stride, ::stride].astype(np.float32), 1
     n_frames, height, width, _ = frames.shape
     out = np.empty(
         (n_frames, (height + stride - 1) // stride, (width + stride - 1) // stride), np.float32
     )
-    for t in prange(n_frames):
-        _frame_luminance(frames[t], stride, _F(offset), _F(scale), out[t])
+    _luminance_grid(frames, int(stride), float(offset), float(scale), out)
     return out
 
 
@@ -2001,7 +2021,7 @@ def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_
     n_pixels = state[0].shape[1]
     order = _interleaved((n_pixels + tile - 1) // tile)
     _online_update(
-        frames,
+        _supported(frames),
         offsets,
         scales,
         alphas,

@@ -124,13 +124,14 @@ def pixel_log_likelihood(
     numpy.ndarray
         ``(n,)`` float32 log-likelihood, as :meth:`BackgroundModel.log_likelihood` gives.
     """
-    s = model._scoring_arrays()
+    s = model._scoring_arrays()  # laid out (component, channel, pixel)
     p = y * model.frame_shape[1] + x
-    nb = int(s["n_background"][p])
+    nb = int(model.n_background()[y, x])
     offsets, scales = frame_transform(model.intensity, correction, len(samples))
     values = (samples.astype(np.float64) - offsets[:, None]) * scales[:, None]
-    diff = values[:, None, :] - s["means"][p, :nb].astype(np.float64)[None]
-    terms = s["log_const"][p, :nb][None] - 0.5 * (diff**2 * s["inv_var"][p, :nb][None]).sum(-1)
+    diff = values[:, None, :] - s["means"][:nb, :, p].astype(np.float64)[None]
+    inv_var = s["inv_var"][:nb, :, p][None]
+    terms = s["log_const"][:nb, p][None] - 0.5 * (diff**2 * inv_var).sum(-1)
     top = terms.max(axis=1, keepdims=True)
     return (top[:, 0] + np.log(np.exp(terms - top).sum(axis=1))).astype(np.float32)
 
