@@ -104,10 +104,16 @@ FORMATS = ["tif", "zarr", "mp4", "png"]
 
 def test_frame_blocks_follow_the_chunks_and_split_huge_ones(stack, monkeypatch):
     lazy, calls = counted(stack, (7, -1, -1))
-    blocks = list(frame_blocks(lazy))
+    blocks = list(frame_blocks(lazy, step=7))
     assert [start for start, _ in blocks] == [0, 7, 14]
     np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), stack)
     assert sorted(calls) == [0, 1, 2]  # each chunk computed once
+    # Small chunks (a mask of one frame per chunk) are joined into blocks of `step`.
+    lazy, calls = counted(stack, (1, -1, -1))
+    blocks = list(frame_blocks(lazy))
+    assert [start for start, _ in blocks] == [0, 16]
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), stack)
+    assert sorted(calls) == list(range(20))
     monkeypatch.setattr(writers, "_BLOCK_BYTES", 5 * stack[0].nbytes)
     assert [start for start, _ in frame_blocks(da.from_array(stack))] == [0, 5, 10, 15]
     assert [start for start, _ in frame_blocks(stack, step=8)] == [0, 8, 16]
@@ -123,7 +129,7 @@ def test_a_lazy_stack_is_computed_one_chunk_at_a_time(tmp_path, stack, fmt):
     else:
         save_mp4(tmp_path / "s.mp4", lazy, progress=seen.append)
     assert sorted(calls) == [0, 1, 2, 3, 4]
-    assert seen == [4, 8, 12, 16, 20]
+    assert seen == [16, 20]  # chunks of 4 joined into blocks of 16 frames
 
 
 # --- MP4 preview -------------------------------------------------------------------------
@@ -298,7 +304,7 @@ def test_an_interrupt_mid_write_keeps_the_existing_file(tmp_path, stack, fmt):
 
     with pytest.raises(KeyboardInterrupt):
         saver(path, da.from_array(stack[::-1], chunks=(8, -1, -1)), progress=interrupt)
-    assert seen == [8, 16]
+    assert seen == [16]  # the first block of 16 frames written, the rest never
     assert snapshot(path) == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 

@@ -51,9 +51,11 @@ def frame_blocks(stack: Any, step: int = FRAME_BLOCK) -> Iterator[tuple[int, np.
     ------
     tuple
         ``(start, block)``: the index of the block's first frame and the block, a numpy
-        array.  A dask array's blocks follow its chunks along the first axis (frames that
-        share a source chunk, a decoded group of frames say, then share its
-        computation), a chunk larger than 256 MB being sliced.
+        array.  A dask array's blocks follow its chunks along the first axis, whole
+        chunks joined until a block holds ``step`` frames (frames computed together
+        share their sources' computation: a mask of one frame per chunk reads a
+        decoded group of frames once, not once a frame); a chunk larger than 256 MB is
+        sliced.
     """
     n = stack.shape[0]
     chunks = getattr(stack, "chunks", None)
@@ -63,12 +65,15 @@ def frame_blocks(stack: Any, step: int = FRAME_BLOCK) -> Iterator[tuple[int, np.
         return
     frame_bytes = max(1, int(np.prod(stack.shape[1:])) * np.dtype(stack.dtype).itemsize)
     most = max(1, _BLOCK_BYTES // frame_bytes)
-    start = 0
-    for size in chunks[0]:
-        for first in range(start, start + size, most):
-            last = min(first + most, start + size)
-            yield first, np.asarray(stack[first:last])
-        start += size
+    bounds = np.cumsum((0, *chunks[0]))
+    first = 0
+    for i, end in enumerate(bounds[1:], start=1):
+        full = end - first >= step or i == len(bounds) - 1
+        if not full and bounds[i + 1] - first <= most:
+            continue  # join the next chunk too
+        for a in range(first, end, most):
+            yield int(a), np.asarray(stack[a : min(a + most, end)])
+        first = end
 
 
 def _check_not_empty(shape: tuple[int, ...]) -> None:
@@ -398,7 +403,10 @@ def save_zarr(
         )
         store.attrs.update(json_safe(metadata or {}))
         for start, block in frame_blocks(data):
-            store[start : start + len(block)] = block
+            # One chunk per call: a call writing many chunks writes them concurrently, and
+            # after a failure (a full disk) some of them land after the clean-up.
+            for i, frame in enumerate(block, start=start):
+                store[i] = frame
             if progress is not None:
                 progress(start + len(block))
         if final.exists():
