@@ -7,8 +7,8 @@ vectorise numba code, each worth 3-5x here:
 
 * the lane count is a run-time value (a compile-time 16 gets the loop fully unrolled and
   left scalar);
-* the hot loops live in plain ``njit`` functions called from the ``prange`` body, not in
-  the body itself (parfor bodies do not vectorise);
+* the hot loops live in plain ``njit`` functions (numba's ``prange`` bodies do not
+  vectorise; the kernels are run on several threads by ``_in_threads`` instead);
 * arrays are indexed by bare loop variables on sliced views: ``row[b]`` on
   ``row = frame[p0:p1]``, never ``frame[p0 + b]``, whose possibly negative index numba
   wraps at run time, which turns every access into a scalar one.
@@ -19,9 +19,12 @@ and a scale per frame also carry the brightness compensation (``gmm.frame_transf
 """
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 LOG_2PI = math.log(2.0 * math.pi)
 FIT_LANES = 128  # pixels fitted together
@@ -30,12 +33,14 @@ FIT_FIRST_ROUND, FIT_ROUND = 4, 3
 RANK_SAMPLES = 64  # up to this many samples, quantiles by rank; beyond, by sorting
 SCORE_TILE = 256  # pixels scored together, frame after frame (their model stays in cache)
 SCORE_FRAMES = 64  # frames of another dtype than uint8 or float32 converted at a time
+BLOCK_PIXELS = 4096  # pixels per work item of the per-pixel passes
 
 # Fast-math without the no-NaN / no-inf assumptions: the maths never produces either,
 # but the flags would let LLVM drop checks that the validation at the boundary relies on.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # error_model="numpy": no ZeroDivisionError branch in every division (it blocks SIMD).
-_OPTS = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+# nogil: the kernels run on several Python threads at once (see _in_threads).
+_OPTS = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy", "nogil": True}
 
 _F = np.float32
 _ZERO = _F(0.0)
@@ -108,11 +113,42 @@ def _supported(frames: np.ndarray) -> np.ndarray:
     return frames if frames.dtype in (np.uint8, np.float32) else frames.astype(np.float32)
 
 
-def _interleaved(n_items: int) -> np.ndarray:
-    # Work items in an order that deals neighbours to different threads: prange hands
-    # out contiguous ranges, and neighbouring tiles cost alike (a busy road, the sky).
-    i = np.arange(n_items)
-    return np.argsort(i % 16, kind="stable").astype(np.int64)
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    # NUMBA_NUM_THREADS, as for numba's own parallel loops (set it per dask worker).
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def _blocks(n_pixels: int) -> int:
+    return (n_pixels + BLOCK_PIXELS - 1) // BLOCK_PIXELS
+
+
+def _in_threads(worker, n_items: int, *args) -> None:
+    """Run ``worker(*args, items)`` on every thread, each with its share of the items.
+
+    The kernels are plain ``nogil`` functions run on a pool of Python threads rather than
+    numba ``prange`` loops: a parallel loop costs some 20 s of compilation each, and
+    nested in dask's own threads it oversubscribes the cores.  Item i goes to thread
+    i % n, so neighbouring tiles, which cost alike (a busy road, the sky), are shared.
+    """
+    global _POOL
+    n = min(_threads(), n_items)
+    if n <= 1:
+        worker(*args, np.arange(n_items, dtype=np.int64))
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_threads() - 1, thread_name_prefix="napari-gmm-bg")
+    parts = [np.arange(i, n_items, n, dtype=np.int64) for i in range(n)]
+    futures = [_POOL.submit(worker, *args, part) for part in parts[1:]]
+    try:
+        worker(*args, parts[0])
+    finally:
+        for future in futures:
+            future.result()
 
 
 # --- fit: deterministic start and EM, one block of pixels at a time ----------------------
@@ -554,31 +590,28 @@ def _fit_block(
                 VAR[k, c, p] = var[k, c, b]
 
 
-@njit(parallel=True, **_OPTS)
-def _fit_round(
+@njit(**_OPTS)
+def _fit_blocks(
     samples,
     pixels,
-    offsets,
-    scales,
+    off,
+    sc,
     starts,
     first,
     max_iter,
     tol,
-    reg_covar,
+    reg,
     lanes,
-    order,
     W,
     MU,
     VAR,
     PREV,
     ACTIVE,
+    items,
 ):
-    off = offsets.astype(np.float32)
-    sc = scales.astype(np.float32)
-    reg = _F(reg_covar)
     n = pixels.shape[0]
-    for i in prange(order.shape[0]):
-        p0 = order[i] * lanes
+    for i in items:
+        p0 = i * lanes
         _fit_block(
             samples,
             pixels[p0 : min(p0 + lanes, n)],
@@ -618,15 +651,21 @@ def _store_sorted_range(W, MU, VAR, weights, means, variances, start, stop):
                 variances[p, i, c] = VAR[k, c, p]
 
 
-@njit(parallel=True, **_OPTS)
-def _store_sorted(W, MU, VAR, weights, means, variances):
+@njit(**_OPTS)
+def _store_sorted(W, MU, VAR, weights, means, variances, items):
     # Each pixel's components, sorted by weight, heaviest first (stable), into
-    # (P, K) and (P, K, C) outputs.
+    # (P, K) and (P, K, C) outputs; items: blocks of BLOCK_PIXELS pixels.
     n_pixels = W.shape[1]
-    step = 4096
-    for i in prange((n_pixels + step - 1) // step):
+    for i in items:
         _store_sorted_range(
-            W, MU, VAR, weights, means, variances, i * step, min((i + 1) * step, n_pixels)
+            W,
+            MU,
+            VAR,
+            weights,
+            means,
+            variances,
+            i * BLOCK_PIXELS,
+            min((i + 1) * BLOCK_PIXELS, n_pixels),
         )
 
 
@@ -656,19 +695,19 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     done, first = 0, True
     while first or (done < max_iter and len(pixels)):
         iterations = min(FIT_ROUND if done else FIT_FIRST_ROUND, int(max_iter) - done)
-        order = _interleaved((len(pixels) + lanes - 1) // lanes)
-        _fit_round(
+        _in_threads(
+            _fit_blocks,
+            (len(pixels) + lanes - 1) // lanes,
             samples,
             pixels,
-            offsets,
-            scales,
+            np.asarray(offsets, np.float32),
+            np.asarray(scales, np.float32),
             starts,
             first,
             iterations,
             float(tol),
-            float(reg_covar),
+            _F(reg_covar),
             lanes,
-            order,
             *state,
         )
         done += iterations
@@ -677,7 +716,7 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     weights = np.empty((n_pixels, k), np.float32)
     means = np.empty((n_pixels, k, n_channels), np.float32)
     variances = np.empty((n_pixels, k, n_channels), np.float32)
-    _store_sorted(*state[:3], weights, means, variances)
+    _in_threads(_store_sorted, _blocks(n_pixels), *state[:3], weights, means, variances)
     return weights, means, variances
 
 
@@ -862,29 +901,13 @@ def _score_tile_frames(
             out_t[b] = lab[b]
 
 
-@njit(parallel=True, **_OPTS)
-def _score_pixels(
-    frames,
-    offsets,
-    scales,
-    mu,
-    iv,
-    lc,
-    log_nb,
-    threshold,
-    tau,
-    distortion2,
-    labels,
-    out,
-    tile,
-    order,
+@njit(**_OPTS)
+def _score_tiles(
+    frames, off, sc, mu, iv, lc, log_nb, thr, tau, distortion2, labels, out, tile, items
 ):
     n_pixels = mu.shape[2]
-    off = offsets.astype(np.float32)
-    sc = scales.astype(np.float32)
-    thr = _F(threshold)
-    for i in prange(order.shape[0]):
-        p0 = order[i] * tile
+    for i in items:
+        p0 = i * tile
         _score_tile(
             frames,
             off,
@@ -894,8 +917,8 @@ def _score_pixels(
             lc,
             log_nb,
             thr,
-            _F(tau),
-            _F(distortion2),
+            tau,
+            distortion2,
             labels,
             out,
             p0,
@@ -928,11 +951,14 @@ def score_pixels(
     """
     tile = SCORE_TILE
     n_pixels = mu.shape[2]
-    order = _interleaved((n_pixels + tile - 1) // tile)
+    offsets = np.asarray(offsets, np.float32)
+    scales = np.asarray(scales, np.float32)
     # Other dtypes are converted SCORE_FRAMES frames at a time, to bound the copy.
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
     for t in range(0, len(frames), step):
-        _score_pixels(
+        _in_threads(
+            _score_tiles,
+            (n_pixels + tile - 1) // tile,
             _supported(frames[t : t + step]),
             offsets[t : t + step],
             scales[t : t + step],
@@ -940,35 +966,43 @@ def score_pixels(
             iv,
             lc,
             log_nb,
-            float(threshold),
-            float(shadow_tau),
-            float(shadow_distortion) ** 2,
+            _F(threshold),
+            _F(shadow_tau),
+            _F(float(shadow_distortion) ** 2),
             out.dtype == np.uint8,
             out[t : t + step],
             tile,
-            order,
         )
 
 
-@njit(parallel=True, **_OPTS)
-def _scoring_arrays(weights, means, variances, n_background, not_background, mu, iv, lc):
-    n_pixels, n_components, n_channels = means.shape
-    for p in prange(n_pixels):
-        nb = n_background[p]
-        total = 0.0
-        for k in range(nb):
-            total += weights[p, k]
-        for k in range(n_components):
-            log_det = 0.0
-            for c in range(n_channels):
-                v = np.float64(variances[p, k, c])
-                mu[k, c, p] = means[p, k, c]
-                iv[k, c, p] = 1.0 / v
-                log_det += math.log(v)
-            if k < nb:
-                lc[k, p] = math.log(weights[p, k] / total) - 0.5 * (n_channels * LOG_2PI + log_det)
-            else:
-                lc[k, p] = not_background
+@njit(**_OPTS)
+def _scoring_arrays(weights, means, variances, n_background, not_background, mu, iv, lc, items):
+    n_pixels = means.shape[0]
+    for i in items:
+        for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+            _pixel_scoring_arrays(
+                weights, means, variances, n_background, not_background, mu, iv, lc, p
+            )
+
+
+@njit(**_OPTS)
+def _pixel_scoring_arrays(weights, means, variances, n_background, not_background, mu, iv, lc, p):
+    _, n_components, n_channels = means.shape
+    nb = n_background[p]
+    total = 0.0
+    for k in range(nb):
+        total += weights[p, k]
+    for k in range(n_components):
+        log_det = 0.0
+        for c in range(n_channels):
+            v = np.float64(variances[p, k, c])
+            mu[k, c, p] = means[p, k, c]
+            iv[k, c, p] = 1.0 / v
+            log_det += math.log(v)
+        if k < nb:
+            lc[k, p] = math.log(weights[p, k] / total) - 0.5 * (n_channels * LOG_2PI + log_det)
+        else:
+            lc[k, p] = not_background
 
 
 def scoring_arrays(weights, means, variances, n_background, not_background):
@@ -982,19 +1016,27 @@ def scoring_arrays(weights, means, variances, n_background, not_background):
     mu = np.empty((k, c, n_pixels), np.float32)
     iv = np.empty((k, c, n_pixels), np.float32)
     lc = np.empty((k, n_pixels), np.float32)
-    _scoring_arrays(
-        weights, means, variances, n_background.astype(np.int64), float(not_background), mu, iv, lc
+    _in_threads(
+        _scoring_arrays,
+        _blocks(n_pixels),
+        weights,
+        means,
+        variances,
+        n_background.astype(np.int64),
+        float(not_background),
+        mu,
+        iv,
+        lc,
     )
     return mu, iv, lc
 
 
-@njit(parallel=True, **_OPTS)
-def _median_over_frames(values, out):
+@njit(**_OPTS)
+def _median_over_frames(values, out, items):
     n, n_pixels = values.shape
-    step = 1024
-    for i in prange((n_pixels + step - 1) // step):
-        column = np.empty(n, values.dtype)
-        for p in range(i * step, min((i + 1) * step, n_pixels)):
+    column = np.empty(n, values.dtype)
+    for i in items:
+        for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
             for t in range(n):
                 column[t] = values[t, p]
             out[p] = np.median(column)
@@ -1004,7 +1046,7 @@ def median_over_frames(values):
     """Each pixel's median over the first axis of ``(T, ...)`` (numpy.median(axis=0))."""
     flat = values.reshape(len(values), -1)
     out = np.empty(flat.shape[1], values.dtype)
-    _median_over_frames(flat, out)
+    _in_threads(_median_over_frames, _blocks(flat.shape[1]), flat, out)
     return out.reshape(values.shape[1:])
 
 
@@ -1042,7 +1084,12 @@ def _majority_frame(labels, size, out):
             out_row[x] = 1 if acc[x] > half else (2 if row[x] == 2 else 0)
 
 
-@njit(parallel=True, **_OPTS)
+@njit(**_OPTS)
+def _majority_frames(labels, size, items):
+    for t in items:
+        _majority_frame(labels[t].copy(), size, labels[t])
+
+
 def majority_filter(labels, size):
     """Median-filter the foreground (label 1) of every frame, in place; shadows (2) stay
     where the filtered foreground does not cover them.
@@ -1051,8 +1098,7 @@ def majority_filter(labels, size):
     ``size`` with the border replicated, equal to ``cv2.medianBlur``.  labels:
     ``(T, Y, X)`` uint8.  In place, so a long stack costs no second stack of memory.
     """
-    for t in prange(labels.shape[0]):
-        _majority_frame(labels[t].copy(), size, labels[t])
+    _in_threads(_majority_frames, labels.shape[0], labels, int(size))
 
 
 # --- brightness ---------------------------------------------------------------------------
@@ -1102,22 +1148,20 @@ def _frame_band_medians_uint8(frame, pixels, band_of, sizes, o, s, counts, out):
         out[j] = (_F(0.5 * (lo + hi)) * inv_c - o) * s
 
 
-@njit(parallel=True, **_OPTS)
-def _band_medians(frames, pixels, bounds, offset, scale, out):
-    o = _F(offset)
-    s = _F(scale)
-    for t in prange(frames.shape[0]):
-        values = np.empty(pixels.shape[0], np.float32)
-        _frame_band_medians(frames[t], pixels, bounds, o, s, values, out[t])
+@njit(**_OPTS)
+def _band_medians(frames, pixels, bounds, offset, scale, out, items):
+    values = np.empty(pixels.shape[0], np.float32)
+    for t in items:
+        _frame_band_medians(frames[t], pixels, bounds, _F(offset), _F(scale), values, out[t])
 
 
-@njit(parallel=True, **_OPTS)
-def _band_medians_uint8(frames, pixels, band_of, sizes, offset, scale, out):
-    o = _F(offset)
-    s = _F(scale)
-    for t in prange(frames.shape[0]):
-        counts = np.empty((sizes.shape[0], 256 * frames.shape[2]), np.int64)
-        _frame_band_medians_uint8(frames[t], pixels, band_of, sizes, o, s, counts, out[t])
+@njit(**_OPTS)
+def _band_medians_uint8(frames, pixels, band_of, sizes, offset, scale, out, items):
+    counts = np.empty((sizes.shape[0], 256 * frames.shape[2]), np.int64)
+    for t in items:
+        _frame_band_medians_uint8(
+            frames[t], pixels, band_of, sizes, _F(offset), _F(scale), counts, out[t]
+        )
 
 
 def band_medians(frames, pixels, bounds, offset, scale):
@@ -1130,7 +1174,9 @@ def band_medians(frames, pixels, bounds, offset, scale):
     if frames.dtype == np.uint8:
         band_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
         order = np.argsort(pixels, kind="stable")
-        _band_medians_uint8(
+        _in_threads(
+            _band_medians_uint8,
+            len(frames),
             frames,
             pixels[order],
             band_of[order],
@@ -1142,7 +1188,9 @@ def band_medians(frames, pixels, bounds, offset, scale):
     else:  # the pixels gathered first, then read as float32
         picked = _supported(frames[:, pixels])
         everyone = np.arange(len(pixels), dtype=np.int64)
-        _band_medians(picked, everyone, bounds, float(offset), float(scale), out)
+        _in_threads(
+            _band_medians, len(frames), picked, everyone, bounds, float(offset), float(scale), out
+        )
     return out
 
 
@@ -1161,9 +1209,9 @@ def _frame_luminance(frame, stride, o, s, out):
             out_row[j] = (acc * inv_c - o) * s
 
 
-@njit(parallel=True, **_OPTS)
-def _luminance_grid(frames, stride, offset, scale, out):
-    for t in prange(frames.shape[0]):
+@njit(**_OPTS)
+def _luminance_grid(frames, stride, offset, scale, out, items):
+    for t in items:
         _frame_luminance(frames[t], stride, _F(offset), _F(scale), out[t])
 
 
@@ -1179,7 +1227,7 @@ def luminance_grid(frames, stride, offset, scale):
     out = np.empty(
         (n_frames, (height + stride - 1) // stride, (width + stride - 1) // stride), np.float32
     )
-    _luminance_grid(frames, int(stride), float(offset), float(scale), out)
+    _in_threads(_luminance_grid, n_frames, frames, int(stride), float(offset), float(scale), out)
     return out
 
 
@@ -1942,69 +1990,26 @@ def _heaviest_mean(w, mu, top, taken, out, n):
             taken[b] += _ONE if taken[b] == _ZERO and wk[b] == top[b] else _ZERO
 
 
-@njit(parallel=True, **_OPTS)
-def _online_update(
-    frames, offsets, scales, alphas, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, order
+@njit(**_OPTS)
+def _online_tiles(
+    frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
-    off = offsets.astype(np.float32)
-    sc = scales.astype(np.float32)
-    al = alphas.astype(np.float32)
     rgb = mu.shape[1] == 3
     fused = rgb and mu.shape[0] == 3 and settings[5] == 0.0 and tile <= SCORE_TILE
-    for i in prange(order.shape[0]):
-        p0 = order[i] * tile
+    for i in items:
+        p0 = i * tile
+        n = min(tile, n_pixels - p0)
         if fused:
-            _online_tile_k3_rgb(
-                frames,
-                off,
-                sc,
-                al,
-                w,
-                mu,
-                var,
-                ln,
-                nm,
-                settings,
-                out_ll,
-                p0,
-                min(tile, n_pixels - p0),
-            )
-            continue
-        if rgb:
+            _online_tile_k3_rgb(frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, p0, n)
+        elif rgb:
             _online_tile_rgb(
-                frames,
-                off,
-                sc,
-                al,
-                w,
-                mu,
-                var,
-                ln,
-                nm,
-                settings,
-                out_ll,
-                out_shadow,
-                p0,
-                min(tile, n_pixels - p0),
+                frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
             )
-            continue
-        _online_tile(
-            frames,
-            off,
-            sc,
-            al,
-            w,
-            mu,
-            var,
-            ln,
-            nm,
-            settings,
-            out_ll,
-            out_shadow,
-            p0,
-            min(tile, n_pixels - p0),
-        )
+        else:
+            _online_tile(
+                frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
+            )
 
 
 def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_shadow):
@@ -2019,16 +2024,16 @@ def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_
     """
     tile = SCORE_TILE
     n_pixels = state[0].shape[1]
-    order = _interleaved((n_pixels + tile - 1) // tile)
-    _online_update(
+    _in_threads(
+        _online_tiles,
+        (n_pixels + tile - 1) // tile,
         _supported(frames),
-        offsets,
-        scales,
-        alphas,
+        np.asarray(offsets, np.float32),
+        np.asarray(scales, np.float32),
+        np.asarray(alphas, np.float32),
         *state,
         tuple(float(v) for v in settings),
         out_ll,
         out_shadow,
         tile,
-        order,
     )
