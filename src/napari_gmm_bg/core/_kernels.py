@@ -1480,8 +1480,16 @@ def _online_tile(
     nm_all[p0 : p0 + n] = nm
 
 
+# Rows of the flat scratch of _online_tile_k3_rgb, SCORE_TILE lanes each: one
+# allocation with compile-time distances between its rows is what lets LLVM vectorise a
+# loop that stores to all of them (rows of a 2-D array, or separate arrays, do not).
+_W, _M, _V, _LN, _NM = 0, 3, 12, 15, 18
+_SSUM, _LL, _BEST, _TOTAL, _NEWVAR, _NEWLN, _SLOT = 19, 20, 21, 22, 23, 24, 25
+_N_ROWS = 26
+
+
 @njit(**_OPTS)
-def _online_tile_rgb(
+def _online_tile_k3_rgb(
     frames,
     off,
     sc,
@@ -1497,9 +1505,9 @@ def _online_tile_rgb(
     p0,
     n,
 ):
-    # _online_tile for three channels, with the same arithmetic in fewer, fused loops: a
-    # loop that stores to several arrays vectorises only while each is an allocation of
-    # its own, so the channels of x and of the means live in separate arrays here.
+    # _online_tile for the default three components of three channels: the same
+    # decisions, one fused loop per frame over a flat scratch S whose rows are SCORE_TILE
+    # apart (row r, lane b: S[r * L + b]).
     ratio = _F(settings[0])
     match = _F(settings[1])
     var_init = _F(settings[2])
@@ -1507,287 +1515,6 @@ def _online_tile_rgb(
     var_max = _F(settings[4])
     tau = _F(settings[5])
     distortion2 = _F(settings[6])
-    n_frames = frames.shape[0]
-    n_components = w_all.shape[0]
-    w = np.empty((n_components, n), np.float32)
-    m0 = np.empty((n_components, n), np.float32)
-    m1 = np.empty((n_components, n), np.float32)
-    m2 = np.empty((n_components, n), np.float32)
-    var = np.empty((n_components, n), np.float32)
-    ln = np.empty((n_components, n), np.float32)
-    nm = np.empty(n, np.float32)
-    for k in range(n_components):
-        w[k] = w_all[k, p0 : p0 + n]
-        var[k] = var_all[k, p0 : p0 + n]
-        ln[k] = ln_all[k, p0 : p0 + n]
-        m0[k] = mu_all[k, 0, p0 : p0 + n]
-        m1[k] = mu_all[k, 1, p0 : p0 + n]
-        m2[k] = mu_all[k, 2, p0 : p0 + n]
-    nm[:] = nm_all[p0 : p0 + n]
-    x0 = np.empty(n, np.float32)
-    x1 = np.empty(n, np.float32)
-    x2 = np.empty(n, np.float32)
-    d2 = np.empty((n_components, n), np.float32)
-    lp = np.empty((n_components, n), np.float32)
-    sel = np.empty((n_components, n), np.float32)
-    best = np.empty(n, np.float32)
-    total = np.empty(n, np.float32)
-    ssum = np.empty(n, np.float32)
-    ll = np.empty(n, np.float32)
-    top = np.empty(n, np.float32)
-    slot = np.empty(n, np.float32)
-    matched = np.empty(n, np.float32)
-    new_var = np.empty(n, np.float32)
-    new_ln = np.empty(n, np.float32)
-    x = np.empty((3, n), np.float32)
-    heavy = np.empty((3, n), np.float32)
-    mu = np.empty((n_components, 3, n), np.float32)
-    lab = np.empty(n, np.uint8)
-    fbits, ibits, mbits, mfloat = _log_scratch(n)
-    half_c = _F(1.5)
-    log_2pi = _F(LOG_2PI)
-    inv_c = _ONE / _F(3.0)
-    big = _F(1e30)
-    kmax = _F(n_components)
-    for t in range(n_frames):
-        a = alphas[t]
-        o = off[t]
-        s = sc[t]
-        row = frames[t, p0 * 3 : (p0 + n) * 3]
-        for b in range(n):
-            x0[b] = (_F(row[3 * b]) - o) * s
-            x1[b] = (_F(row[3 * b + 1]) - o) * s
-            x2[b] = (_F(row[3 * b + 2]) - o) * s
-        for k in range(n_components):
-            _rgb_distance(x0, x1, x2, m0[k], m1[k], m2[k], var[k], d2[k])
-        # Background: slot k is one when the weights ranked before it sum to <= ratio.
-        for k in range(n_components):
-            sk = sel[k]
-            wk = w[k]
-            for b in range(n):
-                sk[b] = _ZERO
-            for j in range(n_components):
-                if j == k:
-                    continue
-                wj = w[j]
-                first = j < k
-                for b in range(n):
-                    ahead = wj[b] > wk[b] or (first and wj[b] == wk[b])
-                    sk[b] += wj[b] if ahead else _ZERO
-            f = _F(k)
-            for b in range(n):
-                sk[b] = _ONE if f < nm[b] and sk[b] <= ratio else _ZERO
-        for b in range(n):
-            total[b] = _ZERO
-            best[b] = -big
-        for k in range(n_components):
-            _background_terms(sel[k], w[k], ln[k], d2[k], total, lp[k], best, big)
-        for b in range(n):
-            ssum[b] = _ZERO
-        for k in range(n_components):
-            lpk = lp[k]
-            wk = w[k]
-            sk = sel[k]
-            for b in range(n):
-                ssum[b] += sk[b] * wk[b] * _exp_neg(lpk[b] - best[b])
-        for b in range(n):
-            ssum[b] = ssum[b] / total[b] if total[b] > _ZERO else _ONE
-        _log_lanes(ssum, ll, n, fbits, ibits, mbits, mfloat)
-        ll_t = out_ll[t, p0 : p0 + n]
-        for b in range(n):
-            ll_t[b] = ll[b] + best[b] if total[b] > _ZERO else _ZERO
-        if tau > _ZERO:
-            x[0] = x0
-            x[1] = x1
-            x[2] = x2
-            for k in range(n_components):
-                mu[k, 0] = m0[k]
-                mu[k, 1] = m1[k]
-                mu[k, 2] = m2[k]
-            _heaviest_mean(w, mu, top, matched, heavy, n)
-            for b in range(n):
-                lab[b] = 1 if nm[b] > _ZERO else 0
-            _shadow_labels(x, heavy, lab, n, tau, distortion2)
-            sh_t = out_shadow[t, p0 : p0 + n]
-            for b in range(n):
-                sh_t[b] = lab[b] == 2
-        # Update, as _online_tile.
-        for b in range(n):
-            top[b] = -_ONE
-        for k in range(n_components):
-            wk = w[k]
-            d2k = d2[k]
-            f = _F(k)
-            for b in range(n):
-                ok = f < nm[b] and d2k[b] < match
-                top[b] = max(top[b], wk[b] if ok else -_ONE)
-        for b in range(n):
-            matched[b] = _ZERO
-            slot[b] = -_ONE
-        for k in range(n_components):
-            _take_match(w[k], d2[k], nm, top, _F(k), match, sel[k], matched)
-        decay = _ONE - a
-        for k in range(n_components):
-            _rgb_update(
-                x0,
-                x1,
-                x2,
-                sel[k],
-                d2[k],
-                w[k],
-                m0[k],
-                m1[k],
-                m2[k],
-                var[k],
-                slot,
-                new_var,
-                _F(k),
-                a,
-                decay,
-                inv_c,
-                var_min,
-                var_max,
-            )
-        for b in range(n):
-            top[b] = big
-        for k in range(n_components):
-            wk = w[k]
-            f = _F(k)
-            for b in range(n):
-                top[b] = min(top[b], wk[b] if f < nm[b] else big)
-        for k in range(n_components):
-            wk = w[k]
-            f = _F(k)
-            for b in range(n):
-                weakest = f < nm[b] and wk[b] == top[b]
-                free = nm[b] < kmax
-                take = matched[b] == _ZERO and ((free and f == nm[b]) or (not free and weakest))
-                slot[b] = f if take else slot[b]
-        for b in range(n):
-            grow = matched[b] == _ZERO and nm[b] < kmax
-            nm[b] += _ONE if grow else _ZERO
-            new_var[b] = new_var[b] if matched[b] > _ZERO else var_init
-        for k in range(n_components):
-            _rgb_new_component(
-                x0,
-                x1,
-                x2,
-                matched,
-                slot,
-                nm,
-                _F(k),
-                a,
-                var_init,
-                w[k],
-                var[k],
-                m0[k],
-                m1[k],
-                m2[k],
-            )
-        _log_lanes(new_var, new_ln, n, fbits, ibits, mbits, mfloat)
-        for k in range(n_components):
-            lnk = ln[k]
-            f = _F(k)
-            for b in range(n):
-                lnk[b] = -half_c * (log_2pi + new_ln[b]) if slot[b] == f else lnk[b]
-        for b in range(n):
-            total[b] = _ZERO
-        for k in range(n_components):
-            wk = w[k]
-            for b in range(n):
-                total[b] += wk[b]
-        for k in range(n_components):
-            wk = w[k]
-            for b in range(n):
-                wk[b] = wk[b] / total[b]
-    for k in range(n_components):
-        w_all[k, p0 : p0 + n] = w[k]
-        var_all[k, p0 : p0 + n] = var[k]
-        ln_all[k, p0 : p0 + n] = ln[k]
-        mu_all[k, 0, p0 : p0 + n] = m0[k]
-        mu_all[k, 1, p0 : p0 + n] = m1[k]
-        mu_all[k, 2, p0 : p0 + n] = m2[k]
-    nm_all[p0 : p0 + n] = nm
-
-
-@njit(inline="always", **_OPTS)
-def _rgb_distance(x0, x1, x2, m0, m1, m2, var, d2):
-    for b in range(d2.shape[0]):
-        e0 = x0[b] - m0[b]
-        e1 = x1[b] - m1[b]
-        e2 = x2[b] - m2[b]
-        d2[b] = (e0 * e0 + e1 * e1 + e2 * e2) / var[b]
-
-
-@njit(inline="always", **_OPTS)
-def _background_terms(sel, w, ln, d2, total, lp, best, big):
-    for b in range(lp.shape[0]):
-        on = sel[b] > _ZERO
-        total[b] += w[b] if on else _ZERO
-        v = ln[b] - _HALF * d2[b] if on else -big
-        lp[b] = v
-        best[b] = max(best[b], v)
-
-
-@njit(inline="always", **_OPTS)
-def _take_match(w, d2, nm, top, f, match, sel, matched):
-    for b in range(sel.shape[0]):
-        ok = matched[b] == _ZERO and f < nm[b] and d2[b] < match and w[b] == top[b]
-        sel[b] = _ONE if ok else _ZERO
-        matched[b] += _ONE if ok else _ZERO
-
-
-@njit(inline="always", **_OPTS)
-def _rgb_update(
-    x0, x1, x2, sel, d2, w, m0, m1, m2, var, slot, new_var, f, a, decay, inv_c, var_min, var_max
-):
-    # The matched component (sel 1) moves towards the sample with rate a / its weight.
-    for b in range(w.shape[0]):
-        hit = sel[b] > _ZERO
-        nw = w[b] * decay + (a if hit else _ZERO)
-        w[b] = nw
-        rate = a / nw if hit else _ZERO
-        m0[b] += rate * (x0[b] - m0[b])
-        m1[b] += rate * (x1[b] - m1[b])
-        m2[b] += rate * (x2[b] - m2[b])
-        v = var[b] + rate * (d2[b] * var[b] * inv_c - var[b])
-        v = min(max(v, var_min), var_max) if hit else var[b]
-        var[b] = v
-        slot[b] = f if hit else slot[b]
-        new_var[b] = v if hit else new_var[b]
-
-
-@njit(inline="always", **_OPTS)
-def _rgb_new_component(x0, x1, x2, matched, slot, nm, f, a, var_init, w, var, m0, m1, m2):
-    for b in range(w.shape[0]):
-        new = matched[b] == _ZERO and slot[b] == f
-        w[b] = (a if nm[b] > _ONE else _ONE) if new else w[b]
-        var[b] = var_init if new else var[b]
-        m0[b] = x0[b] if new else m0[b]
-        m1[b] = x1[b] if new else m1[b]
-        m2[b] = x2[b] if new else m2[b]
-
-
-# Rows of the flat scratch of _online_tile_k3_rgb, SCORE_TILE lanes each: one
-# allocation with compile-time distances between its rows is what lets LLVM vectorise a
-# loop that stores to all of them (rows of a 2-D array, or separate arrays, do not).
-_W, _M, _V, _LN, _NM = 0, 3, 12, 15, 18
-_SSUM, _LL, _BEST, _TOTAL, _NEWVAR, _NEWLN, _SLOT = 19, 20, 21, 22, 23, 24, 25
-_N_ROWS = 26
-
-
-@njit(**_OPTS)
-def _online_tile_k3_rgb(
-    frames, off, sc, alphas, w_all, mu_all, var_all, ln_all, nm_all, settings, out_ll, p0, n
-):
-    # _online_tile for the default three components of three channels, without shadows:
-    # the same decisions, one fused loop per frame over a flat scratch S whose rows are
-    # SCORE_TILE apart (row r, lane b: S[r * L + b]).
-    ratio = _F(settings[0])
-    match = _F(settings[1])
-    var_init = _F(settings[2])
-    var_min = _F(settings[3])
-    var_max = _F(settings[4])
     L = SCORE_TILE
     S = np.zeros(_N_ROWS * L, np.float32)
     for k in range(3):
@@ -1809,6 +1536,8 @@ def _online_tile_k3_rgb(
         s = sc[t]
         decay = _ONE - a
         row = frames[t, p0 * 3 : (p0 + n) * 3]
+        if tau > _ZERO:
+            _k3_rgb_shadows(S, row, o, s, tau, distortion2, out_shadow[t, p0 : p0 + n], n)
         for b in range(n):
             x0 = (_F(row[3 * b]) - o) * s
             x1 = (_F(row[3 * b + 1]) - o) * s
@@ -1964,6 +1693,39 @@ def _online_tile_k3_rgb(
 
 
 @njit(**_OPTS)
+def _k3_rgb_shadows(S, row, o, s, tau, distortion2, shadow, n):
+    # Shadows, before the update: the heaviest component's colour (ties: the lowest slot)
+    # darkened by a in [tau, 1), give or take the relative distortion (_shadow_labels).
+    L = SCORE_TILE
+    for b in range(n):
+        x0 = (_F(row[3 * b]) - o) * s
+        x1 = (_F(row[3 * b + 1]) - o) * s
+        x2 = (_F(row[3 * b + 2]) - o) * s
+        w0 = S[_W * L + b]
+        w1 = S[(_W + 1) * L + b]
+        w2 = S[(_W + 2) * L + b]
+        top = max(w0, max(w1, w2))
+        first = w0 == top
+        second = not first and w1 == top
+        k = 0 if first else (1 if second else 2)
+        h0 = S[(_M + 3 * k) * L + b]
+        h1 = S[(_M + 3 * k + 1) * L + b]
+        h2 = S[(_M + 3 * k + 2) * L + b]
+        den = h0 * h0 + h1 * h1 + h2 * h2
+        shade = (x0 * h0 + x1 * h1 + x2 * h2) / max(den, _F(1e-30))
+        e0 = x0 - shade * h0
+        e1 = x1 - shade * h1
+        e2 = x2 - shade * h2
+        shadow[b] = (
+            S[_NM * L + b] > _ZERO
+            and den > _ZERO
+            and shade >= tau
+            and shade < _ONE
+            and e0 * e0 + e1 * e1 + e2 * e2 < distortion2 * shade * shade * den
+        )
+
+
+@njit(**_OPTS)
 def _heaviest_mean(w, mu, top, taken, out, n):
     # out[c] = the mean of each lane's heaviest component (ties: the lowest slot).
     n_components, n_channels, _ = mu.shape
@@ -1995,15 +1757,12 @@ def _online_tiles(
     frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
-    rgb = mu.shape[1] == 3
-    fused = rgb and mu.shape[0] == 3 and settings[5] == 0.0 and tile <= SCORE_TILE
+    fused = mu.shape[0] == 3 and mu.shape[1] == 3 and tile <= SCORE_TILE
     for i in items:
         p0 = i * tile
         n = min(tile, n_pixels - p0)
         if fused:
-            _online_tile_k3_rgb(frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, p0, n)
-        elif rgb:
-            _online_tile_rgb(
+            _online_tile_k3_rgb(
                 frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
             )
         else:
