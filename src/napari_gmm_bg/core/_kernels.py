@@ -1232,6 +1232,21 @@ def luminance_grid(frames, stride, offset, scale):
 
 
 # --- on-line GMM ---------------------------------------------------------------------------
+@njit(inline="always", **_OPTS)
+def _online_settings(settings):
+    # (background_ratio, match_distance, var_init, var_min, var_max, shadow_tau,
+    # shadow_distortion ** 2) as float32, for lanes of float32.
+    return (
+        _F(settings[0]),
+        _F(settings[1]),
+        _F(settings[2]),
+        _F(settings[3]),
+        _F(settings[4]),
+        _F(settings[5]),
+        _F(settings[6]),
+    )
+
+
 @njit(**_OPTS)
 def _online_tile(
     frames,
@@ -1254,13 +1269,7 @@ def _online_tile(
     # ln (K, n); per pixel the slots in use, nm (n,), all float32.  Slots are not kept in
     # weight order (moving a component costs more than ranking the K weights when they
     # are needed); every branch of MOG2's per-pixel update is a select over the lanes.
-    ratio = _F(settings[0])
-    match = _F(settings[1])
-    var_init = _F(settings[2])
-    var_min = _F(settings[3])
-    var_max = _F(settings[4])
-    tau = _F(settings[5])
-    distortion2 = _F(settings[6])
+    ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
     n_frames = frames.shape[0]
     n_components, n_channels, _ = mu_all.shape
     w = np.empty((n_components, n), np.float32)
@@ -1508,13 +1517,7 @@ def _online_tile_k3_rgb(
     # _online_tile for the default three components of three channels: the same
     # decisions, one fused loop per frame over a flat scratch S whose rows are SCORE_TILE
     # apart (row r, lane b: S[r * L + b]).
-    ratio = _F(settings[0])
-    match = _F(settings[1])
-    var_init = _F(settings[2])
-    var_min = _F(settings[3])
-    var_max = _F(settings[4])
-    tau = _F(settings[5])
-    distortion2 = _F(settings[6])
+    ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
     L = SCORE_TILE
     S = np.zeros(_N_ROWS * L, np.float32)
     for k in range(3):

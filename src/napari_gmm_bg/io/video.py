@@ -106,14 +106,19 @@ def read_frame_folder(folder: str | os.PathLike) -> np.ndarray:
     frames = np.empty((len(files),) + first.shape, dtype=first.dtype)
     frames[0] = first
     for i, path in enumerate(files[1:], start=1):
-        image = _read_image(path)
-        if image.shape != first.shape or image.dtype != first.dtype:
-            raise ValueError(
-                f"frames differ in size: {files[0].name} is {first.shape} {first.dtype}, "
-                f"{path.name} is {image.shape} {image.dtype}"
-            )
-        frames[i] = image
+        frames[i] = _read_like(path, first, files[0])
     return frames
+
+
+def _read_like(path: Path, first: np.ndarray, first_path: Path) -> np.ndarray:
+    # A frame, checked against the folder's first one.
+    image = _read_image(path)
+    if image.shape != first.shape or image.dtype != first.dtype:
+        raise ValueError(
+            f"frames differ in size: {first_path.name} is {first.shape} {first.dtype}, "
+            f"{path.name} is {image.shape} {image.dtype}"
+        )
+    return image
 
 
 def _png_jpeg_size(path: Path) -> tuple[int, int] | None:
@@ -229,13 +234,7 @@ def open_frame_folder(
         start = block_id[0] * chunk
         block = np.empty((min(chunk, n - start),) + first.shape, first.dtype)
         for k, path in enumerate(files[start : start + len(block)]):
-            image = _read_image(path)
-            if image.shape != first.shape or image.dtype != first.dtype:
-                raise ValueError(
-                    f"frames differ: {files[0].name} is {first.shape} {first.dtype}, "
-                    f"{path.name} is {image.shape} {image.dtype}"
-                )
-            block[k] = image
+            block[k] = _read_like(path, first, files[0])
         return block
 
     token = hashlib.sha1(
