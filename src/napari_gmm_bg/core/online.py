@@ -38,6 +38,9 @@ from .gmm import (
     frame_transform,
 )
 
+#: Frames between renewals of the brightness reference (the background's luminance).
+REFERENCE_FRAMES = 64
+
 
 @dataclass(frozen=True)
 class OnlineSettings:
@@ -237,14 +240,17 @@ def run_online_steps(
     rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
     grid_shape = (len(rows), len(cols))
     grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
+    reference, reference_until = None, 0
     yield 0, n
     for start in range(0, n, chunk):
         block = first if start == 0 else frames.read(slice(start, min(start + chunk, n)))
         stop = start + len(block)
         correction = None
         if settings.compensate_brightness and start > 0:
-            grid = heaviest_means(state, grid_pixels).reshape(c, *grid_shape)
-            reference = BrightnessReference(grid.mean(axis=0))
+            if start >= reference_until:  # the background drifts slowly: renew it now and then
+                grid = heaviest_means(state, grid_pixels).reshape(c, *grid_shape)
+                reference = BrightnessReference(grid.mean(axis=0))
+                reference_until = start + REFERENCE_FRAMES
             correction = reference.correction_of_frames(block, intensity)
         offsets, scales = frame_transform(intensity, correction, len(block))
         alphas = 1.0 / np.minimum(2 * np.arange(start + 1, stop + 1), settings.history)
