@@ -35,3 +35,9 @@ def test_open_cdnet_refuses_ground_truth_of_another_size(cdnet_folder):
     cv2.imwrite(str(cdnet_folder / "groundtruth" / "gt000007.png"), np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="gt000007.png does not match"):
         open_cdnet(cdnet_folder)
+
+
+def test_a_malformed_temporal_roi_is_a_clear_error(cdnet_folder):
+    (cdnet_folder / "temporalROI.txt").write_text("470\n")
+    with pytest.raises(ValueError, match="temporalROI.txt: expected two frame numbers"):
+        open_cdnet(cdnet_folder)

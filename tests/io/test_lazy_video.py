@@ -1,4 +1,6 @@
+import dataclasses
 import pickle
+import time
 from fractions import Fraction
 
 import av
@@ -246,3 +248,30 @@ def test_mpeg_program_stream_is_frame_accurate(tmp_path, long_gop, gop):
     sequential = read_video_file(path)
     for i in range(120, 88, -1):  # backwards over keyframes
         np.testing.assert_array_equal(video[i].compute(), sequential[i])
+
+
+def test_a_frame_missing_from_the_stream_fails_and_the_decoder_stops(long_gop):
+    path, sequential = long_gop
+    video, index = open_video(path, chunk=1)
+    reader = reader_of(video)
+    # An index that promises one frame more than the file holds.
+    step = int(index.pts[-1] - index.pts[-2])
+    reader.index = dataclasses.replace(index, pts=np.append(index.pts, index.pts[-1] + step))
+    reader.n += 1
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        reader.read(reader.n - 1, reader.n)
+    deadline = time.monotonic() + 30
+    while any(d.busy for d in reader._decoders) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(d.busy for d in reader._decoders), "a decoder kept seeking"
+    np.testing.assert_array_equal(reader.read(5, 6)[0], sequential[5])  # still serves
+
+
+def test_a_damaged_index_beside_the_video_is_rebuilt(tmp_path, numbered):
+    path = encode_avi(tmp_path / "clip.avi", numbered)
+    open_video(path)
+    (kept,) = tmp_path.glob(".clip.avi.*.frames.npz")
+    kept.write_bytes(b"PK\x03\x04 not really a zip file")
+    video, _ = open_video(path)
+    np.testing.assert_array_equal(video[7].compute(), read_video_file(path)[7])
+    assert {p.name for p in tmp_path.iterdir()} == {"clip.avi", kept.name}  # no .part left

@@ -72,7 +72,8 @@ def test_moov_at_the_end_and_64_bit_sizes(tmp_path, frames):
     moov = data.index(b"moov") - 4
     assert moov > at  # PyAV writes the moov box after the media
     rewritten = data[:at] + large + data[at + 8 :]
-    # Chunk offsets move by 8: patch them through the parsed table rather than by hand.
+    # The 64-bit size moves the media by 8 bytes; the stco offsets are not patched (this
+    # checks the box parsing only, not decoding the rewritten file).
     table = read_sample_table(path)
     big = tmp_path / "big.mp4"
     big.write_bytes(rewritten)

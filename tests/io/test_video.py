@@ -1,8 +1,11 @@
+import os
+
 import cv2
 import dask.array as da
 import numpy as np
 import PIL.Image
 import pytest
+import tifffile
 
 from napari_gmm_bg.io.video import image_size, open_frame_folder, read_video
 
@@ -74,3 +77,24 @@ def test_a_frame_of_another_kind_is_found_when_read(tmp_path):
     assert video[1].compute().shape == (8, 8, 3)
     with pytest.raises(ValueError, match="in3.png"):
         video[2].compute()
+
+
+def test_a_folder_of_float_tiff_frames_opens_lazily(tmp_path):
+    frames = np.random.default_rng(1).normal(0, 1, (5, 12, 16)).astype(np.float64)
+    for i, frame in enumerate(frames):
+        tifffile.imwrite(tmp_path / f"f{i + 1:03d}.tif", frame)
+    assert image_size(tmp_path / "f001.tif") == (16, 12)
+    video, _ = open_frame_folder(tmp_path)
+    np.testing.assert_array_equal(video.compute(), frames)
+    tifffile.imwrite(tmp_path / "f006.tif", frames[0, :, :8])
+    with pytest.raises(ValueError, match="differ in size"):
+        open_frame_folder(tmp_path)
+
+
+def test_editing_a_frame_gives_the_folder_a_new_dask_name(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"in{i + 1}.png"), np.full((8, 8), i, np.uint8))
+    before = open_frame_folder(tmp_path)[0].name
+    middle = tmp_path / "in2.png"
+    os.utime(middle, ns=(middle.stat().st_atime_ns, middle.stat().st_mtime_ns + 10**9))
+    assert open_frame_folder(tmp_path)[0].name != before

@@ -2,8 +2,10 @@ import dask.array as da
 import numpy as np
 import pytest
 
+from napari_gmm_bg._napari.reader import read
 from napari_gmm_bg.io.cdnet import read_cdnet
 from napari_gmm_bg.io.video import read_video
+from napari_gmm_bg.io.writers import save_tiff
 from tests.io.bad_inputs import make_bad_inputs
 
 PLUGIN = "napari-gmm-bg"
@@ -79,5 +81,16 @@ def test_video_layer_keeps_every_frames_timestamp(make_napari_viewer, tmp_path):
     viewer.open(str(path), plugin=PLUGIN)
     layer = viewer.layers["vfr"]
     np.testing.assert_allclose(layer.metadata["timestamps"], pts / 1000, atol=1e-3)
-    viewer.dims.set_current_step(0, 17)
-    np.testing.assert_array_equal(np.asarray(layer.data[17]), read_video(path)[17])
+    viewer.dims.set_current_step(0, 17)  # the frame napari shows is the file's frame 17
+    np.testing.assert_array_equal(np.asarray(layer._slice.image.raw), read_video(path)[17])
+
+
+def test_a_float_clip_whose_first_frame_is_nan_opens(make_napari_viewer, tmp_path):
+    frames = np.random.default_rng(2).normal(5, 1, (4, 10, 12)).astype(np.float32)
+    frames[0] = np.nan
+    save_tiff(tmp_path / "nan.tif", frames)
+    layers = read(tmp_path / "nan.tif")
+    assert layers[0][1]["contrast_limits"] == (0.0, 1.0)
+    viewer = make_napari_viewer(show=False)
+    layer = viewer.add_image(layers[0][0], **layers[0][1])
+    assert layer.data.shape == frames.shape

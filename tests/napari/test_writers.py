@@ -241,7 +241,7 @@ def test_a_read_only_folder_is_a_clear_message_and_keeps_the_file(
     assert "Read-only file system" in message or "Permission denied" in message
     assert "nothing was written; the existing file is unchanged." in message
     assert snapshot(path) == before and listing(folder) == [path.name]
-    with pytest.raises(SaveError, match="Permission denied; nothing was written."):
+    with pytest.raises(SaveError, match="(Permission denied|Read-only file system); nothing was"):
         save_with_dialog(viewer, monkeypatch, layer, UNWRITABLE_FOLDER / "m.tif", "TIFF stack")
 
 
@@ -306,3 +306,15 @@ def snapshot(path):
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return {p.relative_to(path): p.read_bytes() for p in files}
     return path.read_bytes()
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_a_single_image_is_saved_as_one_tiff_page(viewer, tmp_path, rgb):
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 255, (14, 22, 3) if rgb else (14, 22), dtype=np.uint8)
+    layer = viewer.add_image(image, name="still", rgb=rgb)
+    path = tmp_path / "still.tif"
+    assert save(viewer, layer, path) == [str(path)]
+    reopened = viewer.open(str(path), plugin=PLUGIN)[0]
+    np.testing.assert_array_equal(np.asarray(reopened.data).reshape(image.shape), image)
+    assert reopened.rgb == rgb

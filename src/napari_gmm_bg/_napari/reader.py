@@ -137,7 +137,8 @@ def _image_kwargs(data: Any, name: str, source: Path) -> dict:
         limits = (0, 255)
     else:  # from the first frame only
         first = np.asarray(data[0])
-        low, high = float(np.nanmin(first)), float(np.nanmax(first))
+        finite = first[np.isfinite(first)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         limits = (low, high if high > low else low + 1)
     rgb = data.ndim == 4 and data.shape[-1] in (3, 4)
     return {

@@ -137,7 +137,14 @@ def _progress(total: int, name: str, existed: bool) -> Iterator[Progress]:
         yield report
 
 
+def _one_image(data: Any, meta: dict) -> bool:
+    """Whether a layer's data are a single 2-D image (grey, or RGB/RGBA), not frames."""
+    return data.ndim == 2 or (data.ndim == 3 and bool(meta.get("rgb")))
+
+
 def _save_tiff(path: str, data: Any, meta: dict, layer_type: str, report: Progress) -> Path:
+    if _one_image(data, meta):
+        data = data[None]  # one page
     return save_tiff(path, data, layer_metadata(meta, layer_type), report)
 
 
@@ -190,20 +197,39 @@ def _writer(fmt: str, layer_type: str) -> Callable:
         if meta.get("multiscale"):
             data = data[0]  # the full resolution
         existed = os.path.lexists(path)
-        total = int(data.shape[0]) if data.ndim > 2 else 1
+        total = 1 if _one_image(data, meta) else int(data.shape[0])
         try:
             with _progress(total, name, existed) as report:
                 written = save(path, data, meta, layer_type, report)
         except SaveError:
             raise
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise SaveError(_failure(name, path, exc, existed)) from exc
         return [str(written)]
 
     write.__name__ = f"write_{layer_type}_{fmt}"
-    write.__doc__ = (
-        f"Write a {layer_type} layer as {title} ({suffixes[0]}), streamed and atomically."
-    )
+    article = "an" if layer_type[0] in "aeiou" else "a"
+    write.__doc__ = f"""Write {article} {layer_type} layer as {title} ({suffixes[0]}), atomically.
+
+    Parameters
+    ----------
+    path : str
+        Destination; {suffixes[0]} is appended when the name has no file type.
+    data : array-like
+        The layer's data (numpy or dask; a multiscale layer's full resolution is saved).
+    meta : dict
+        The layer's attributes, as napari passes them (name, scale, metadata, ...).
+
+    Returns
+    -------
+    list of str
+        The path written.
+
+    Raises
+    ------
+    SaveError
+        With a message for the user when nothing could be saved (or on Cancel).
+    """
     return write
 
 

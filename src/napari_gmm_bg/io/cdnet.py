@@ -1,6 +1,8 @@
 """CDnet 2014 sequence folders: ``input/``, ``groundtruth/``, ``ROI.bmp``, ``temporalROI.txt``."""
 
+import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +81,12 @@ def _read_label(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return label
 
 
+def _token(paths: Iterable[Path]) -> str:
+    """Hash files' paths and modification times, briefly (an edit makes a new name)."""
+    text = "\0".join(f"{p}:{Path(p).stat().st_mtime_ns}" for p in paths)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def _regions(folder: Path, n: int, shape: tuple[int, int]) -> tuple[np.ndarray | None, range]:
     roi = None
     if (folder / "ROI.bmp").is_file():
@@ -87,7 +95,12 @@ def _regions(folder: Path, n: int, shape: tuple[int, int]) -> tuple[np.ndarray |
             roi = image > 0
     temporal = range(n)
     if (folder / "temporalROI.txt").is_file():
-        first, last = (int(v) for v in (folder / "temporalROI.txt").read_text().split()[:2])
+        try:
+            first, last = (int(v) for v in (folder / "temporalROI.txt").read_text().split()[:2])
+        except ValueError:  # not two integers (too few values also lands here)
+            raise ValueError(
+                f"{folder.name}/temporalROI.txt: expected two frame numbers"
+            ) from None
         temporal = range(max(first - 1, 0), min(last, n))
     return roi, temporal
 
@@ -163,7 +176,7 @@ def open_cdnet(folder: str | os.PathLike) -> CDnetSequence:
         read_block,
         chunks=(video.chunks[0], (height,), (width,)),
         dtype=np.uint8,
-        name=f"truth-{video.name}",
+        name=f"truth-{video.name}-{_token(files.values())}",
         meta=np.empty((0, 0, 0), np.uint8),
     )
     roi, temporal = _regions(folder, n, (height, width))

@@ -37,6 +37,7 @@ import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
+from ..core._files import atomic_write
 from .mp4_index import MP4_SUFFIXES, SampleTable, read_sample_table
 from .video import frame_format, open_stream
 
@@ -161,15 +162,24 @@ class _FromOffset(io.RawIOBase):
         super().close()
 
 
-def _open_at(path: Path, offset: int) -> tuple[InputContainer, VideoStream]:
-    """Open an MPEG stream from a byte offset (a keyframe's packet)."""
+def _open_at(path: Path, offset: int) -> tuple[InputContainer, VideoStream, _FromOffset]:
+    """Open an MPEG stream from a byte offset (a keyframe's packet).
+
+    Returns the file too: PyAV leaves a file object it was given open.
+    """
     with av.open(str(path)) as probe:
         fmt = probe.format.name.split(",")[0]
-    container = av.open(_FromOffset(path, offset), format=fmt)
+    source = _FromOffset(path, offset)
+    try:
+        container = av.open(source, format=fmt)
+    except BaseException:
+        source.close()
+        raise
     if not container.streams.video or container.streams.video[0].codec_context is None:
         container.close()
+        source.close()
         raise ValueError(f"cannot read {path.name} from byte {offset}")
-    return container, container.streams.video[0]
+    return container, container.streams.video[0], source
 
 
 def _check_not_cut(path: Path, size: int) -> None:
@@ -433,13 +443,13 @@ def _load_index(path: Path) -> tuple[VideoIndex, str | None]:
                     z["sync"] if bool(z["counted"]) else None,
                 )
             return index, pix_fmt
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged index file: build it again
+        except Exception:  # noqa: BLE001 - a damaged index file (any error): build it again
+            pass
     index = build_index(path)
-    try:  # a read-only folder only costs the next open another demux
-        tmp = cached.with_name(cached.name + ".part")
-        with open(tmp, "wb") as f:
-            np.savez(
+    try:  # a read-only folder or a full disk only costs the next open another demux
+        atomic_write(
+            cached,
+            lambda f: np.savez(
                 f,
                 pts=index.pts,
                 time_base=index.time_base,
@@ -449,8 +459,8 @@ def _load_index(path: Path) -> tuple[VideoIndex, str | None]:
                 ordered=index.ordered,
                 counted=index.counted,
                 sync=index.sync if index.sync is not None else np.zeros(0, np.int64),
-            )
-        os.replace(tmp, cached)
+            ),
+        )
     except OSError:
         pass
     return index, pix_fmt
@@ -462,6 +472,7 @@ class _Decoder:
     def __init__(self) -> None:
         self.container = None
         self.stream = None
+        self.source: _FromOffset | None = None  # the file under an MPEG container
         self.frames = None  # the frame iterator; None until seeked, and after the end
         self.pos = -1  # the last frame produced
         self.busy = False
@@ -478,7 +489,9 @@ class _Decoder:
     def close(self) -> None:
         if self.container is not None:
             self.container.close()
-        self.container = self.stream = self.frames = None
+        if self.source is not None:
+            self.source.close()
+        self.container = self.stream = self.frames = self.source = None
 
 
 class _FrameReader:
@@ -669,7 +682,9 @@ class _FrameReader:
                 elif self.index.counted:  # read the file from the keyframe's first byte
                     at = int(np.searchsorted(self.index.keyframes, seek))
                     d.close()
-                    d.container, d.stream = _open_at(self.path, int(self.index.seek_ts[at]))
+                    d.container, d.stream, d.source = _open_at(
+                        self.path, int(self.index.seek_ts[at])
+                    )
                     d.stream.thread_type = THREAD_TYPE
                     d.count_from = int(self.index.sync[at])
                     seek = min(seek, d.count_from)
@@ -689,7 +704,8 @@ class _FrameReader:
                 d.frames = None
                 with self._cond:
                     self._missed(d, set(d.wanted))
-                    d.ahead = min(d.ahead, d.pos)
+                    # Nothing lies past the end: no goal beyond it (or the loop seeks forever).
+                    d.goal, d.ahead = min(d.goal, d.pos), min(d.ahead, d.pos)
                 continue
             self.stats["decoded"] += 1
             if self.index.counted:

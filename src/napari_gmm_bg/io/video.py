@@ -176,10 +176,15 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     path = Path(path)
     try:
         size = _png_jpeg_size(path)
-        if size is None:
+        if size is None and path.suffix.lower() in (".tif", ".tiff"):
+            # tifffile: PIL cannot identify float TIFFs, which the frame reader reads
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                size = (page.imagewidth, page.imagelength)
+        elif size is None:
             with PIL.Image.open(path) as image:  # reads the header only
                 size = image.size
-    except (OSError, struct.error, PIL.UnidentifiedImageError) as exc:
+    except (OSError, struct.error, PIL.UnidentifiedImageError, tifffile.TiffFileError) as exc:
         raise ValueError(f"cannot read image {path.name}: {exc}") from None
     return int(size[0]), int(size[1])
 
@@ -238,7 +243,7 @@ def open_frame_folder(
         return block
 
     token = hashlib.sha1(
-        "\0".join(f"{p}:{p.stat().st_mtime_ns}" for p in (files[0], files[-1])).encode()
+        "\0".join(f"{p}:{p.stat().st_mtime_ns}" for p in files).encode()  # any edit: new name
         + f"{folder.resolve()}:{n}".encode()
     ).hexdigest()[:12]
     chunks = (tuple(min(chunk, n - s) for s in range(0, n, chunk)),) + tuple(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import dask.array as da
 import numpy as np
 import tifffile
 
@@ -58,14 +59,13 @@ def frame_blocks(stack: Any, step: int = FRAME_BLOCK) -> Iterator[tuple[int, np.
         sliced.
     """
     n = stack.shape[0]
-    chunks = getattr(stack, "chunks", None)
-    if chunks is None:
+    if not isinstance(stack, da.Array):  # numpy, or any array that slices to numpy
         for start in range(0, n, step):
             yield start, np.asarray(stack[start : start + step])
         return
     frame_bytes = max(1, int(np.prod(stack.shape[1:])) * np.dtype(stack.dtype).itemsize)
     most = max(1, _BLOCK_BYTES // frame_bytes)
-    bounds = np.cumsum((0, *chunks[0]))
+    bounds = np.cumsum((0, *stack.chunks[0]))
     first = 0
     for i, end in enumerate(bounds[1:], start=1):
         full = end - first >= step or i == len(bounds) - 1
