@@ -1,13 +1,15 @@
 """Single-thread cost per pixel of the fit and of the cleaned mask, at 1080p.
 
-    NUMBA_NUM_THREADS=1 python benchmarks/cost_per_pixel.py [--workers-efficiency 0.83]
+    python benchmarks/cost_per_pixel.py [--workers-efficiency 0.83]
 
-The README's estimate of an hour of 4K footage on a cluster multiplies these costs out:
-run with one numba thread, as a single-threaded dask worker would.  The parallel
-efficiency comes from ``python benchmarks/distributed_speedup.py``.
+The README's estimate of an hour of 4K footage on a cluster multiplies these costs out.
+It runs with one numba thread, as a single-threaded dask worker would (it restarts
+itself with ``NUMBA_NUM_THREADS=1``).  The parallel efficiency comes from
+``python benchmarks/distributed_speedup.py``.
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -21,8 +23,9 @@ def main():
     parser.add_argument("--workers-efficiency", type=float, default=0.83)
     parser.add_argument("--decode-fps", type=float, default=40.0, help="4K decode per core")
     args = parser.parse_args()
-    if numba.config.NUMBA_NUM_THREADS != 1:
-        print("run with NUMBA_NUM_THREADS=1 for single-thread costs")
+    if numba.config.NUMBA_NUM_THREADS != 1:  # single-thread costs: run again with one thread
+        env = dict(os.environ, NUMBA_NUM_THREADS="1")
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     clip = make_sample("moving-shapes", n_frames=60, shape=(1080, 1920), seed=0).video
     fit_background(clip[:, :64]).foreground(clip[:4, :64])  # load the kernels
     start = time.perf_counter()

@@ -20,6 +20,7 @@ from napari_gmm_bg.core.cleanup import clean_mask
 from napari_gmm_bg.core.gmm import frame_transform, learning_correction, luminance
 from napari_gmm_bg.core.metrics import evaluate_mask
 from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
+from napari_gmm_bg.core.online import OnlineSettings, run_online
 from napari_gmm_bg.io.cdnet import read_cdnet
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -56,6 +57,12 @@ def methods(seq):
         return model.foreground(video)
 
     yield "GMM, shadows shown (label 2)", timed(gmm_shadows)
+    # On-line: frame by frame from the first frame, no learning buffer.
+    yield "GMM on-line", timed(lambda: run_online(video).foreground())
+    yield (
+        "GMM on-line, shadows shown",
+        timed(lambda: run_online(video, OnlineSettings(shadows="show")).foreground()),
+    )
 
 
 def full_em(video, max_iter=10, chunk=4096):

@@ -48,6 +48,11 @@ def _status_mb(field: str) -> float | None:
     return None
 
 
+def _maxrss_mb() -> float:
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
 def reset_peak() -> bool:
     """Start counting the peak RSS from now (Linux: clear VmHWM); False if impossible."""
     try:
@@ -60,12 +65,12 @@ def reset_peak() -> bool:
 
 def current_rss_mb() -> float:
     """Resident memory of this process now, MB."""
-    return _status_mb("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _status_mb("VmRSS") or _maxrss_mb()
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory since :func:`reset_peak` (else since the start), MB."""
-    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _status_mb("VmHWM") or _maxrss_mb()
 
 
 def _synthetic_block(block_info=None, height=720, width=1280):

@@ -47,8 +47,25 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def reset_peak() -> None:
+    # Linux: start VmHWM from now, so the peak is the scrubbing's, not an import's.
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 # --- clips ------------------------------------------------------------------------------
@@ -153,6 +170,7 @@ def child(args: dict) -> dict:
     else:
         import napari_video.napari_video  # noqa: F401
     before = rss_mb()
+    reset_peak()
     start = time.perf_counter()
     n, get = open_reader(kind, path)
     result = {"open_s": time.perf_counter() - start, "open_mb": rss_mb() - before, "n": n}

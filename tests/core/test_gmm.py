@@ -8,7 +8,8 @@ from sklearn.mixture import GaussianMixture
 
 from napari_gmm_bg import MaskCleanup, fit_background, load_model, make_sample
 from napari_gmm_bg.core import _kernels
-from napari_gmm_bg.core.gmm import IntensityScale
+from napari_gmm_bg.core.gmm import BrightnessReference, IntensityScale, luminance
+from napari_gmm_bg.core.online import run_online
 from tests.conftest import iou
 
 
@@ -163,6 +164,14 @@ def test_same_scene_in_other_dtypes_gives_the_same_mask(rgb_sample):
     as_uint16 = rgb_sample.video.astype(np.uint16) * 257
     mask16 = fit_background(as_uint16).foreground(as_uint16)
     assert iou(mask16, as_uint8) > 0.98
+    # float64 far from zero (a calibrated sensor, say): float32 alone would hold the
+    # values to 1.0, four of the clip's steps between grey levels (IoU 0.960 and 0.996).
+    far = rgb_sample.video.astype(np.float64) / 4 + 1e7
+    mask_far = fit_background(far).foreground(far)
+    assert iou(mask_far, as_uint8) > 0.98
+    online = run_online(rgb_sample.video).foreground()
+    online_far = run_online(far).foreground()
+    assert iou(online_far, online) > 0.999
 
 
 def test_dask_input_stays_lazy_and_equals_numpy(rgb_sample):
@@ -307,3 +316,22 @@ def test_shadows_are_labelled_2_shown_or_counted_as_background():
     np.testing.assert_array_equal(off, np.where(labels == 2, 1, labels))
     with pytest.raises(ValueError, match="shadows must be one of"):
         model.foreground(video, shadows="hide")
+
+
+def test_a_scene_mostly_of_one_value_still_gets_its_brightness_fitted():
+    # Three quarters white sky (one value, many quantiles): bands between are empty.
+    rng = np.random.default_rng(3)
+    background = np.full((64, 96, 3), 200, np.uint8)
+    background[48:] = rng.integers(20, 180, (16, 96, 1), dtype=np.uint8)
+    gains = np.array([1.0, 0.7, 0.85])
+    frames = np.clip(np.rint(background[None] * gains[:, None, None, None]), 0, 255)
+    frames = frames.astype(np.uint8)
+    intensity = IntensityScale.for_data(frames.dtype, frames)
+    reference = BrightnessReference(luminance(background[None], intensity)[0])
+    assert not reference.flat_scene
+    for got, lifts in (
+        reference.correction(luminance(frames, intensity)),
+        reference.correction_of_frames(frames, intensity),
+    ):
+        np.testing.assert_allclose(got, gains, atol=0.02)
+        np.testing.assert_allclose(lifts, 0.0, atol=3.0)

@@ -19,8 +19,10 @@ and a scale per frame also carry the brightness compensation (``gmm.frame_transf
 """
 
 import math
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 import numba
 import numpy as np
@@ -60,8 +62,9 @@ LOG_MARGIN = 1e-3
 # --- vectorisable exp and log -----------------------------------------------------------
 @njit(inline="always", **_OPTS)
 def _exp_neg(x):
-    # exp(x) for x <= 0: exp(x/32)^32, degree-6 Taylor; relative error < 1e-6 down to
-    # x = -10, and 9e-14 (not 0) below x = -30, far below any term that matters.
+    # exp(x) for x <= 0: exp(x/32)^32, degree-6 Taylor; relative error about 1e-6 down to
+    # x = -10, 4e-4 at -20, 1e-2 at -30, and 9e-14 (not 0) below: terms that small no
+    # longer matter next to the largest (1), which is exact to 1e-6.
     x = max(x, _EXP_MIN) * _EXP_SCALE
     p = _ONE + x * (_ONE + x * (_C2 + x * (_C6 + x * (_C24 + x * (_C120 + x * _C720)))))
     p = p * p
@@ -106,11 +109,23 @@ def _log_lanes(src, dst, n, fbits, ibits, mbits, mfloat):
         dst[b] = _log_mantissa(mfloat[b], dst[b])
 
 
-def _supported(frames: np.ndarray) -> np.ndarray:
-    # The kernels are compiled for uint8 and float32 pixels only (each dtype costs half a
-    # minute of compilation); anything else is read as float32, which holds it exactly
-    # enough for a 0-255 model scale.
-    return frames if frames.dtype in (np.uint8, np.float32) else frames.astype(np.float32)
+def _supported(frames: np.ndarray, offsets: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Frames in a dtype the kernels are compiled for, and their float32 offsets.
+
+    The kernels take uint8 and float32 pixels only (each dtype costs half a minute of
+    compilation).  Small integers are exact in float32; wider values (float64 around
+    1e6, say, or int32) are first shifted by the first offset in float64, so that the
+    differences the model sees keep their precision.
+    """
+    offsets = np.asarray(offsets, np.float64)
+    kind, size = frames.dtype.kind, frames.dtype.itemsize
+    if frames.dtype in (np.uint8, np.float32):
+        return frames, offsets.astype(np.float32)
+    if kind in "ui" and size <= 2:
+        return frames.astype(np.float32), offsets.astype(np.float32)
+    base = float(offsets.flat[0]) if offsets.size else 0.0
+    shifted = np.subtract(frames, base, dtype=np.float64).astype(np.float32)
+    return shifted, (offsets - base).astype(np.float32)
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -147,8 +162,19 @@ def _in_threads(worker, n_items: int, *args) -> None:
     try:
         worker(*args, parts[0])
     finally:
-        for future in futures:
-            future.result()
+        # Every thread done before anything is raised: none may write on afterwards.
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
+def _forget_pool() -> None:
+    # A forked child inherits the pool object but not its threads.
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 # --- fit: deterministic start and EM, one block of pixels at a time ----------------------
@@ -319,8 +345,9 @@ def _start_by_brightness(x, starts, reg, w, mu, var, bright, ranked, scratch):
 
 @njit(inline="always", **_OPTS)
 def _rgb_log_density(x0, x1, x2, m0, m1, m2, i0, i1, i2, lc, lp):
-    # lp = lc - 0.5 sum_c (x_c - m_c)^2 i_c over three channels, in one pass.  (Fused
-    # loops vectorise only while every array they store to is an allocation of its own.)
+    # lp = lc - 0.5 sum_c (x_c - m_c)^2 i_c over three channels, in one pass.  (A fused
+    # loop vectorises when the few arrays it stores to are allocations of their own:
+    # LLVM checks them for overlap at run time, but only up to a handful of arrays.)
     for b in range(lp.shape[0]):
         d0 = x0[b] - m0[b]
         d1 = x1[b] - m1[b]
@@ -679,7 +706,7 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     for its slowest pixel.  Returns weights ``(P, K)``, means and variances ``(P, K, C)``,
     float32, components sorted by weight, heaviest first.
     """
-    samples = _supported(samples)
+    samples, offsets = _supported(samples, offsets)
     n_samples, n_pixels, n_channels = samples.shape
     k = int(n_components)
     starts = np.array([(i * n_samples) // k for i in range(k + 1)], np.int64)
@@ -951,16 +978,16 @@ def score_pixels(
     """
     tile = SCORE_TILE
     n_pixels = mu.shape[2]
-    offsets = np.asarray(offsets, np.float32)
     scales = np.asarray(scales, np.float32)
     # Other dtypes are converted SCORE_FRAMES frames at a time, to bound the copy.
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
-    for t in range(0, len(frames), step):
+    for t in range(0, len(frames), max(step, 1)):
+        block, block_offsets = _supported(frames[t : t + step], offsets[t : t + step])
         _in_threads(
             _score_tiles,
             (n_pixels + tile - 1) // tile,
-            _supported(frames[t : t + step]),
-            offsets[t : t + step],
+            block,
+            block_offsets,
             scales[t : t + step],
             mu,
             iv,
@@ -1043,7 +1070,10 @@ def _median_over_frames(values, out, items):
 
 
 def median_over_frames(values):
-    """Each pixel's median over the first axis of ``(T, ...)`` (numpy.median(axis=0))."""
+    """Each pixel's median over the first axis of ``(T, ...)`` float32 (numpy.median(axis=0)).
+
+    In the input's dtype: an even count's middle pair is averaged in it.
+    """
     flat = values.reshape(len(values), -1)
     out = np.empty(flat.shape[1], values.dtype)
     _in_threads(_median_over_frames, _blocks(flat.shape[1]), flat, out)
@@ -1186,10 +1216,10 @@ def band_medians(frames, pixels, bounds, offset, scale):
             out,
         )
     else:  # the pixels gathered first, then read as float32
-        picked = _supported(frames[:, pixels])
+        picked, (shifted,) = _supported(frames[:, pixels], [offset])
         everyone = np.arange(len(pixels), dtype=np.int64)
         _in_threads(
-            _band_medians, len(frames), picked, everyone, bounds, float(offset), float(scale), out
+            _band_medians, len(frames), picked, everyone, bounds, float(shifted), float(scale), out
         )
     return out
 
@@ -1222,7 +1252,8 @@ def luminance_grid(frames, stride, offset, scale):
     float32 on the model's 0-255 scale.
     """
     if frames.dtype not in (np.uint8, np.float32):
-        frames, stride = frames[:, ::stride, ::stride].astype(np.float32), 1
+        frames, (offset,) = _supported(frames[:, ::stride, ::stride], [offset])
+        stride = 1
     n_frames, height, width, _ = frames.shape
     out = np.empty(
         (n_frames, (height + stride - 1) // stride, (width + stride - 1) // stride), np.float32
@@ -1491,7 +1522,8 @@ def _online_tile(
 
 # Rows of the flat scratch of _online_tile_k3_rgb, SCORE_TILE lanes each: one
 # allocation with compile-time distances between its rows is what lets LLVM vectorise a
-# loop that stores to all of them (rows of a 2-D array, or separate arrays, do not).
+# loop that stores to all of them (rows of a 2-D array do not, nor do this many separate
+# arrays: too many to check for overlap at run time).
 _W, _M, _V, _LN, _NM = 0, 3, 12, 15, 18
 _SSUM, _LL, _BEST, _TOTAL, _NEWVAR, _NEWLN, _SLOT = 19, 20, 21, 22, 23, 24, 25
 _N_ROWS = 26
@@ -1786,11 +1818,12 @@ def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_
     """
     tile = SCORE_TILE
     n_pixels = state[0].shape[1]
+    frames, offsets = _supported(frames, offsets)
     _in_threads(
         _online_tiles,
         (n_pixels + tile - 1) // tile,
-        _supported(frames),
-        np.asarray(offsets, np.float32),
+        frames,
+        offsets,
         np.asarray(scales, np.float32),
         np.asarray(alphas, np.float32),
         *state,

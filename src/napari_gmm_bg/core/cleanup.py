@@ -55,26 +55,9 @@ class MaskCleanup:
         return cls(median=0, opening=0, closing=0, min_area=0)
 
 
-def clean_frame(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
-    """Clean one ``(Y, X)`` label frame (0 background, 1 foreground, 2 shadow).
-
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        uint8 labels of one frame.
-    cleanup : MaskCleanup
-        What to do.
-
-    Returns
-    -------
-    numpy.ndarray
-        Cleaned uint8 labels.
-    """
-    return clean_mask(labels[None], cleanup)[0]
-
-
-def _morphology(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
-    # Opening, closing and the minimum blob area, on one frame's foreground (label 1).
+def _morphology(labels: np.ndarray, shadow: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
+    # Opening, closing and the minimum blob area, on one frame's foreground (label 1);
+    # shadow: the frame's shadow pixels before any clean-up, shown where no foreground is.
     foreground = (labels == 1).astype(np.uint8)
     if cleanup.opening > 1:
         kernel = np.ones((cleanup.opening, cleanup.opening), np.uint8)
@@ -88,7 +71,7 @@ def _morphology(labels: np.ndarray, cleanup: MaskCleanup) -> np.ndarray:
         small = small[small > 0]
         if len(small):
             foreground[np.isin(blobs, small)] = 0
-    out = np.where(labels == 2, np.uint8(2), np.uint8(0))
+    out = np.where(shadow, np.uint8(2), np.uint8(0))
     out[foreground.astype(bool)] = 1
     return out
 
@@ -120,9 +103,12 @@ def clean_mask(labels: np.ndarray, cleanup: MaskCleanup, *, in_place: bool = Fal
         out = labels
     else:
         out = np.array(labels, dtype=np.uint8, order="C")
+    morphology = cleanup.opening > 1 or cleanup.closing > 1 or cleanup.min_area > 1
+    # Shadow pixels as labelled: the median may cover one that the morphology then clears.
+    shadow = (out == 2) if morphology else None
     if cleanup.median > 1:
         majority_filter(out, int(cleanup.median))
-    if cleanup.opening > 1 or cleanup.closing > 1 or cleanup.min_area > 1:
-        for frame in out:
-            frame[:] = _morphology(frame, cleanup)
+    if morphology:
+        for frame, frame_shadow in zip(out, shadow, strict=True):
+            frame[:] = _morphology(frame, frame_shadow, cleanup)
     return out

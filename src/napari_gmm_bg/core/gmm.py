@@ -261,10 +261,13 @@ class BackgroundModel:
                 nb.reshape(n_pix),
                 NOT_BACKGROUND,
             )
-            self._scoring.update(zip(("means", "inv_var", "log_const"), arrays, strict=True))
-            self._scoring["log_n_background"] = (
+            ready = dict(zip(("means", "inv_var", "log_const"), arrays, strict=True))
+            ready["n_background"] = nb
+            ready["log_n_background"] = (
                 np.log(nb.reshape(n_pix).astype(np.float64)) + _kernels.LOG_MARGIN
             ).astype(np.float32)
+            # In one step: another thread (the inspector, a dask task) never sees a part.
+            self._scoring.update(ready)
         return self._scoring
 
     # --- scoring ----------------------------------------------------------------
@@ -655,10 +658,14 @@ class BrightnessReference:
         order = np.argsort(band, kind="stable")
         self.pixels = usable[order]  # pixels grouped by band
         bounds = np.searchsorted(band[order], np.arange(self.N_BANDS + 1))
-        self.bands = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        # A value many pixels share (a white sky) spans several quantiles and leaves the
+        # bands between them empty: keep the others (still back to back).
+        self.bands = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
         self.values = flat[self.pixels]
         self.band_medians = np.array([np.median(self.values[band]) for band in self.bands])
-        self.flat_scene = self.band_medians[-1] - self.band_medians[0] < 10.0
+        self.flat_scene = bool(
+            len(self.bands) < 2 or self.band_medians[-1] - self.band_medians[0] < 10.0
+        )
 
     def correction(self, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fit ``luma = gain * reference + lift`` for each frame.
@@ -720,9 +727,9 @@ class BrightnessReference:
         return self._lines(medians)
 
     def _lines(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Theil-Sen through (reference band medians, frame band medians): (T, 8) -> lines.
+        # Theil-Sen through (reference band medians, frame band medians): (T, bands) -> lines.
         r = self.band_medians
-        i, j = np.triu_indices(self.N_BANDS, k=1)
+        i, j = np.triu_indices(len(self.bands), k=1)
         spread = r[j] - r[i]
         keep = spread > 1e-3
         slopes = (m[:, j[keep]] - m[:, i[keep]]) / spread[keep]

@@ -126,7 +126,7 @@ def pixel_log_likelihood(
     """
     s = model._scoring_arrays()  # laid out (component, channel, pixel)
     p = y * model.frame_shape[1] + x
-    nb = int(model.n_background()[y, x])
+    nb = int(s["n_background"][y, x])
     offsets, scales = frame_transform(model.intensity, correction, len(samples))
     values = (samples.astype(np.float64) - offsets[:, None]) * scales[:, None]
     diff = values[:, None, :] - s["means"][:nb, :, p].astype(np.float64)[None]

@@ -1,7 +1,7 @@
 """The on-line per-pixel GMM: updated frame by frame, with a history that forgets.
 
 For endless streams or clips larger than any learning buffer.  Each pixel keeps up to K
-components (isotropic variance, sorted by weight), updated as in Zivkovic's MOG2: a
+components (isotropic variance, in unordered slots), updated as in Zivkovic's MOG2: a
 sample matching a component (squared distance under ``match_distance`` variances) pulls
 it closer with rate ``alpha / weight``; otherwise a new component replaces the weakest.
 ``alpha = 1 / min(2 n, history)`` after ``n`` frames.  Each frame is scored *before* it
