@@ -153,7 +153,7 @@ class OnlineResult:
         threshold = self.threshold if threshold is None else float(threshold)
         shadows = self.settings.shadows if shadows is None else shadows
         check_shadows(shadows)
-        labels = (self.log_likelihood < threshold).astype(np.uint8)
+        labels = np.less(self.log_likelihood, threshold).view(np.uint8)  # no second copy
         if shadows == "show":
             labels[(labels == 1) & self.shadow] = 2
         elif shadows == "background":
