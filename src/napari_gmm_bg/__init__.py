@@ -9,12 +9,15 @@ from .core import (
     BackgroundModel,
     FitParameters,
     MaskCleanup,
+    OnlineModel,
+    OnlineSettings,
     Sample,
     default_threshold,
     fit_background,
     fit_background_steps,
     load_model,
     make_sample,
+    run_online,
 )
 
 __version__ = "0.1.0"
@@ -24,6 +27,8 @@ __all__ = [
     "BackgroundModel",
     "FitParameters",
     "MaskCleanup",
+    "OnlineModel",
+    "OnlineSettings",
     "Sample",
     "__version__",
     "default_threshold",
@@ -31,4 +36,5 @@ __all__ = [
     "fit_background_steps",
     "load_model",
     "make_sample",
+    "run_online",
 ]

@@ -6,7 +6,7 @@ import pytest
 from napari_gmm_bg import make_sample
 from napari_gmm_bg.core.frames import as_frames
 from napari_gmm_bg.core.gmm import IntensityScale
-from napari_gmm_bg.core.online import OnlineSettings, run_online
+from napari_gmm_bg.core.online import OnlineModel, OnlineSettings, run_online
 from tests.conftest import iou
 
 
@@ -47,6 +47,36 @@ def test_online_finds_moving_objects_and_rethresholds_exactly(default_sample):
     strict = result.foreground(threshold=result.threshold - 20)
     assert (strict == 1).sum() < (mask == 1).sum()
     assert result.background.shape == default_sample.video.shape[1:]
+
+
+def test_a_stream_fed_block_by_block_equals_the_whole_clip(default_sample):
+    video = default_sample.video
+    whole = run_online(video)  # blocks of 16 frames
+    model = OnlineModel()
+    with pytest.raises(ValueError, match="no frame yet"):
+        model.background_image()
+
+    def stream():  # frames as a camera gives them: the model never sees the whole
+        for start in range(0, len(video), 16):
+            yield video[start : start + 16]
+
+    labels = np.concatenate([model.apply(block) for block in stream()])
+    assert model.frames_seen == len(video)
+    np.testing.assert_array_equal(labels, whole.foreground())
+    np.testing.assert_array_equal(model.background_image(), whole.background)
+    # Frame by frame (as MOG2's apply): the same model, without brightness compensation.
+    settings = OnlineSettings(compensate_brightness=False, shadows="show")
+    single = OnlineModel(settings)
+    scores = np.concatenate([single.update(frame[None])[0] for frame in video[:40]])
+    np.testing.assert_array_equal(scores, run_online(video[:40], settings).log_likelihood)
+    with pytest.raises(
+        ValueError,
+        match="are 50x120 RGB uint8, but .* started on 160x120 RGB",
+    ):
+        single.update(video[:2, :, :50])
+    with pytest.raises(ValueError, match="grey"):
+        single.update(video[:2, ..., 0])
+    assert single.frames_seen == 40  # refused blocks change nothing
 
 
 def test_online_settings_are_checked():

@@ -11,6 +11,7 @@ from .gmm import (
     learning_indices,
     load_model,
 )
+from .online import OnlineModel, OnlineResult, OnlineSettings, run_online, run_online_steps
 from .synthetic import SAMPLE_NAMES, Sample, make_sample
 
 __all__ = [
@@ -18,6 +19,9 @@ __all__ = [
     "BackgroundModel",
     "FitParameters",
     "MaskCleanup",
+    "OnlineModel",
+    "OnlineResult",
+    "OnlineSettings",
     "Frames",
     "Sample",
     "as_frames",
@@ -28,4 +32,6 @@ __all__ = [
     "learning_indices",
     "load_model",
     "make_sample",
+    "run_online",
+    "run_online_steps",
 ]

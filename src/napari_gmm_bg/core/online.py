@@ -27,7 +27,7 @@ import numpy as np
 from . import _kernels
 from ._steps import finish
 from .cleanup import MaskCleanup, clean_mask
-from .frames import as_frames
+from .frames import Frames, as_frames
 from .gmm import (
     GAIN_STRIDE,
     SHADOW_DISTORTION,
@@ -150,15 +150,49 @@ class OnlineResult:
         numpy.ndarray
             ``(T, Y, X)`` uint8.
         """
-        threshold = self.threshold if threshold is None else float(threshold)
-        shadows = self.settings.shadows if shadows is None else shadows
-        check_shadows(shadows)
-        labels = np.less(self.log_likelihood, threshold).view(np.uint8)  # no second copy
-        if shadows == "show":
-            labels[(labels == 1) & self.shadow] = 2
-        elif shadows == "background":
-            labels[self.shadow] = 0
-        return clean_mask(labels, MaskCleanup() if cleanup is None else cleanup, in_place=True)
+        return label_scores(
+            self.log_likelihood,
+            self.shadow,
+            self.threshold if threshold is None else float(threshold),
+            self.settings.shadows if shadows is None else shadows,
+            cleanup,
+        )
+
+
+def label_scores(
+    log_likelihood: np.ndarray,
+    shadow: np.ndarray,
+    threshold: float,
+    shadows: str,
+    cleanup: MaskCleanup | None = None,
+) -> np.ndarray:
+    """Labels from on-line scores: 0 background, 1 foreground, 2 shadow, cleaned.
+
+    Parameters
+    ----------
+    log_likelihood : numpy.ndarray
+        ``(T, Y, X)`` float32 scores.
+    shadow : numpy.ndarray
+        ``(T, Y, X)`` bool, where the shadow test passed.
+    threshold : float
+        Scores below it are foreground.
+    shadows : str
+        "off", "show" or "background".
+    cleanup : MaskCleanup, optional
+        Spatial clean-up (a 7x7 median filter when None).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, Y, X)`` uint8.
+    """
+    check_shadows(shadows)
+    labels = np.less(log_likelihood, threshold).view(np.uint8)  # no second copy
+    if shadows == "show":
+        labels[(labels == 1) & shadow] = 2
+    elif shadows == "background":
+        labels[shadow] = 0
+    return clean_mask(labels, MaskCleanup() if cleanup is None else cleanup, in_place=True)
 
 
 def heaviest_means(state: tuple, pixels: np.ndarray | None = None) -> np.ndarray:
@@ -181,6 +215,210 @@ def heaviest_means(state: tuple, pixels: np.ndarray | None = None) -> np.ndarray
         weights, means = weights[:, pixels], means[:, :, pixels]
     heaviest = np.argmax(weights, axis=0)
     return np.take_along_axis(means, heaviest[None, None, :], axis=0)[0]
+
+
+class OnlineModel:
+    """The on-line GMM as a stream filter: frames in, scores and labels out.
+
+    Like MOG2's ``apply``: it keeps only each pixel's mixture (a few numbers a pixel),
+    so it runs on an endless stream; feed it frames as they arrive, a block at a time
+    (blocks of some 16 frames use the threads best).  The first block fixes the frame
+    size, the channels and the intensity scale.
+
+    Parameters
+    ----------
+    settings : OnlineSettings, optional
+        Defaults when None.
+
+    Attributes
+    ----------
+    settings : OnlineSettings
+        The settings.
+    threshold : float
+        The foreground threshold (the settings', or the default for the channels).
+    frames_seen : int
+        Frames that have updated the model.
+    """
+
+    def __init__(self, settings: OnlineSettings | None = None) -> None:
+        self.settings = OnlineSettings() if settings is None else settings
+        self.settings.validate()
+        self.threshold = float("nan")
+        self.frames_seen = 0
+        self._frames: Frames | None = None  # the first block, for its shape and dtype
+        self._intensity: IntensityScale | None = None
+        self._state: tuple | None = None
+        self._reference: BrightnessReference | None = None
+        self._reference_until = 0
+
+    def update(self, frames: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Score frames, each before it updates the model.
+
+        Parameters
+        ----------
+        frames : array-like
+            ``(F, Y, X)`` grey or ``(F, Y, X, 3)`` RGB, numpy or dask (one frame:
+            ``frame[None]``).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(F, Y, X)`` float32 log-likelihoods and ``(F, Y, X)`` bool shadow flags.
+
+        Raises
+        ------
+        ValueError
+            If the frames are not a video, hold NaN, or differ from the first block in
+            size, channels or dtype.
+        """
+        block = self._read(frames)
+        n, (height, width) = len(block), block.shape[1:3]
+        loglik = np.empty((n, height, width), np.float32)
+        shadow = np.zeros((n, height, width), bool)
+        self._update(block, loglik, shadow)
+        return loglik, shadow
+
+    def apply(
+        self,
+        frames: Any,
+        threshold: float | None = None,
+        cleanup: MaskCleanup | None = None,
+        shadows: str | None = None,
+    ) -> np.ndarray:
+        """Update with frames and label them: 0 background, 1 foreground, 2 shadow.
+
+        Parameters
+        ----------
+        frames : array-like
+            ``(F, Y, X)`` or ``(F, Y, X, 3)``.
+        threshold : float, optional
+            Log-likelihood threshold; the model's when None.
+        cleanup : MaskCleanup, optional
+            Spatial clean-up (a 7x7 median filter when None).
+        shadows : str, optional
+            "off", "show" or "background"; the settings' when None.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(F, Y, X)`` uint8.
+        """
+        loglik, shadow = self.update(frames)
+        return label_scores(
+            loglik,
+            shadow,
+            self.threshold if threshold is None else float(threshold),
+            self.settings.shadows if shadows is None else shadows,
+            cleanup,
+        )
+
+    def background_image(self) -> np.ndarray:
+        """Give the background now: each pixel's heaviest component's mean, input dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(Y, X)`` or ``(Y, X, 3)``.
+
+        Raises
+        ------
+        ValueError
+            Before the first frame.
+        """
+        if self._state is None:
+            raise ValueError("the on-line model has seen no frame yet")
+        frames, intensity = self._frames, self._intensity
+        (height, width), c = frames.frame_shape, frames.n_channels
+        background = np.moveaxis(heaviest_means(self._state).reshape(c, height, width), 0, -1)
+        background = background.astype(np.float64) / intensity.scale + intensity.offset
+        if frames.dtype.kind in "ui":
+            info = np.iinfo(frames.dtype)
+            background = np.clip(np.rint(background), info.min, info.max)
+        background = background.astype(frames.dtype)
+        return background[..., 0] if frames.grey else background
+
+    def _read(self, frames: Any) -> np.ndarray:
+        """Validate a block and read it as ``(F, Y, X, C)``."""
+        f = as_frames(frames, name="frames")
+        block = f.read(slice(None))
+        self._accept(f, block)
+        return block
+
+    def _accept(self, frames: Frames, block: np.ndarray) -> None:
+        """Start the model with the first block; refuse later blocks of another kind."""
+        if self._frames is None:
+            self._start(frames, block)
+            return
+
+        def kind(f: Frames) -> str:
+            (y, x), c = f.frame_shape, f.n_channels
+            return f"{x}x{y} {'grey' if c == 1 else 'RGB'} {f.dtype}"
+
+        if kind(frames) != kind(self._frames):
+            raise ValueError(
+                f"frames are {kind(frames)}, but the on-line model started on "
+                f"{kind(self._frames)} frames"
+            )
+
+    def _start(self, frames: Frames, block: np.ndarray) -> None:
+        settings = self.settings
+        (height, width), c, k = frames.frame_shape, frames.n_channels, settings.n_components
+        pixels = height * width
+        self._frames = frames
+        self._intensity = IntensityScale.for_data(frames.dtype, block)
+        # Per component and pixel, float32 (see _kernels.online_update): weights, means,
+        # isotropic variances, Gaussian log-normalisers, and each pixel's component count.
+        self._state = (
+            np.zeros((k, pixels), np.float32),
+            np.zeros((k, c, pixels), np.float32),
+            np.full((k, pixels), settings.var_init, np.float32),
+            np.zeros((k, pixels), np.float32),
+            np.zeros(pixels, np.float32),
+        )
+        self.threshold = (
+            default_threshold(c) if settings.threshold is None else float(settings.threshold)
+        )
+        self._packed = (
+            settings.background_ratio,
+            settings.match_distance,
+            settings.var_init,
+            settings.var_min,
+            settings.var_max,
+            settings.shadow_tau if settings.shadows != "off" else 0.0,
+            SHADOW_DISTORTION**2,
+        )
+        # The brightness reference: the background on the grid of luminance().
+        rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
+        self._grid_shape = (len(rows), len(cols))
+        self._grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
+
+    def _update(self, block: np.ndarray, loglik: np.ndarray, shadow: np.ndarray) -> None:
+        """Score and learn a read block, writing ``loglik`` and ``shadow`` in place."""
+        n, c = len(block), block.shape[-1]
+        start, intensity = self.frames_seen, self._intensity
+        correction = None
+        if self.settings.compensate_brightness and start > 0:
+            if start >= self._reference_until:  # the background drifts slowly: now and then
+                grid = heaviest_means(self._state, self._grid_pixels)
+                self._reference = BrightnessReference(
+                    grid.reshape(c, *self._grid_shape).mean(axis=0)
+                )
+                self._reference_until = start + REFERENCE_FRAMES
+            correction = self._reference.correction_of_frames(block, intensity)
+        offsets, scales = frame_transform(intensity, correction, n)
+        alphas = 1.0 / np.minimum(2 * np.arange(start + 1, start + n + 1), self.settings.history)
+        pixels = block.shape[1] * block.shape[2]
+        _kernels.online_update(
+            np.ascontiguousarray(block).reshape(n, pixels * c),
+            offsets,
+            scales,
+            alphas,
+            self._state,
+            self._packed,
+            loglik.reshape(n, pixels),  # written in place
+            shadow.reshape(n, pixels),
+        )
+        self.frames_seen += n
 
 
 def run_online_steps(
@@ -207,77 +445,24 @@ def run_online_steps(
     OnlineResult
         Scores, shadow flags and the final background.
     """
-    settings = OnlineSettings() if settings is None else settings
-    settings.validate()
+    model = OnlineModel(settings)
     frames = as_frames(video)
-    n, (height, width), c = frames.n_frames, frames.frame_shape, frames.n_channels
-    first = frames.read(slice(0, min(chunk, n)))
-    intensity = IntensityScale.for_data(frames.dtype, first)
-    k = settings.n_components
-    pixels = height * width
-    # Per component and pixel, float32 (see _kernels.online_update): weights, means,
-    # isotropic variances, Gaussian log-normalisers, and each pixel's component count.
-    state = (
-        np.zeros((k, pixels), np.float32),
-        np.zeros((k, c, pixels), np.float32),
-        np.full((k, pixels), settings.var_init, np.float32),
-        np.zeros((k, pixels), np.float32),
-        np.zeros(pixels, np.float32),
-    )
+    n, (height, width) = frames.n_frames, frames.frame_shape
     loglik = np.empty((n, height, width), np.float32)
     shadow = np.zeros((n, height, width), bool)
-    threshold = default_threshold(c) if settings.threshold is None else float(settings.threshold)
-    packed = (
-        settings.background_ratio,
-        settings.match_distance,
-        settings.var_init,
-        settings.var_min,
-        settings.var_max,
-        settings.shadow_tau if settings.shadows != "off" else 0.0,
-        SHADOW_DISTORTION**2,
-    )
-    # The brightness reference: the background on the grid of luminance().
-    rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
-    grid_shape = (len(rows), len(cols))
-    grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
-    reference, reference_until = None, 0
     yield 0, n
     for start in range(0, n, chunk):
-        block = first if start == 0 else frames.read(slice(start, min(start + chunk, n)))
-        stop = start + len(block)
-        correction = None
-        if settings.compensate_brightness and start > 0:
-            if start >= reference_until:  # the background drifts slowly: renew it now and then
-                grid = heaviest_means(state, grid_pixels).reshape(c, *grid_shape)
-                reference = BrightnessReference(grid.mean(axis=0))
-                reference_until = start + REFERENCE_FRAMES
-            correction = reference.correction_of_frames(block, intensity)
-        offsets, scales = frame_transform(intensity, correction, len(block))
-        alphas = 1.0 / np.minimum(2 * np.arange(start + 1, stop + 1), settings.history)
-        _kernels.online_update(
-            np.ascontiguousarray(block).reshape(len(block), pixels * c),
-            offsets,
-            scales,
-            alphas,
-            state,
-            packed,
-            loglik[start:stop].reshape(len(block), pixels),  # written in place
-            shadow[start:stop].reshape(len(block), pixels),
-        )
+        stop = min(start + chunk, n)
+        block = frames.read(slice(start, stop))
+        model._accept(frames, block)
+        model._update(block, loglik[start:stop], shadow[start:stop])
         yield stop, n
-    background = np.moveaxis(heaviest_means(state).reshape(c, height, width), 0, -1)
-    background = background.astype(np.float64)
-    background = background / intensity.scale + intensity.offset
-    if frames.dtype.kind in "ui":
-        info = np.iinfo(frames.dtype)
-        background = np.clip(np.rint(background), info.min, info.max)
-    background = background.astype(frames.dtype)
     return OnlineResult(
         log_likelihood=loglik,
         shadow=shadow,
-        background=background[..., 0] if frames.grey else background,
-        settings=settings,
-        threshold=threshold,
+        background=model.background_image(),
+        settings=model.settings,
+        threshold=model.threshold,
     )
 
 
