@@ -250,6 +250,7 @@ class OnlineModel:
         self._state: tuple | None = None
         self._reference: BrightnessReference | None = None
         self._reference_until = 0
+        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
 
     def update(self, frames: Any) -> tuple[np.ndarray, np.ndarray]:
         """Score frames, each before it updates the model.
@@ -303,7 +304,13 @@ class OnlineModel:
         numpy.ndarray
             ``(F, Y, X)`` uint8.
         """
-        loglik, shadow = self.update(frames)
+        block = self._read(frames)
+        # Scores to scratch arrays kept from block to block: fresh memory costs page faults.
+        shape = block.shape[:3]
+        if self._scratch is None or self._scratch[0].shape != shape:
+            self._scratch = (np.empty(shape, np.float32), np.zeros(shape, bool))
+        loglik, shadow = self._scratch
+        self._update(block, loglik, shadow)
         return label_scores(
             loglik,
             shadow,
