@@ -78,6 +78,17 @@ def _read_image(path: Path) -> np.ndarray:
     return image
 
 
+def _folder_frames(folder: str | os.PathLike) -> tuple[Path, list[Path], np.ndarray]:
+    """Find a frame folder (a CDnet folder's ``input/``), its image files, its first image."""
+    folder = Path(folder)
+    if (folder / "input").is_dir():
+        folder = folder / "input"
+    files = frame_files(folder)
+    if not files:
+        raise ValueError(f"folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return folder, files, _read_image(files[0])
+
+
 def read_frame_folder(folder: str | os.PathLike) -> np.ndarray:
     """Read a folder of frames (e.g. ``in000001.jpg, ...``) into one array.
 
@@ -96,13 +107,7 @@ def read_frame_folder(folder: str | os.PathLike) -> np.ndarray:
     ValueError
         If the folder holds no images, or images of different sizes or kinds.
     """
-    folder = Path(folder)
-    if (folder / "input").is_dir():
-        folder = folder / "input"
-    files = frame_files(folder)
-    if not files:
-        raise ValueError(f"folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    first = _read_image(files[0])
+    folder, files, first = _folder_frames(folder)
     frames = np.empty((len(files),) + first.shape, dtype=first.dtype)
     frames[0] = first
     for i, path in enumerate(files[1:], start=1):
@@ -216,13 +221,7 @@ def open_frame_folder(
     ValueError
         If the folder holds no images, or images of different sizes.
     """
-    folder = Path(folder)
-    if (folder / "input").is_dir():
-        folder = folder / "input"
-    files = frame_files(folder)
-    if not files:
-        raise ValueError(f"folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    first = _read_image(files[0])
+    folder, files, first = _folder_frames(folder)
     height, width = first.shape[:2]
     for path in files[1:]:
         w, h = image_size(path)
