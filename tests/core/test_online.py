@@ -64,19 +64,44 @@ def test_a_stream_fed_block_by_block_equals_the_whole_clip(default_sample):
     assert model.frames_seen == len(video)
     np.testing.assert_array_equal(labels, whole.foreground())
     np.testing.assert_array_equal(model.background_image(), whole.background)
-    # Frame by frame (as MOG2's apply): the same model, without brightness compensation.
+    # Frame by frame (as MOG2's apply, one (Y, X, 3) frame a call): the same model,
+    # without brightness compensation; shadows shown through the reused scratch arrays.
     settings = OnlineSettings(compensate_brightness=False, shadows="show")
     single = OnlineModel(settings)
-    scores = np.concatenate([single.update(frame[None])[0] for frame in video[:40]])
-    np.testing.assert_array_equal(scores, run_online(video[:40], settings).log_likelihood)
-    with pytest.raises(
-        ValueError,
-        match="are 50x120 RGB uint8, but .* started on 160x120 RGB",
-    ):
+    labels = np.stack([single.apply(frame) for frame in video[:40]])
+    expected = run_online(video[:40], settings).foreground()
+    np.testing.assert_array_equal(labels, expected)
+    assert (labels == 2).any() and single.frames_seen == 40
+    # What is refused changes nothing: no frame counted, no mixture touched.
+    before = [a.copy() for a in single._state]
+    with pytest.raises(ValueError, match="are 50x120 RGB uint8, but .* started on 160x120"):
         single.update(video[:2, :, :50])
     with pytest.raises(ValueError, match="grey"):
         single.update(video[:2, ..., 0])
-    assert single.frames_seen == 40  # refused blocks change nothing
+    with pytest.raises(ValueError, match="shadows"):
+        single.apply(video[40:42], shadows="hide")
+    with pytest.raises(ValueError, match="could not convert"):
+        single.apply(video[40:42], threshold="high")
+    assert single.frames_seen == 40
+    for a, b in zip(single._state, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="did not compute"):
+        model.apply(video[:2], shadows="show")  # the first model computed no shadows
+
+
+def test_a_float_stream_takes_its_value_range(default_sample):
+    video = default_sample.video.astype(np.float32) / 255
+    dark_start = video.copy()
+    dark_start[0] = 0.0  # a black first frame: its range says nothing of the scene's
+    whole = run_online(video).foreground()
+    given = OnlineModel(value_range=(0.0, 1.0))
+    labels = np.concatenate([given.apply(dark_start[s : s + 1]) for s in range(80)])
+    assert iou(labels[20:], whole[20:]) > 0.9
+    guessed = OnlineModel()
+    labels = np.concatenate([guessed.apply(dark_start[s : s + 1]) for s in range(80)])
+    assert iou(labels[20:], whole[20:]) < 0.5  # the black frame set the scale
+    with pytest.raises(ValueError, match="value_range"):
+        OnlineModel(value_range=(1.0, 1.0))
 
 
 def test_online_settings_are_checked():

@@ -220,7 +220,7 @@ def test_shadow_setting_redraws_the_mask_with_label_2(qtbot, viewer, widget):
     assert np.asarray(mask.data[31]).max() == 0
 
 
-def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sample):
+def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sample, errors):
     from napari_gmm_bg.core.online import OnlineSettings, run_online
 
     widget._video.value = video_layer
@@ -238,6 +238,10 @@ def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sampl
     widget._threshold.value = -40.0  # re-thresholds the stored scores, no refit
     np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
     assert not widget._save_button.enabled
+    # Shadows were not computed on-line: asking for them is said, and the mask is kept.
+    widget._shadows.value = "show"
+    assert errors and "did not compute" in errors[-1]
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
 
 
 def test_fit_on_a_lazily_opened_video_file(qtbot, viewer, widget, sample_mp4, rgb_sample):

@@ -90,7 +90,7 @@ def test_a_float_clip_whose_first_frame_is_nan_opens(make_napari_viewer, tmp_pat
     frames[0] = np.nan
     save_tiff(tmp_path / "nan.tif", frames)
     layers = read(tmp_path / "nan.tif")
-    assert layers[0][1]["contrast_limits"] == (0.0, 1.0)
+    assert layers[0][1]["contrast_limits"] == (frames[2].min(), frames[2].max())
     viewer = make_napari_viewer(show=False)
     layer = viewer.add_image(layers[0][0], **layers[0][1])
     assert layer.data.shape == frames.shape

@@ -135,10 +135,14 @@ def _image_kwargs(data: Any, name: str, source: Path) -> dict:
     """Layer settings for a lazy clip: napari must not scan it for its contrast limits."""
     if data.dtype == np.uint8:
         limits = (0, 255)
-    else:  # from the first frame only
-        first = np.asarray(data[0])
-        finite = first[np.isfinite(first)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    else:  # from the first frame holding numbers (the first, middle or last)
+        low, high = 0.0, 1.0
+        for t in dict.fromkeys((0, len(data) // 2, len(data) - 1)):
+            frame = np.asarray(data[t])
+            finite = frame[np.isfinite(frame)]
+            if finite.size:
+                low, high = float(finite.min()), float(finite.max())
+                break
         limits = (low, high if high > low else low + 1)
     rgb = data.ndim == 4 and data.shape[-1] in (3, 4)
     return {

@@ -365,18 +365,20 @@ class FitWidget(Container):
             return
         try:
             region = region_mask(self._region.value, result.model.frame_shape)
+            # (an on-line run without shadow flags cannot show shadows: said, not drawn)
+            data = mask_data(
+                result.model,
+                result.frames,
+                float(self._threshold.value),
+                region,
+                self.cleanup(),
+                self._shadows.value,
+            )
         except ValueError as exc:
             show_error(str(exc))
             return
         layer = self._viewer.layers[name]
-        layer.data = mask_data(
-            result.model,
-            result.frames,
-            float(self._threshold.value),
-            region,
-            self.cleanup(),
-            self._shadows.value,
-        )
+        layer.data = data
         layer.metadata = {
             "napari-gmm-bg": {"source": result.source.name, "threshold": self._threshold.value}
         }

@@ -114,7 +114,7 @@ def _supported(frames: np.ndarray, offsets: Any) -> tuple[np.ndarray, np.ndarray
 
     The kernels take uint8 and float32 pixels only (each dtype costs half a minute of
     compilation).  Small integers are exact in float32; wider values (float64 around
-    1e6, say, or int32) are first shifted by the first offset in float64, so that the
+    1e6, say) are first shifted by the first offset in float64, so that the
     differences the model sees keep their precision.
     """
     offsets = np.asarray(offsets, np.float64)
@@ -169,9 +169,9 @@ def _in_threads(worker, n_items: int, *args) -> None:
 
 
 def _forget_pool() -> None:
-    # A forked child inherits the pool object but not its threads.
-    global _POOL
-    _POOL = None
+    # A forked child inherits the pool object but not its threads (nor a lock's holder).
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_pool)

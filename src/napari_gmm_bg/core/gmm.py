@@ -630,13 +630,14 @@ def luminance(
 
 
 class BrightnessReference:
-    """A background's luminance, split into eight brightness bands, to compare frames to.
+    """A background's luminance, split into brightness bands, to compare frames to.
 
     Cameras change exposure through a tone curve: dark areas darken more than bright
     ones, so each frame's luminance is fitted against the reference as a straight line
-    (not a bare factor), robustly: medians over the eight bands, and a Theil-Sen line
-    through them (the median of the pairwise slopes), so objects that bias a band or two
-    do not tilt it.  The bands are found once; a frame then costs eight medians.
+    (not a bare factor), robustly: medians over up to eight bands (its octiles; fewer
+    when many pixels share a value), and a Theil-Sen line through them (the median of
+    the pairwise slopes), so objects that bias a band or two do not tilt it.  The bands
+    are found once; a frame then costs a median a band.
 
     Parameters
     ----------

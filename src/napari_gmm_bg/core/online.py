@@ -143,18 +143,24 @@ class OnlineResult:
         cleanup : MaskCleanup, optional
             Spatial clean-up (a 7x7 median filter when None).
         shadows : str, optional
-            "off", "show" or "background"; the settings' when None.
+            "off", "show" or "background"; the settings' when None.  Shadows can be
+            shown only when the run computed them (its ``shadows`` not "off").
 
         Returns
         -------
         numpy.ndarray
             ``(T, Y, X)`` uint8.
+
+        Raises
+        ------
+        ValueError
+            If ``shadows`` asks for flags the run did not compute.
         """
         return label_scores(
             self.log_likelihood,
             self.shadow,
             self.threshold if threshold is None else float(threshold),
-            self.settings.shadows if shadows is None else shadows,
+            _shadows_to_label(self.settings, shadows),
             cleanup,
         )
 
@@ -217,40 +223,86 @@ def heaviest_means(state: tuple, pixels: np.ndarray | None = None) -> np.ndarray
     return np.take_along_axis(means, heaviest[None, None, :], axis=0)[0]
 
 
+@dataclass(frozen=True)
+class _StreamKind:
+    """What the first block fixed: every later block must match it."""
+
+    frame_shape: tuple[int, int]
+    n_channels: int
+    grey: bool
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, frames: Frames) -> "_StreamKind":
+        return cls(frames.frame_shape, frames.n_channels, frames.grey, np.dtype(frames.dtype))
+
+    def __str__(self) -> str:
+        (y, x), c = self.frame_shape, self.n_channels
+        return f"{x}x{y} {'grey' if c == 1 else 'RGB'} {self.dtype}"
+
+
 class OnlineModel:
     """The on-line GMM as a stream filter: frames in, scores and labels out.
 
     Like MOG2's ``apply``: it keeps only each pixel's mixture (a few numbers a pixel),
-    so it runs on an endless stream; feed it frames as they arrive, a block at a time
-    (blocks of some 16 frames use the threads best).  The first block fixes the frame
-    size, the channels and the intensity scale.
+    so it runs on an endless stream; feed it frames as they arrive, one at a time or a
+    block at a time (blocks of some 16 frames use the threads best).  The first frames
+    fix the frame size, the channels, the dtype and, for float input without a
+    ``value_range``, the intensity scale (from their range).
 
     Parameters
     ----------
     settings : OnlineSettings, optional
         Defaults when None.
+    value_range : tuple of float, optional
+        For float frames: the values that map to the model's 0-255 scale, e.g.
+        ``(0.0, 1.0)``.  Without it the first frames' range is used, so a dark first
+        frame would make every later change look huge; give it for float streams.
 
     Attributes
     ----------
-    settings : OnlineSettings
-        The settings.
     threshold : float
-        The foreground threshold (the settings', or the default for the channels).
+        The foreground threshold: the settings', or the default for the channel count
+        (NaN until the first frame when the settings leave it to the channels).
     frames_seen : int
         Frames that have updated the model.
     """
 
-    def __init__(self, settings: OnlineSettings | None = None) -> None:
-        self.settings = OnlineSettings() if settings is None else settings
-        self.settings.validate()
-        self.threshold = float("nan")
+    def __init__(
+        self,
+        settings: OnlineSettings | None = None,
+        value_range: tuple[float, float] | None = None,
+    ) -> None:
+        settings = OnlineSettings() if settings is None else settings
+        settings.validate()
+        if value_range is not None and not float(value_range[1]) > float(value_range[0]):
+            raise ValueError(f"value_range must be (low, high) with low < high: {value_range}")
+        self._settings = settings
+        self._value_range = value_range
+        self.threshold = float("nan") if settings.threshold is None else float(settings.threshold)
         self.frames_seen = 0
-        self._frames: Frames | None = None  # the first block, for its shape and dtype
+        self._kind: _StreamKind | None = None
         self._intensity: IntensityScale | None = None
         self._state: tuple | None = None
+        self._grid_shape: tuple[int, int] = (0, 0)
+        self._grid_pixels = np.zeros(0, np.int64)
         self._reference: BrightnessReference | None = None
         self._reference_until = 0
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None
+        self._packed = (
+            settings.background_ratio,
+            settings.match_distance,
+            settings.var_init,
+            settings.var_min,
+            settings.var_max,
+            settings.shadow_tau if settings.shadows != "off" else 0.0,
+            SHADOW_DISTORTION**2,
+        )
+
+    @property
+    def settings(self) -> OnlineSettings:
+        """The settings (fixed: a model learns under one set)."""
+        return self._settings
 
     def update(self, frames: Any) -> tuple[np.ndarray, np.ndarray]:
         """Score frames, each before it updates the model.
@@ -258,26 +310,28 @@ class OnlineModel:
         Parameters
         ----------
         frames : array-like
-            ``(F, Y, X)`` grey or ``(F, Y, X, 3)`` RGB, numpy or dask (one frame:
-            ``frame[None]``).
+            A block ``(F, Y, X)`` grey or ``(F, Y, X, 3)`` RGB, numpy or dask; or one
+            frame, ``(Y, X)`` or ``(Y, X, 3)`` (a 3-D array whose last axis is 3 or 4 is
+            one colour frame).
 
         Returns
         -------
         tuple of numpy.ndarray
-            ``(F, Y, X)`` float32 log-likelihoods and ``(F, Y, X)`` bool shadow flags.
+            Float32 log-likelihoods and bool shadow flags, ``(F, Y, X)`` (``(Y, X)`` for
+            one frame).
 
         Raises
         ------
         ValueError
-            If the frames are not a video, hold NaN, or differ from the first block in
-            size, channels or dtype.
+            If the frames are not a video, hold NaN, or differ from the first ones in
+            size, channels or dtype; the model is then left as it was.
         """
-        block = self._read(frames)
+        block, one = self._read(frames)
         n, (height, width) = len(block), block.shape[1:3]
         loglik = np.empty((n, height, width), np.float32)
         shadow = np.zeros((n, height, width), bool)
         self._update(block, loglik, shadow)
-        return loglik, shadow
+        return (loglik[0], shadow[0]) if one else (loglik, shadow)
 
     def apply(
         self,
@@ -291,33 +345,41 @@ class OnlineModel:
         Parameters
         ----------
         frames : array-like
-            ``(F, Y, X)`` or ``(F, Y, X, 3)``.
+            A block ``(F, Y, X)`` or ``(F, Y, X, 3)``, or one frame (see :meth:`update`).
         threshold : float, optional
             Log-likelihood threshold; the model's when None.
         cleanup : MaskCleanup, optional
             Spatial clean-up (a 7x7 median filter when None).
         shadows : str, optional
-            "off", "show" or "background"; the settings' when None.
+            "off", "show" or "background"; the settings' when None.  Shadows can be
+            shown only when the settings compute them (``shadows`` not "off").
 
         Returns
         -------
         numpy.ndarray
-            ``(F, Y, X)`` uint8.
+            uint8 labels, ``(F, Y, X)`` (``(Y, X)`` for one frame).
+
+        Raises
+        ------
+        ValueError
+            For bad frames (see :meth:`update`) or bad options, checked before the model
+            learns anything.
         """
-        block = self._read(frames)
+        threshold = self.threshold if threshold is None else float(threshold)
+        shadows = _shadows_to_label(self.settings, shadows)
+        cleanup = MaskCleanup() if cleanup is None else cleanup
+        cleanup.validate()
+        block, one = self._read(frames)
         # Scores to scratch arrays kept from block to block: fresh memory costs page faults.
         shape = block.shape[:3]
         if self._scratch is None or self._scratch[0].shape != shape:
             self._scratch = (np.empty(shape, np.float32), np.zeros(shape, bool))
         loglik, shadow = self._scratch
         self._update(block, loglik, shadow)
-        return label_scores(
-            loglik,
-            shadow,
-            self.threshold if threshold is None else float(threshold),
-            self.settings.shadows if shadows is None else shadows,
-            cleanup,
+        labels = label_scores(
+            loglik, shadow, self.threshold if np.isnan(threshold) else threshold, shadows, cleanup
         )
+        return labels[0] if one else labels
 
     def background_image(self) -> np.ndarray:
         """Give the background now: each pixel's heaviest component's mean, input dtype.
@@ -332,47 +394,48 @@ class OnlineModel:
         ValueError
             Before the first frame.
         """
-        if self._state is None:
+        if self._state is None or self._kind is None or self._intensity is None:
             raise ValueError("the on-line model has seen no frame yet")
-        frames, intensity = self._frames, self._intensity
-        (height, width), c = frames.frame_shape, frames.n_channels
+        kind, intensity = self._kind, self._intensity
+        (height, width), c = kind.frame_shape, kind.n_channels
         background = np.moveaxis(heaviest_means(self._state).reshape(c, height, width), 0, -1)
         background = background.astype(np.float64) / intensity.scale + intensity.offset
-        if frames.dtype.kind in "ui":
-            info = np.iinfo(frames.dtype)
+        if kind.dtype.kind in "ui":
+            info = np.iinfo(kind.dtype)
             background = np.clip(np.rint(background), info.min, info.max)
-        background = background.astype(frames.dtype)
-        return background[..., 0] if frames.grey else background
+        background = background.astype(kind.dtype)
+        return background[..., 0] if kind.grey else background
 
-    def _read(self, frames: Any) -> np.ndarray:
-        """Validate a block and read it as ``(F, Y, X, C)``."""
-        f = as_frames(frames, name="frames")
+    def _read(self, frames: Any) -> tuple[np.ndarray, bool]:
+        """Validate frames and read them as ``(F, Y, X, C)``; True for a single frame."""
+        ndim = getattr(frames, "ndim", None)
+        if ndim is None:
+            frames = np.asarray(frames)
+            ndim = frames.ndim
+        one = ndim == 2 or (ndim == 3 and frames.shape[-1] in (3, 4))
+        f = as_frames(frames[None] if one else frames, name="frames")
         block = f.read(slice(None))
         self._accept(f, block)
-        return block
+        return block, one
 
     def _accept(self, frames: Frames, block: np.ndarray) -> None:
-        """Start the model with the first block; refuse later blocks of another kind."""
-        if self._frames is None:
-            self._start(frames, block)
-            return
-
-        def kind(f: Frames) -> str:
-            (y, x), c = f.frame_shape, f.n_channels
-            return f"{x}x{y} {'grey' if c == 1 else 'RGB'} {f.dtype}"
-
-        if kind(frames) != kind(self._frames):
+        """Start the model on the first frames; refuse later frames of another kind."""
+        kind = _StreamKind.of(frames)
+        if self._kind is None:
+            self._start(kind, block)
+        elif kind != self._kind:
             raise ValueError(
-                f"frames are {kind(frames)}, but the on-line model started on "
-                f"{kind(self._frames)} frames"
+                f"frames are {kind}, but the on-line model started on {self._kind} frames"
             )
 
-    def _start(self, frames: Frames, block: np.ndarray) -> None:
+    def _start(self, kind: _StreamKind, block: np.ndarray) -> None:
         settings = self.settings
-        (height, width), c, k = frames.frame_shape, frames.n_channels, settings.n_components
+        (height, width), c, k = kind.frame_shape, kind.n_channels, settings.n_components
         pixels = height * width
-        self._frames = frames
-        self._intensity = IntensityScale.for_data(frames.dtype, block)
+        if self._value_range is not None and kind.dtype.kind == "f":
+            self._intensity = IntensityScale.for_data(kind.dtype, np.array(self._value_range))
+        else:
+            self._intensity = IntensityScale.for_data(kind.dtype, block)
         # Per component and pixel, float32 (see _kernels.online_update): weights, means,
         # isotropic variances, Gaussian log-normalisers, and each pixel's component count.
         self._state = (
@@ -382,22 +445,13 @@ class OnlineModel:
             np.zeros((k, pixels), np.float32),
             np.zeros(pixels, np.float32),
         )
-        self.threshold = (
-            default_threshold(c) if settings.threshold is None else float(settings.threshold)
-        )
-        self._packed = (
-            settings.background_ratio,
-            settings.match_distance,
-            settings.var_init,
-            settings.var_min,
-            settings.var_max,
-            settings.shadow_tau if settings.shadows != "off" else 0.0,
-            SHADOW_DISTORTION**2,
-        )
+        if np.isnan(self.threshold):
+            self.threshold = default_threshold(c)
         # The brightness reference: the background on the grid of luminance().
         rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
         self._grid_shape = (len(rows), len(cols))
         self._grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
+        self._kind = kind
 
     def _update(self, block: np.ndarray, loglik: np.ndarray, shadow: np.ndarray) -> None:
         """Score and learn a read block, writing ``loglik`` and ``shadow`` in place."""
@@ -426,6 +480,18 @@ class OnlineModel:
             shadow.reshape(n, pixels),
         )
         self.frames_seen += n
+
+
+def _shadows_to_label(settings: OnlineSettings, shadows: str | None) -> str:
+    """Choose the shadow mode to label with; refuse one the run computed no flags for."""
+    shadows = settings.shadows if shadows is None else shadows
+    check_shadows(shadows)
+    if shadows != "off" and settings.shadows == "off":
+        raise ValueError(
+            f"shadows={shadows!r} needs shadow flags, which this on-line run did not "
+            "compute: run it with shadows='show' or 'background'"
+        )
+    return shadows
 
 
 def run_online_steps(
