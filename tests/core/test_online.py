@@ -102,6 +102,12 @@ def test_a_float_stream_takes_its_value_range(default_sample):
     assert iou(labels[20:], whole[20:]) < 0.5  # the black frame set the scale
     with pytest.raises(ValueError, match="value_range"):
         OnlineModel(value_range=(1.0, 1.0))
+    # The whole clip at once takes it too (its first 16 frames' range otherwise).
+    dark_block = video.copy()
+    dark_block[:16] = 0.0
+    given = run_online(dark_block, value_range=(0.0, 1.0)).foreground()
+    guessed = run_online(dark_block).foreground()
+    assert iou(given[30:], whole[30:]) > 0.9 > iou(guessed[30:], whole[30:])
 
 
 def test_online_settings_are_checked():

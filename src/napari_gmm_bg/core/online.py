@@ -495,7 +495,10 @@ def _shadows_to_label(settings: OnlineSettings, shadows: str | None) -> str:
 
 
 def run_online_steps(
-    video: Any, settings: OnlineSettings | None = None, chunk: int = 16
+    video: Any,
+    settings: OnlineSettings | None = None,
+    chunk: int = 16,
+    value_range: tuple[float, float] | None = None,
 ) -> Generator[tuple[int, int], None, OnlineResult]:
     """Run the on-line GMM over a clip, yielding ``(done, total)`` frames per chunk.
 
@@ -507,6 +510,9 @@ def run_online_steps(
         Defaults when None.
     chunk : int
         Frames read per step.
+    value_range : tuple of float, optional
+        For float video, the values mapped to the model's scale (see
+        :class:`OnlineModel`); the first chunk's range when None.
 
     Yields
     ------
@@ -518,7 +524,7 @@ def run_online_steps(
     OnlineResult
         Scores, shadow flags and the final background.
     """
-    model = OnlineModel(settings)
+    model = OnlineModel(settings, value_range)
     frames = as_frames(video)
     n, (height, width) = frames.n_frames, frames.frame_shape
     loglik = np.empty((n, height, width), np.float32)
@@ -539,7 +545,11 @@ def run_online_steps(
     )
 
 
-def run_online(video: Any, settings: OnlineSettings | None = None) -> OnlineResult:
+def run_online(
+    video: Any,
+    settings: OnlineSettings | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> OnlineResult:
     """Run the on-line GMM over a clip, frame by frame.
 
     Parameters
@@ -548,6 +558,9 @@ def run_online(video: Any, settings: OnlineSettings | None = None) -> OnlineResu
         ``(T, Y, X)`` or ``(T, Y, X, 3)``, numpy or dask.
     settings : OnlineSettings, optional
         Defaults when None.
+    value_range : tuple of float, optional
+        For float video, the values mapped to the model's scale (see
+        :class:`OnlineModel`); the first 16 frames' range when None.
 
     Returns
     -------
@@ -555,4 +568,4 @@ def run_online(video: Any, settings: OnlineSettings | None = None) -> OnlineResu
         Per-frame log-likelihood and shadow flags (use :meth:`OnlineResult.foreground`
         for labels) and the final background image.
     """
-    return finish(run_online_steps(video, settings))
+    return finish(run_online_steps(video, settings, value_range=value_range))
