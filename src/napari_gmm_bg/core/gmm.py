@@ -165,6 +165,27 @@ class IntensityScale:
             return cls(lo, 1.0)
         return cls(lo, 255.0 / (hi - lo))
 
+    def to_raw(self, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Map model-scale values back to raw values in ``dtype`` (integers rounded, clipped).
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values on the model's 0-255 scale.
+        dtype : numpy.dtype
+            The video's dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            Same shape, in ``dtype``.
+        """
+        raw = values.astype(np.float64) / self.scale + self.offset
+        if np.dtype(dtype).kind in "ui":
+            info = np.iinfo(dtype)
+            raw = np.clip(np.rint(raw), info.min, info.max)
+        return raw.astype(dtype)
+
 
 @dataclass(eq=False)
 class BackgroundModel:
@@ -458,12 +479,7 @@ class BackgroundModel:
         numpy.ndarray
             ``(Y, X)`` or ``(Y, X, 3)`` in the dtype of the fitted video.
         """
-        mean = self.means[:, :, 0].astype(np.float64)
-        raw = mean / self.intensity.scale + self.intensity.offset
-        if self.dtype.kind in "ui":
-            info = np.iinfo(self.dtype)
-            raw = np.clip(np.rint(raw), info.min, info.max)
-        image = raw.astype(self.dtype)
+        image = self.intensity.to_raw(self.means[:, :, 0], self.dtype)
         return image[..., 0] if self.grey else image
 
     # --- persistence ------------------------------------------------------------

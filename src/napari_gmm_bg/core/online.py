@@ -365,7 +365,7 @@ class OnlineModel:
             For bad frames (see :meth:`update`) or bad options, checked before the model
             learns anything.
         """
-        threshold = self.threshold if threshold is None else float(threshold)
+        threshold = None if threshold is None else float(threshold)  # checked before learning
         shadows = _shadows_to_label(self.settings, shadows)
         cleanup = MaskCleanup() if cleanup is None else cleanup
         cleanup.validate()
@@ -376,8 +376,9 @@ class OnlineModel:
             self._scratch = (np.empty(shape, np.float32), np.zeros(shape, bool))
         loglik, shadow = self._scratch
         self._update(block, loglik, shadow)
+        # The model's threshold is known once the first frames fixed the channels.
         labels = label_scores(
-            loglik, shadow, self.threshold if np.isnan(threshold) else threshold, shadows, cleanup
+            loglik, shadow, self.threshold if threshold is None else threshold, shadows, cleanup
         )
         return labels[0] if one else labels
 
@@ -398,12 +399,8 @@ class OnlineModel:
             raise ValueError("the on-line model has seen no frame yet")
         kind, intensity = self._kind, self._intensity
         (height, width), c = kind.frame_shape, kind.n_channels
-        background = np.moveaxis(heaviest_means(self._state).reshape(c, height, width), 0, -1)
-        background = background.astype(np.float64) / intensity.scale + intensity.offset
-        if kind.dtype.kind in "ui":
-            info = np.iinfo(kind.dtype)
-            background = np.clip(np.rint(background), info.min, info.max)
-        background = background.astype(kind.dtype)
+        means = np.moveaxis(heaviest_means(self._state).reshape(c, height, width), 0, -1)
+        background = intensity.to_raw(means, kind.dtype)
         return background[..., 0] if kind.grey else background
 
     def _read(self, frames: Any) -> tuple[np.ndarray, bool]:
