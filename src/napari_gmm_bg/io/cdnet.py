@@ -1,8 +1,6 @@
 """CDnet 2014 sequence folders: ``input/``, ``groundtruth/``, ``ROI.bmp``, ``temporalROI.txt``."""
 
-import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +8,7 @@ import cv2
 import dask.array as da
 import numpy as np
 
-from .video import image_size, open_frame_folder, read_frame_folder
+from .video import files_token, image_size, open_frame_folder, read_frame_folder
 
 NOT_SCORED = 85  # CDnet's "outside the region of interest"
 
@@ -79,12 +77,6 @@ def _read_label(path: Path, shape: tuple[int, int]) -> np.ndarray:
             f"ground truth {path.name} does not match the {shape[1]}x{shape[0]} input"
         )
     return label
-
-
-def _token(paths: Iterable[Path]) -> str:
-    """Hash files' paths and modification times, briefly (an edit makes a new name)."""
-    text = "\0".join(f"{p}:{Path(p).stat().st_mtime_ns}" for p in paths)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _regions(folder: Path, n: int, shape: tuple[int, int]) -> tuple[np.ndarray | None, range]:
@@ -176,7 +168,7 @@ def open_cdnet(folder: str | os.PathLike) -> CDnetSequence:
         read_block,
         chunks=(video.chunks[0], (height,), (width,)),
         dtype=np.uint8,
-        name=f"truth-{video.name}-{_token(files.values())}",
+        name=f"truth-{video.name}-{files_token(files.values())}",
         meta=np.empty((0, 0, 0), np.uint8),
     )
     roi, temporal = _regions(folder, n, (height, width))

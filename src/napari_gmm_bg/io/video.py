@@ -4,6 +4,7 @@ import hashlib
 import os
 import re
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -76,6 +77,25 @@ def _read_image(path: Path) -> np.ndarray:
             code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
             image = cv2.cvtColor(image, code)
     return image
+
+
+def files_token(paths: Iterable[Path], salt: str = "") -> str:
+    """Hash files' paths and modification times, briefly: a dask name that an edit renews.
+
+    Parameters
+    ----------
+    paths : iterable of pathlib.Path
+        The files.
+    salt : str
+        More text to hash with them.
+
+    Returns
+    -------
+    str
+        12 hex digits.
+    """
+    text = "\0".join(f"{p}:{Path(p).stat().st_mtime_ns}" for p in paths) + salt
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _folder_frames(folder: str | os.PathLike) -> tuple[Path, list[Path], np.ndarray]:
@@ -241,10 +261,7 @@ def open_frame_folder(
             block[k] = _read_like(path, first, files[0])
         return block
 
-    token = hashlib.sha1(
-        "\0".join(f"{p}:{p.stat().st_mtime_ns}" for p in files).encode()  # any edit: new name
-        + f"{folder.resolve()}:{n}".encode()
-    ).hexdigest()[:12]
+    token = files_token(files, f"{folder.resolve()}:{n}")
     chunks = (tuple(min(chunk, n - s) for s in range(0, n, chunk)),) + tuple(
         (d,) for d in first.shape
     )
