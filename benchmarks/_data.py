@@ -1,6 +1,11 @@
-"""Where the shared reference clips live, for benchmarks (never needed by the tests)."""
+"""Shared by the benchmarks: where the reference clips live (never needed by the tests),
+the process's memory, and a synthetic 720p clip made on demand."""
 
+import resource
+import sys
 from pathlib import Path
+
+import numpy as np
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -9,3 +14,56 @@ def shared(*parts: str) -> Path | None:
     """Path under ../shared/data, or None when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
     return path if path.exists() else None
+
+
+# --- memory ------------------------------------------------------------------------------
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _maxrss_mb() -> float:
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def reset_peak() -> bool:
+    """Start counting the peak RSS from now (Linux: clear VmHWM); False if impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now, MB."""
+    return _status_mb("VmRSS") or _maxrss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory since :func:`reset_peak` (else since the start), MB."""
+    return _status_mb("VmHWM") or _maxrss_mb()
+
+
+# --- a synthetic clip --------------------------------------------------------------------
+def synthetic_rgb_block(block_info=None, height=720, width=1280):
+    """A dask ``map_blocks`` function: frames of a textured scene with noise and a red box
+    moving 13 pixels a frame, seeded by the frame number (any chunk, any order)."""
+    t0, t1 = block_info[None]["array-location"][0]
+    yy, xx = np.mgrid[0:height, 0:width]
+    scene = 110 + 50 * np.sin(xx / 41.0)[..., None] * np.cos(yy / 29.0)[..., None] * [1, 0.9, 0.7]
+    out = np.empty((t1 - t0, height, width, 3), np.uint8)
+    for i, t in enumerate(range(t0, t1)):
+        frame = scene + np.random.default_rng(t).normal(0, 3, scene.shape)
+        x0 = (t * 13) % width
+        frame[300:400, x0 : x0 + 160] = [220, 30, 30]
+        out[i] = np.clip(frame, 0, 255)
+    return out

@@ -8,7 +8,6 @@ TIFF file.  Prints the peak RSS after each step (target: below 2 GB for the fit)
 """
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -17,25 +16,11 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from napari_gmm_bg import fit_background
-from napari_gmm_bg.io.writers import write_tiff_stack
+sys.path.insert(0, str(Path(__file__).parent))
+from _data import peak_rss_mb, synthetic_rgb_block  # noqa: E402
 
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _frames(block_info=None, height=720, width=1280):
-    t0, t1 = block_info[None]["array-location"][0]
-    yy, xx = np.mgrid[0:height, 0:width]
-    scene = 110 + 50 * np.sin(xx / 41.0)[..., None] * np.cos(yy / 29.0)[..., None] * [1, 0.9, 0.7]
-    out = np.empty((t1 - t0, height, width, 3), np.uint8)
-    for i, t in enumerate(range(t0, t1)):
-        frame = scene + np.random.default_rng(t).normal(0, 3, scene.shape)
-        x0 = (t * 13) % width
-        frame[300:400, x0 : x0 + 160] = [220, 30, 30]
-        out[i] = np.clip(frame, 0, 255)
-    return out
+from napari_gmm_bg import fit_background  # noqa: E402
+from napari_gmm_bg.io.writers import write_tiff_stack  # noqa: E402
 
 
 def main():
@@ -51,22 +36,22 @@ def main():
         (3,),
     )
     video = da.map_blocks(
-        _frames, chunks=chunks, dtype=np.uint8, height=args.height, width=args.width
+        synthetic_rgb_block, chunks=chunks, dtype=np.uint8, height=args.height, width=args.width
     )
     print(
         f"clip: {args.frames} frames {args.width}x{args.height} RGB, "
-        f"{video.nbytes / 1e9:.1f} GB if held in memory; start RSS {peak_mb():.0f} MB"
+        f"{video.nbytes / 1e9:.1f} GB if held in memory; start RSS {peak_rss_mb():.0f} MB"
     )
     start = time.perf_counter()
     model = fit_background(video)
-    print(f"fit: {time.perf_counter() - start:.1f} s, peak RSS {peak_mb():.0f} MB")
+    print(f"fit: {time.perf_counter() - start:.1f} s, peak RSS {peak_rss_mb():.0f} MB")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         mask = model.foreground(video[:300])
         write_tiff_stack(Path(tmp) / "mask.tif", mask)
         print(
             f"mask of 300 frames streamed to TIFF: {time.perf_counter() - start:.1f} s, "
-            f"peak RSS {peak_mb():.0f} MB"
+            f"peak RSS {peak_rss_mb():.0f} MB"
         )
     return 0
 

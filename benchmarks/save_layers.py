@@ -25,7 +25,6 @@ depend on the machine and its load: compare formats measured in the same run.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,43 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _data import current_rss_mb, peak_rss_mb, reset_peak, synthetic_rgb_block  # noqa: E402
+
 CHUNK = 16
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _maxrss_mb() -> float:
-    scale = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
-def reset_peak() -> bool:
-    """Start counting the peak RSS from now (Linux: clear VmHWM); False if impossible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def current_rss_mb() -> float:
-    """Resident memory of this process now, MB."""
-    return _status_mb("VmRSS") or _maxrss_mb()
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory since :func:`reset_peak` (else since the start), MB."""
-    return _status_mb("VmHWM") or _maxrss_mb()
 
 
 def _synthetic_block(block_info=None, height=720, width=1280):
@@ -86,19 +52,6 @@ def _synthetic_block(block_info=None, height=720, width=1280):
         out[i, 410:440, x0 : x0 + 220] = 2  # the second box's shadow
         cy, cx = 200 + (t * 3) % (height - 300), 100 + (t * 9) % (width - 200)
         out[i, cy - 40 : cy + 41, cx - 40 : cx + 41][disk] = 1
-    return out
-
-
-def _clip_block(block_info=None, height=720, width=1280):
-    t0, t1 = block_info[None]["array-location"][0]
-    yy, xx = np.mgrid[0:height, 0:width]
-    scene = 110 + 50 * np.sin(xx / 41.0)[..., None] * np.cos(yy / 29.0)[..., None] * [1, 0.9, 0.7]
-    out = np.empty((t1 - t0, height, width, 3), np.uint8)
-    for i, t in enumerate(range(t0, t1)):
-        frame = scene + np.random.default_rng(t).normal(0, 3, scene.shape)
-        x0 = (t * 13) % width
-        frame[300:400, x0 : x0 + 160] = [220, 30, 30]
-        out[i] = np.clip(frame, 0, 255)
     return out
 
 
@@ -122,7 +75,7 @@ def make_mask(frames: int, height: int, width: int, source: str):
     from napari_gmm_bg import fit_background
 
     clip = da.map_blocks(
-        _clip_block,
+        synthetic_rgb_block,
         chunks=_chunks(frames, height, width, 3),
         dtype=np.uint8,
         height=height,

@@ -15,7 +15,6 @@ figures to compare across machines.
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import shared  # noqa: E402
+from _data import peak_rss_mb, shared  # noqa: E402
 
 from napari_gmm_bg import fit_background, make_sample  # noqa: E402
 from napari_gmm_bg.core.online import OnlineModel, run_online  # noqa: E402
 from napari_gmm_bg.io.video import read_video  # noqa: E402
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def best_of(fn, repeat=3):

@@ -23,7 +23,6 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -36,36 +35,10 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import shared  # noqa: E402
+from _data import current_rss_mb, peak_rss_mb, reset_peak, shared  # noqa: E402
 
 BITS = 12
 GOP = 250
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def reset_peak() -> None:
-    # Linux: start VmHWM from now, so the peak is the scrubbing's, not an import's.
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    scale = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 # --- clips ------------------------------------------------------------------------------
@@ -169,11 +142,11 @@ def child(args: dict) -> dict:
         import napari_pyav._reader  # noqa: F401
     else:
         import napari_video.napari_video  # noqa: F401
-    before = rss_mb()
+    before = current_rss_mb()
     reset_peak()
     start = time.perf_counter()
     n, get = open_reader(kind, path)
-    result = {"open_s": time.perf_counter() - start, "open_mb": rss_mb() - before, "n": n}
+    result = {"open_s": time.perf_counter() - start, "open_mb": current_rss_mb() - before, "n": n}
     if args.get("open_only"):
         return result
     wrong, random_s, next_s, paced_s = 0, [], [], []
