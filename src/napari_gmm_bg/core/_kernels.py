@@ -707,6 +707,7 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     float32, components sorted by weight, heaviest first.
     """
     samples, offsets = _supported(samples, offsets)
+    scales = np.asarray(scales, np.float32)
     n_samples, n_pixels, n_channels = samples.shape
     k = int(n_components)
     starts = np.array([(i * n_samples) // k for i in range(k + 1)], np.int64)
@@ -727,8 +728,8 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
             (len(pixels) + lanes - 1) // lanes,
             samples,
             pixels,
-            np.asarray(offsets, np.float32),
-            np.asarray(scales, np.float32),
+            offsets,
+            scales,
             starts,
             first,
             iterations,
