@@ -17,7 +17,8 @@ import numpy as np
 from napari_gmm_bg import MaskCleanup, fit_background
 from napari_gmm_bg.core.baseline import median_baseline
 from napari_gmm_bg.core.cleanup import clean_mask
-from napari_gmm_bg.core.gmm import frame_transform, learning_correction, luminance
+from napari_gmm_bg.core.gmm import learning_correction
+from napari_gmm_bg.core.intensity import frame_transform, luminance
 from napari_gmm_bg.core.metrics import evaluate_mask
 from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
 from napari_gmm_bg.core.online import OnlineSettings, run_online

@@ -18,7 +18,9 @@ import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core.baseline import median_baseline
-from .core.gmm import SHADOW_MODES, BackgroundModel, as_client
+from .core.cluster import as_client
+from .core.gmm import BackgroundModel
+from .core.labels import SHADOW_MODES
 from .core.metrics import (
     METRIC_NAMES,
     check_frame_range,
@@ -187,7 +189,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         "--no-brightness-compensation",
         dest="compensate_brightness",
         action="store_false",
-        help="do not divide each frame by its global brightness relative to the background",
+        help="do not remove each frame's global brightness change (gain and lift) before scoring",
     )
     parser.add_argument(
         "--shadows",

@@ -8,7 +8,7 @@ from sklearn.mixture import GaussianMixture
 
 from napari_gmm_bg import MaskCleanup, fit_background, load_model, make_sample
 from napari_gmm_bg.core import _kernels
-from napari_gmm_bg.core.gmm import BrightnessReference, IntensityScale, luminance
+from napari_gmm_bg.core.intensity import BrightnessReference, IntensityScale, luminance
 from napari_gmm_bg.core.online import run_online
 from tests.conftest import iou
 

@@ -5,7 +5,7 @@ import pytest
 
 from napari_gmm_bg import make_sample
 from napari_gmm_bg.core.frames import as_frames
-from napari_gmm_bg.core.gmm import IntensityScale
+from napari_gmm_bg.core.intensity import IntensityScale
 from napari_gmm_bg.core.online import OnlineModel, OnlineSettings, run_online
 from tests.conftest import iou
 

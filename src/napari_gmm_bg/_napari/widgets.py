@@ -33,7 +33,8 @@ from ..core import (
     fit_background_steps,
     load_model,
 )
-from ..core.gmm import SHADOW_MODES, configured_client
+from ..core.cluster import configured_client
+from ..core.labels import SHADOW_MODES
 from ..core.online import OnlineResult, OnlineSettings, run_online_steps
 from ._controls import FrameRange
 from ._jobs import BackgroundJob

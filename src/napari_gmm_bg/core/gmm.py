@@ -24,59 +24,30 @@ from . import _kernels
 from ._files import atomic_write
 from ._steps import finish
 from .cleanup import MaskCleanup, clean_mask
+from .cluster import as_client, cluster_results
 from .frames import Frames, as_frames, check_finite, check_opaque
+from .intensity import (
+    GAIN_STRIDE,
+    BrightnessReference,
+    IntensityScale,
+    brightness_correction,
+    frame_transform,
+    luminance,
+)
+from .labels import SHADOW_DISTORTION, check_shadows, default_threshold
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
-SHADOW_MODES = ("off", "show", "background")
-SHADOW_DISTORTION = 0.1  # a shadow's colour may stray 10% from the darkened background
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
 CLUSTER_TILE_PIXELS = 16384  # pixels per task on a dask cluster
 MODEL_VERSION = 1
 #: log-constant of a component that is not background: no pixel gets near it.
 NOT_BACKGROUND = -1e30
 
-#: Default log-likelihood threshold per channel count.  A pixel whose log-likelihood
-#: under its background components falls below it is foreground.  The RGB value, with
-#: ``reg_covar`` 100 and a 7x7 median filter, was chosen by ``benchmarks/quality_cdnet.py
-#: --tune`` on CDnet highway frames 470-735 (frames 736-1000 held out).  It also caps the
-#: spread of what can be background: a component so broad (a catch-all of passing
-#: objects) that its peak density lies below the threshold explains no pixel.  The grey
-#: value keeps the same Mahalanobis budget per channel.
-DEFAULT_THRESHOLDS = {1: -4.5, 3: -13.0}
-
 #: Learning frames of the default fit.  The fit's cost is proportional to them; 40 scores
 #: as well as 50 on CDnet highway (F 0.9688 vs 0.9685, frames 470-1000) and on the
 #: synthetic sample (IoU 0.9950 vs 0.9949), and above an EM on every frame (F 0.9681);
 #: 24 falls below it (0.9678).
 LEARNING_FRAMES = 40
-
-
-def check_shadows(shadows: str) -> None:
-    """Raise ValueError unless ``shadows`` is one of :data:`SHADOW_MODES`.
-
-    Parameters
-    ----------
-    shadows : str
-        The shadow mode asked for.
-    """
-    if shadows not in SHADOW_MODES:
-        raise ValueError(f"shadows must be one of {', '.join(SHADOW_MODES)}, got {shadows!r}")
-
-
-def default_threshold(n_channels: int) -> float:
-    """Return the default log-likelihood threshold for grey (1) or RGB (3) video.
-
-    Parameters
-    ----------
-    n_channels : int
-        1 or 3.
-
-    Returns
-    -------
-    float
-        The threshold, in nats.
-    """
-    return DEFAULT_THRESHOLDS[n_channels]
 
 
 @dataclass(frozen=True)
@@ -105,8 +76,10 @@ class FitParameters:
     cleanup : MaskCleanup
         Default spatial clean-up of the foreground mask.
     compensate_brightness : bool
-        Divide each frame by its global brightness relative to the background (learning
-        frames relative to their median), so exposure changes do not flood the mask.
+        Score each frame as if its exposure matched the background's: its luminance is
+        fitted against the background's as a line (a gain and a lift, see
+        :class:`~napari_gmm_bg.core.intensity.BrightnessReference`), learning frames
+        against their per-pixel median, so exposure changes do not flood the mask.
     shadows : {"off", "show", "background"}
         Default shadow handling of the masks (see :meth:`BackgroundModel.foreground`).
     shadow_tau : float
@@ -144,47 +117,6 @@ class FitParameters:
         check_shadows(self.shadows)
         if not 0 < self.shadow_tau < 1:
             raise ValueError(f"shadow_tau must be in (0, 1), got {self.shadow_tau}")
-
-
-@dataclass(frozen=True)
-class IntensityScale:
-    """Maps raw pixel values to the model's 0-255 scale: ``(value - offset) * scale``."""
-
-    offset: float
-    scale: float
-
-    @classmethod
-    def for_data(cls, dtype: np.dtype, sample: np.ndarray) -> "IntensityScale":
-        """Choose the scale of a dtype, from the data's range for float input."""
-        if dtype == np.uint8:
-            return cls(0.0, 1.0)
-        if dtype == np.uint16:
-            return cls(0.0, 255.0 / 65535.0)
-        lo, hi = float(sample.min()), float(sample.max())
-        if hi - lo <= 0:
-            return cls(lo, 1.0)
-        return cls(lo, 255.0 / (hi - lo))
-
-    def to_raw(self, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        """Map model-scale values back to raw values in ``dtype`` (integers rounded, clipped).
-
-        Parameters
-        ----------
-        values : numpy.ndarray
-            Values on the model's 0-255 scale.
-        dtype : numpy.dtype
-            The video's dtype.
-
-        Returns
-        -------
-        numpy.ndarray
-            Same shape, in ``dtype``.
-        """
-        raw = values.astype(np.float64) / self.scale + self.offset
-        if np.dtype(dtype).kind in "ui":
-            info = np.iinfo(dtype)
-            raw = np.clip(np.rint(raw), info.min, info.max)
-        return raw.astype(dtype)
 
 
 @dataclass(eq=False)
@@ -620,161 +552,6 @@ def _pixel_blocks(height: int, width: int, target_pixels: int) -> list[tuple[int
     return [(y0, min(y0 + rows, height)) for y0 in range(0, height, rows)]
 
 
-GAIN_STRIDE = 4  # brightness is estimated on every 4th pixel of every 4th row
-
-
-def luminance(
-    frames: np.ndarray, intensity: IntensityScale, stride: int = GAIN_STRIDE
-) -> np.ndarray:
-    """Mean of the channels of a strided subset of pixels, on the model's 0-255 scale.
-
-    Parameters
-    ----------
-    frames : numpy.ndarray
-        ``(T, Y, X, C)``.
-    intensity : IntensityScale
-        How raw values map to the model's scale.
-    stride : int
-        Keep every ``stride``-th row and column.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(T, Y / stride, X / stride)`` float32.
-    """
-    return _kernels.luminance_grid(frames, int(stride), intensity.offset, intensity.scale)
-
-
-class BrightnessReference:
-    """A background's luminance, split into brightness bands, to compare frames to.
-
-    Cameras change exposure through a tone curve: dark areas darken more than bright
-    ones, so each frame's luminance is fitted against the reference as a straight line
-    (not a bare factor), robustly: medians over up to eight bands (its octiles; fewer
-    when many pixels share a value), and a Theil-Sen line through them (the median of
-    the pairwise slopes), so objects that bias a band or two do not tilt it.  The bands
-    are found once; a frame then costs a median a band.
-
-    Parameters
-    ----------
-    reference : numpy.ndarray
-        ``(y, x)`` the background's luminance (see :func:`luminance`).
-    """
-
-    N_BANDS = 8
-
-    def __init__(self, reference: np.ndarray) -> None:
-        flat = reference.ravel()
-        usable = np.flatnonzero(flat > 8.0)
-        self.flat_scene = True
-        if usable.size < 16:
-            self.pixels = usable
-            return
-        edges = np.quantile(flat[usable], np.linspace(0, 1, self.N_BANDS + 1))
-        band = np.clip(np.searchsorted(edges, flat[usable], side="right") - 1, 0, 7)
-        order = np.argsort(band, kind="stable")
-        self.pixels = usable[order]  # pixels grouped by band
-        bounds = np.searchsorted(band[order], np.arange(self.N_BANDS + 1))
-        # A value many pixels share (a white sky) spans several quantiles and leaves the
-        # bands between them empty: keep the others (still back to back).
-        self.bands = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        self.values = flat[self.pixels]
-        self.band_medians = np.array([np.median(self.values[band]) for band in self.bands])
-        self.flat_scene = bool(
-            len(self.bands) < 2 or self.band_medians[-1] - self.band_medians[0] < 10.0
-        )
-
-    def correction(self, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fit ``luma = gain * reference + lift`` for each frame.
-
-        Parameters
-        ----------
-        luma : numpy.ndarray
-            ``(T, y, x)`` from :func:`luminance`, on the reference's grid.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            ``(T,)`` gains (clipped to [0.1, 10]) and lifts (on the 0-255 scale); a frame
-            is scored as ``(value - lift) / gain``.
-        """
-        n = len(luma)
-        if self.pixels.size < 16:
-            return np.ones(n), np.zeros(n)
-        frames = luma.reshape(n, -1)[:, self.pixels]
-        if self.flat_scene:  # too little contrast for a line: a bare factor
-            return np.clip(np.median(frames / self.values, axis=1), 0.1, 10.0), np.zeros(n)
-        return self._lines(
-            np.stack([np.median(frames[:, band], axis=1) for band in self.bands], axis=1)
-        )
-
-    def correction_of_frames(
-        self, frames: np.ndarray, intensity: IntensityScale, stride: int = GAIN_STRIDE
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`correction`, reading the reference's pixels straight off the frames.
-
-        Parameters
-        ----------
-        frames : numpy.ndarray
-            ``(T, Y, X, C)`` frames whose every ``stride``-th pixel of every
-            ``stride``-th row is the reference's grid.
-        intensity : IntensityScale
-            How raw values map to the model's scale.
-        stride : int
-            The grid's spacing.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            ``(T,)`` gains and lifts.
-        """
-        if self.pixels.size < 16 or self.flat_scene:
-            return self.correction(luminance(frames, intensity, stride))
-        n, height, width, channels = frames.shape
-        grid_y, grid_x = np.divmod(self.pixels, (width + stride - 1) // stride)
-        pixels = (grid_y * stride * width + grid_x * stride).astype(np.int64)
-        bounds = np.array([band.start for band in self.bands] + [self.bands[-1].stop])
-        medians = _kernels.band_medians(
-            np.ascontiguousarray(frames).reshape(n, height * width, channels),
-            pixels,
-            bounds,
-            intensity.offset,
-            intensity.scale,
-        )
-        return self._lines(medians)
-
-    def _lines(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Theil-Sen through (reference band medians, frame band medians): (T, bands) -> lines.
-        r = self.band_medians
-        i, j = np.triu_indices(len(self.bands), k=1)
-        spread = r[j] - r[i]
-        keep = spread > 1e-3
-        slopes = (m[:, j[keep]] - m[:, i[keep]]) / spread[keep]
-        gains = np.clip(np.median(slopes, axis=1), 0.1, 10.0)
-        lifts = np.clip(np.median(m - gains[:, None] * r, axis=1), -128.0, 128.0)
-        return gains, lifts
-
-
-def brightness_correction(
-    luma: np.ndarray, reference: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each frame's global brightness against a reference (see :class:`BrightnessReference`).
-
-    Parameters
-    ----------
-    luma : numpy.ndarray
-        ``(T, y, x)`` from :func:`luminance`.
-    reference : numpy.ndarray
-        ``(y, x)`` the background's luminance, same grid.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(T,)`` gains and lifts.
-    """
-    return BrightnessReference(reference).correction(luma)
-
-
 def learning_correction(
     luma: np.ndarray, params: FitParameters
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -782,32 +559,6 @@ def learning_correction(
     if not params.compensate_brightness:
         return None
     return brightness_correction(luma, _kernels.median_over_frames(luma))
-
-
-def frame_transform(
-    intensity: IntensityScale, correction: tuple[np.ndarray, np.ndarray] | None, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame offsets and scales for the kernels: ``(raw - offset) * scale``.
-
-    Parameters
-    ----------
-    intensity : IntensityScale
-        The model's raw-to-0-255 mapping.
-    correction : tuple of numpy.ndarray or None
-        Gains and lifts from :func:`brightness_correction`; none when None.
-    n : int
-        Frames.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(n,)`` offsets and scales, float64.
-    """
-    if correction is None:
-        return np.full(n, intensity.offset), np.full(n, intensity.scale)
-    gains, lifts = correction
-    # ((raw - offset) * scale - lift) / gain == (raw - offset - lift / scale) * scale / gain
-    return intensity.offset + lifts / intensity.scale, intensity.scale / gains
 
 
 def fit_tile(
@@ -922,7 +673,7 @@ def _fit_on_cluster(
         for tile, alpha in zip(learn.to_delayed().ravel(), alpha_tiles, strict=True)
     ]
     futures = client.compute(tasks)
-    return _cluster_results(futures, blocks, client), 0, len(blocks), intensity
+    return cluster_results(futures, blocks, client), 0, len(blocks), intensity
 
 
 def _fit_tile_checked(
@@ -937,66 +688,6 @@ def _fit_tile_checked(
     if alpha is not None:
         check_opaque(alpha)
     return fit_tile(tile, intensity, params, correction)
-
-
-def _cluster_results(futures: list, blocks: list, client: Any) -> Any:
-    from distributed import as_completed
-
-    position = {future.key: rows for future, rows in zip(futures, blocks, strict=True)}
-    try:
-        for future in as_completed(futures):
-            yield position[future.key], future.result()
-    finally:  # cancelled or failed: free the cluster
-        client.cancel(futures)
-
-
-def as_client(client: Any) -> Any:
-    """Return a dask.distributed Client: the one given, or one connected to an address.
-
-    Parameters
-    ----------
-    client : distributed.Client or str
-        A client, or a scheduler address such as ``tcp://10.0.0.5:8786``.
-
-    Returns
-    -------
-    distributed.Client
-        The client.
-
-    Raises
-    ------
-    ValueError
-        If no scheduler answers at the address.
-    """
-    from distributed import Client
-
-    if isinstance(client, Client):
-        return client
-    try:
-        return Client(str(client), timeout="5s", set_as_default=False)
-    except OSError as exc:
-        raise ValueError(f"cannot reach a dask scheduler at {client}: {exc}") from None
-
-
-def configured_client() -> Any:
-    """Return the dask.distributed Client this process has set up, or None.
-
-    A client created anywhere in the process (for example ``Client(address)`` typed in
-    napari's console) becomes the default; the widgets use it when there is one.
-
-    Returns
-    -------
-    distributed.Client or None
-        The default client.
-    """
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
 
 
 def fit_background_steps(
@@ -1139,10 +830,10 @@ def fit_background(
     cleanup : MaskCleanup, optional
         Default spatial clean-up of the model's masks (a 7x7 median filter when None).
     compensate_brightness : bool
-        Estimate each frame's global brightness against the background (the median of
-        pixel ratios) and score the frame as if divided by it, so a camera's exposure
+        Fit each frame's luminance against the background's as a line (a gain and a
+        lift) and score the frame with that change removed, so a camera's exposure
         change or a passing cloud floods no frame; learning frames are normalised the
-        same way against their median.
+        same way against their per-pixel median.
     shadows : {"off", "show", "background"}
         Default shadow handling of the model's masks: "show" labels pixels that are the
         background darkened by a factor in [shadow_tau, 1) with little colour change 2,

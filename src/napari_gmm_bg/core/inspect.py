@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from .frames import as_frames
-from .gmm import BackgroundModel, frame_transform
+from .gmm import BackgroundModel
+from .intensity import frame_transform
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,8 @@ from . import _kernels
 from ._steps import finish
 from .cleanup import MaskCleanup, clean_mask
 from .frames import Frames, as_frames
-from .gmm import (
-    GAIN_STRIDE,
-    SHADOW_DISTORTION,
-    BrightnessReference,
-    IntensityScale,
-    check_shadows,
-    default_threshold,
-    frame_transform,
-)
+from .intensity import GAIN_STRIDE, BrightnessReference, IntensityScale, frame_transform
+from .labels import SHADOW_DISTORTION, check_shadows, default_threshold
 
 #: Frames between renewals of the brightness reference (the background's luminance).
 REFERENCE_FRAMES = 64
