@@ -161,13 +161,47 @@ def test_evaluate_prints_metrics_side_by_side(cdnet_folder, capsys):
     ("args", "message"),
     [
         (["--frames", "50:90"], "not inside"),
-        (["--methods", "gmm,knn"], "unknown method knn"),
+        (["--methods", "gmm,vibe"], "unknown method vibe"),
     ],
 )
 def test_evaluate_bad_input(cdnet_folder, args, message):
     result = _run_cli("evaluate", str(cdnet_folder), *args)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_evaluate_runs_every_method_on_several_folders(cdnet_folder, tmp_path, capsys):
+    import shutil
+
+    second = tmp_path / "second"
+    shutil.copytree(cdnet_folder, second)
+    methods = "gmm,online,mog2,knn,baseline"
+    args = ["evaluate", str(cdnet_folder), str(second), "--methods", methods]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["sequence"] for r in report["sequences"]] == [cdnet_folder.name, "second"]
+    first, again = (r["methods"] for r in report["sequences"])
+    assert list(first) == methods.split(",")
+    for name in first:  # the same clip twice: the same scores, and their mean
+        assert first[name]["f_measure"] == pytest.approx(again[name]["f_measure"])
+        assert report["mean"][name]["f_measure"] == pytest.approx(first[name]["f_measure"])
+    assert all(scores["f_measure"] > 0.5 for scores in first.values())
+
+    assert main([*args, "--threshold", "-20"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[-5].split() == ["F-measure"] and table[-4].split() == methods.split(",")
+    assert table[-1].split()[0] == "mean" and len(table[-1].split()) == 6
+
+
+def test_evaluate_options_apply_to_the_methods_that_have_them(cdnet_folder, capsys):
+    args = ["evaluate", str(cdnet_folder), "--methods", "gmm,online,mog2", "--json"]
+    assert main(args) == 0
+    default = json.loads(capsys.readouterr().out)["methods"]
+    assert main([*args, "--threshold", "-60"]) == 0  # GMMs only: MOG2 has no threshold
+    strict = json.loads(capsys.readouterr().out)["methods"]
+    for name in ("gmm", "online"):
+        assert strict[name]["recall"] < default[name]["recall"]
+    assert strict["mog2"]["tp"] == default["mog2"]["tp"]
 
 
 def test_evaluate_on_a_folder_that_is_not_cdnet(tmp_path):

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import numpy as np
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
-from .core.baseline import median_baseline
 from .core.cluster import as_client
 from .core.gmm import BackgroundModel
+from .core.interface import settings_with
 from .core.labels import SHADOW_MODES
 from .core.metrics import (
     METRIC_NAMES,
@@ -28,8 +29,8 @@ from .core.metrics import (
     frame_statistics,
     statistics_table,
 )
-from .core.mog2 import run_mog2
 from .core.online import OnlineSettings, run_online
+from .core.registry import get_method, method_names
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
@@ -108,20 +109,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score the GMM, MOG2 and the median baseline on a CDnet folder",
+        help="score the GMM and other methods on CDnet folders, side by side",
         description=(
-            "Run each method on a CDnet folder (input/, groundtruth/, temporalROI.txt, "
+            "Run each method on each CDnet folder (input/, groundtruth/, temporalROI.txt, "
             "ROI.bmp) and print recall, specificity, FPR, FNR, PWC, precision and F-measure "
-            "side by side with the time each took.  Scored on the temporal ROI unless "
-            "--frames is given, and inside ROI.bmp when present."
+            "side by side with the time each took; with several folders, also each "
+            "folder's F-measure and the mean.  Scored on the temporal ROI unless --frames "
+            "is given, and inside ROI.bmp when present.  The fit options below apply to "
+            "every method that has a setting of that name; others run at their defaults."
         ),
     )
-    evaluate.add_argument("cdnet", help="CDnet sequence folder")
+    evaluate.add_argument("cdnet", nargs="+", help="CDnet sequence folder(s)")
     evaluate.add_argument(
         "--methods",
         default="gmm,mog2",
         type=_methods,
-        help=f"comma-separated, from {','.join(METHODS)} (default: gmm,mog2)",
+        help="comma-separated, from gmm,online,mog2,knn,baseline or a registered method "
+        "(default: gmm,mog2)",
     )
     evaluate.add_argument(
         "--frames",
@@ -131,7 +135,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="score these frames (0-based, stop exclusive; CDnet's 470-1000 is 469:1000)",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_fit_options(evaluate)
+    _add_fit_options(evaluate, only_given=True)
 
     stats = commands.add_parser(
         "stats",
@@ -151,70 +155,84 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-METHODS = ("gmm", "mog2", "baseline")
-
-
 def _methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    known = method_names()
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
         raise argparse.ArgumentTypeError(
-            f"unknown method {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}"
+            f"unknown method {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}"
         )
     return methods
 
 
-def _add_fit_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--components", type=int, default=3, help="Gaussians per pixel")
+def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) -> None:
+    # The defaults are FitParameters' (the one place they are written); with
+    # ``only_given`` an option the user did not give is left out of the namespace, so
+    # each method keeps its own default.
+    defaults = FitParameters()
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if only_given else value
+
+    parser.add_argument(
+        "--components",
+        type=int,
+        default=default(defaults.n_components),
+        help="Gaussians per pixel",
+    )
     parser.add_argument(
         "--learning-frames",
         type=int,
-        default=FitParameters.learning_frames,
+        default=default(defaults.learning_frames),
         help="frames the fit learns from",
     )
-    parser.add_argument("--iterations", type=int, default=10, help="EM iterations at most")
+    parser.add_argument(
+        "--iterations", type=int, default=default(defaults.max_iter), help="EM iterations at most"
+    )
     parser.add_argument(
         "--background-ratio",
         type=float,
-        default=0.9,
+        default=default(defaults.background_ratio),
         help="cumulative weight of the components that are background",
     )
     parser.add_argument(
         "--threshold",
         type=float,
-        default=None,
+        default=default(defaults.threshold),
         help="log-likelihood below which a pixel is foreground (default: per channel count)",
     )
     parser.add_argument(
         "--no-brightness-compensation",
         dest="compensate_brightness",
         action="store_false",
+        default=default(defaults.compensate_brightness),
         help="do not remove each frame's global brightness change (gain and lift) before scoring",
     )
     parser.add_argument(
         "--shadows",
         choices=SHADOW_MODES,
-        default=FitParameters.shadows,
+        default=default(defaults.shadows),
         help="shadows: show them as label 2, count them as background, or off (foreground)",
     )
-    defaults = MaskCleanup()
+    clean = defaults.cleanup
     cleanup = parser.add_argument_group("mask clean-up")
     cleanup.add_argument(
         "--median",
         type=int,
-        default=defaults.median,
+        default=default(clean.median),
         help="median filter size (odd; 0 for none)",
     )
     cleanup.add_argument(
-        "--opening", type=int, default=defaults.opening, help="opening size (0 for none)"
+        "--opening", type=int, default=default(clean.opening), help="opening size (0 for none)"
     )
     cleanup.add_argument(
-        "--closing", type=int, default=defaults.closing, help="closing size (0 for none)"
+        "--closing", type=int, default=default(clean.closing), help="closing size (0 for none)"
     )
     cleanup.add_argument(
         "--min-area",
         type=int,
-        default=defaults.min_area,
+        default=default(clean.min_area),
         help="remove blobs smaller than this many pixels (0 for none)",
     )
 
@@ -337,23 +355,33 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
     return [out / name for name in names]
 
 
+_SETTING_OF_OPTION = {
+    "components": "n_components",
+    "learning_frames": "learning_frames",
+    "iterations": "max_iter",
+    "background_ratio": "background_ratio",
+    "threshold": "threshold",
+    "compensate_brightness": "compensate_brightness",
+    "shadows": "shadows",
+}
+_CLEANUP_OPTIONS = ("median", "opening", "closing", "min_area")
+
+
 def _fit_settings(args: argparse.Namespace) -> dict:
-    return {
-        "n_components": args.components,
-        "learning_frames": args.learning_frames,
-        "max_iter": args.iterations,
-        "background_ratio": args.background_ratio,
-        "threshold": args.threshold,
-        "compensate_brightness": args.compensate_brightness,
-        "shadows": args.shadows,
-        "cleanup": MaskCleanup(
-            median=args.median, opening=args.opening, closing=args.closing, min_area=args.min_area
-        ),
+    # The fit options that are in ``args``, by settings field name.
+    values = {
+        field: getattr(args, option)
+        for option, field in _SETTING_OF_OPTION.items()
+        if hasattr(args, option)
     }
+    given = {name: getattr(args, name) for name in _CLEANUP_OPTIONS if hasattr(args, name)}
+    if given:
+        values["cleanup"] = dataclasses.replace(MaskCleanup(), **given)
+    return values
 
 
 def evaluate_methods(
-    seq: CDnetSequence, methods: Sequence[str], frames: range, fit_settings: dict
+    seq: CDnetSequence, methods: Sequence[str], frames: range, settings: dict
 ) -> dict[str, dict]:
     """Run methods on a CDnet sequence and score them (the CLI's ``evaluate``).
 
@@ -362,11 +390,12 @@ def evaluate_methods(
     seq : CDnetSequence
         Video, ground truth and regions of interest.
     methods : sequence of str
-        From ``gmm``, ``mog2``, ``baseline``.
+        Registered method names (``gmm``, ``online``, ``mog2``, ``knn``, ``baseline``).
     frames : range
         Frames to score.
-    fit_settings : dict
-        Keyword arguments of :func:`napari_gmm_bg.fit_background` for ``gmm``.
+    settings : dict
+        Setting values by field name, applied to every method that has that setting
+        (see :func:`napari_gmm_bg.core.interface.settings_with`).
 
     Returns
     -------
@@ -375,39 +404,53 @@ def evaluate_methods(
     """
     check_frame_range(frames, len(seq.video))
     results = {}
-    for method in methods:
+    for name in methods:
+        method = get_method(name)
         start = time.perf_counter()
-        if method == "gmm":
-            model = fit_background(seq.video, **fit_settings)
-            mask = model.foreground(seq.video, region=seq.roi)
-        elif method == "mog2":
-            mask = run_mog2(seq.video).mask
-        else:
-            mask = median_baseline(seq.video)
+        labels = method.run(seq.video, settings_with(method.settings_type, settings)).labels()
         seconds = time.perf_counter() - start
-        results[method] = {
-            **evaluate_mask(mask, seq.ground_truth, seq.roi, frames),
+        results[name] = {
+            **evaluate_mask(labels, seq.ground_truth, seq.roi, frames),
             "seconds": seconds,
         }
     return results
 
 
+def _print_table(rows: Sequence[str], columns: dict[str, dict], width: int = 12) -> None:
+    print(f"{'':{width}s}" + "".join(f"{c:>12s}" for c in columns))
+    for key in rows:
+        print(f"{key:{width}s}" + "".join(f"{r[key]:12.4f}" for r in columns.values()))
+
+
 def _run_evaluate(args: argparse.Namespace) -> int:
-    seq = read_cdnet(args.cdnet)
-    frames = seq.temporal_roi if args.frames is None else range(*args.frames)
-    results = evaluate_methods(seq, args.methods, frames, _fit_settings(args))
-    if args.json:
-        print(
-            json.dumps(
-                {"sequence": seq.name, "frames": [frames.start, frames.stop], "methods": results},
-                indent=2,
-            )
+    sequences = [read_cdnet(folder) for folder in args.cdnet]  # every folder checked first
+    reports = []
+    for seq in sequences:
+        frames = seq.temporal_roi if args.frames is None else range(*args.frames)
+        results = evaluate_methods(seq, args.methods, frames, _fit_settings(args))
+        reports.append(
+            {"sequence": seq.name, "frames": [frames.start, frames.stop], "methods": results}
         )
+        if not args.json:
+            print(f"{seq.name}: frames {frames.start}:{frames.stop} of {len(seq.video)}")
+            _print_table((*METRIC_NAMES, "seconds"), results)
+    mean = {
+        m: {k: float(np.mean([r["methods"][m][k] for r in reports])) for k in METRIC_NAMES}
+        for m in args.methods
+    }
+    if args.json:
+        one = len(reports) == 1
+        print(json.dumps(reports[0] if one else {"sequences": reports, "mean": mean}, indent=2))
         return 0
-    print(f"{seq.name}: frames {frames.start}:{frames.stop} of {len(seq.video)}")
-    print(f"{'':12s}" + "".join(f"{m:>12s}" for m in results))
-    for key in (*METRIC_NAMES, "seconds"):
-        print(f"{key:12s}" + "".join(f"{r[key]:12.4f}" for r in results.values()))
+    if len(reports) > 1:
+        width = max(12, *(len(r["sequence"]) + 1 for r in reports))
+        f_measure = {
+            m: {r["sequence"]: r["methods"][m]["f_measure"] for r in reports} for m in mean
+        }
+        for m in mean:
+            f_measure[m]["mean"] = mean[m]["f_measure"]
+        print("F-measure")
+        _print_table([r["sequence"] for r in reports] + ["mean"], f_measure, width)
     return 0
 
 

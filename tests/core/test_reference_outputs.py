@@ -2,10 +2,14 @@
 
 The references (``tests/fixtures/reference_outputs.json``) were written from the commit
 before the method interface was introduced, at the explicit settings below, so a refactor
-that changes any output fails here.  Masks and background images are pinned by exact
-hashes; scores by per-frame sums to 1e-5 relative: numba's freshly compiled kernels and
-the ones loaded from its cache may differ in the last bit of a float32 (measured: 477 of
-67,200 on-line scores by 1 ulp), which would make a hash of scores flaky.
+that changes any output fails here (KNN's, new with the interface, from its first
+version).  Each method is run twice: through its own function and through the method
+interface (:mod:`napari_gmm_bg.core.registry`), which must give the same outputs.
+
+Masks and background images are pinned by exact hashes; scores by per-frame sums to
+1e-5 relative: numba's freshly compiled kernels and the ones loaded from its cache may
+differ in the last bit of a float32 (measured: 477 of 67,200 on-line scores by 1 ulp),
+which would make a hash of scores flaky.
 
 A change of outputs made on purpose (a new decision rule) rewrites the references:
 ``python tests/core/test_reference_outputs.py --write``, and says so in its commit.
@@ -20,8 +24,11 @@ import numpy as np
 import pytest
 
 from napari_gmm_bg import MaskCleanup, OnlineSettings, fit_background, make_sample, run_online
-from napari_gmm_bg.core.baseline import median_baseline
+from napari_gmm_bg.core.baseline import BaselineSettings, median_baseline
+from napari_gmm_bg.core.gmm import FitParameters
+from napari_gmm_bg.core.knn import KnnSettings
 from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
+from napari_gmm_bg.core.registry import get_method
 
 REFERENCE = Path(__file__).parents[1] / "fixtures" / "reference_outputs.json"
 CLIPS = ("moving-shapes", "moving-shapes-grey")
@@ -40,15 +47,18 @@ def frame_sums(score):
     return np.asarray(score, np.float64).sum(axis=(1, 2)).tolist()
 
 
+def _threshold(video):
+    return -12.0 if video.ndim == 4 else -4.0
+
+
 def outputs(name):
-    """``{key: (kind, value)}`` of every method's outputs on one clip."""
+    """``{key: value}`` of every method's outputs on one clip, through its own function."""
     video = _clip(name)
-    threshold = -12.0 if video.ndim == 4 else -4.0
     model = fit_background(
         video,
         3,
         learning_frames=20,
-        threshold=threshold,
+        threshold=_threshold(video),
         cleanup=MaskCleanup(median=3),
         shadows="show",
     )
@@ -64,7 +74,40 @@ def outputs(name):
         "mog2/labels": digest(mog2.mask),
         "mog2/background": digest(mog2.background),
         "baseline/labels": digest(median_baseline(video)),
+        **knn_outputs(video),
     }
+
+
+def knn_outputs(video):
+    result = get_method("knn").run(video, KnnSettings(history=50))
+    return {"knn/labels": digest(result.labels()), "knn/background": digest(result.background)}
+
+
+def interface_outputs(name):
+    """The same outputs, through the method interface."""
+    video = _clip(name)
+    settings = {
+        "gmm": FitParameters(
+            n_components=3,
+            learning_frames=20,
+            threshold=_threshold(video),
+            cleanup=MaskCleanup(median=3),
+            shadows="show",
+        ),
+        "online": OnlineSettings(history=50, shadows="show"),
+        "mog2": Mog2Settings(history=50),
+        "knn": KnnSettings(history=50),
+        "baseline": BaselineSettings(),
+    }
+    out = {}
+    for method, value in settings.items():
+        result = get_method(method).run(video, value)
+        out[f"{method}/labels"] = digest(result.labels())
+        if method != "baseline":  # its function returns the mask alone
+            out[f"{method}/background"] = digest(result.background)
+        if result.has_score:
+            out[f"{method}/score"] = frame_sums(result.score())
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +115,26 @@ def reference():
     return json.loads(REFERENCE.read_text())
 
 
-@pytest.mark.parametrize("name", CLIPS)
-def test_outputs_equal_the_references(name, reference):
-    got = outputs(name)
-    want = reference[name]
-    assert set(got) == set(want)
+def _check(got, want, name):
     for key, value in want.items():
         if key.endswith("/score"):
             np.testing.assert_allclose(got[key], value, rtol=1e-5, err_msg=f"{name} {key}")
         else:
             assert got[key] == value, f"{name} {key}"
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_outputs_equal_the_references(name, reference):
+    got = outputs(name)
+    assert set(got) == set(reference[name])
+    _check(got, reference[name], name)
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_the_method_interface_gives_the_same_outputs(name, reference):
+    got = interface_outputs(name)
+    assert set(got) == set(reference[name]) | {"baseline/score"}  # new with the interface
+    _check(got, reference[name], name)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

@@ -11,7 +11,9 @@ from .gmm import (
     learning_indices,
     load_model,
 )
+from .interface import Method, MethodResult
 from .online import OnlineModel, OnlineResult, OnlineSettings, run_online, run_online_steps
+from .registry import comparison_methods, get_method, method_names, register_method
 from .synthetic import SAMPLE_NAMES, Sample, make_sample
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "BackgroundModel",
     "FitParameters",
     "MaskCleanup",
+    "Method",
+    "MethodResult",
     "OnlineModel",
     "OnlineResult",
     "OnlineSettings",
@@ -26,12 +30,16 @@ __all__ = [
     "Sample",
     "as_frames",
     "clean_mask",
+    "comparison_methods",
     "default_threshold",
     "fit_background",
     "fit_background_steps",
+    "get_method",
     "learning_indices",
     "load_model",
     "make_sample",
+    "method_names",
+    "register_method",
     "run_online",
     "run_online_steps",
 ]

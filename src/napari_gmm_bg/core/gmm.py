@@ -34,7 +34,14 @@ from .intensity import (
     frame_transform,
     luminance,
 )
-from .labels import SHADOW_DISTORTION, check_shadows, default_threshold
+from .interface import Method, MethodResult, Steps
+from .labels import (
+    SHADOW_DISTORTION,
+    check_shadow_tau,
+    check_shadows,
+    check_threshold,
+    default_threshold,
+)
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
@@ -111,12 +118,10 @@ class FitParameters:
             raise ValueError(f"reg_covar must be a positive number, got {self.reg_covar}")
         if not 0 < self.background_ratio <= 1:
             raise ValueError(f"background_ratio must be in (0, 1], got {self.background_ratio}")
-        if self.threshold is not None and not math.isfinite(self.threshold):
-            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
+        check_threshold(self.threshold)
         self.cleanup.validate()
         check_shadows(self.shadows)
-        if not 0 < self.shadow_tau < 1:
-            raise ValueError(f"shadow_tau must be in (0, 1), got {self.shadow_tau}")
+        check_shadow_tau(self.shadow_tau)
 
 
 @dataclass(eq=False)
@@ -692,19 +697,19 @@ def _fit_tile_checked(
 
 def fit_background_steps(
     video: Any,
-    n_components: int = 3,
+    n_components: int = FitParameters.n_components,
     *,
-    learning_frames: int = LEARNING_FRAMES,
+    learning_frames: int = FitParameters.learning_frames,
     frame_range: tuple[int, int] | None = None,
-    max_iter: int = 10,
-    tol: float = 1e-3,
-    reg_covar: float = 100.0,
-    background_ratio: float = 0.9,
+    max_iter: int = FitParameters.max_iter,
+    tol: float = FitParameters.tol,
+    reg_covar: float = FitParameters.reg_covar,
+    background_ratio: float = FitParameters.background_ratio,
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
-    compensate_brightness: bool = True,
-    shadows: str = "off",
-    shadow_tau: float = 0.5,
+    compensate_brightness: bool = FitParameters.compensate_brightness,
+    shadows: str = FitParameters.shadows,
+    shadow_tau: float = FitParameters.shadow_tau,
     client: Any = None,
 ) -> Generator[tuple[int, int], None, BackgroundModel]:
     """Fit like :func:`fit_background`, yielding ``(done, total)`` progress steps.
@@ -786,19 +791,19 @@ def fit_background_steps(
 
 def fit_background(
     video: Any,
-    n_components: int = 3,
+    n_components: int = FitParameters.n_components,
     *,
-    learning_frames: int = LEARNING_FRAMES,
+    learning_frames: int = FitParameters.learning_frames,
     frame_range: tuple[int, int] | None = None,
-    max_iter: int = 10,
-    tol: float = 1e-3,
-    reg_covar: float = 100.0,
-    background_ratio: float = 0.9,
+    max_iter: int = FitParameters.max_iter,
+    tol: float = FitParameters.tol,
+    reg_covar: float = FitParameters.reg_covar,
+    background_ratio: float = FitParameters.background_ratio,
     threshold: float | None = None,
     cleanup: MaskCleanup | None = None,
-    compensate_brightness: bool = True,
-    shadows: str = "off",
-    shadow_tau: float = 0.5,
+    compensate_brightness: bool = FitParameters.compensate_brightness,
+    shadows: str = FitParameters.shadows,
+    shadow_tau: float = FitParameters.shadow_tau,
     client: Any = None,
 ) -> BackgroundModel:
     """Fit a Gaussian mixture to every pixel's colour over time.
@@ -881,3 +886,46 @@ def fit_background(
         client=client,
     )
     return finish(steps)
+
+
+def model_result(model: BackgroundModel, video: Any) -> MethodResult:
+    """Wrap a fitted model's result for a clip, as every method gives it.
+
+    Parameters
+    ----------
+    model : BackgroundModel
+        The fitted model.
+    video : array-like
+        The clip it scores (numpy gives numpy results, dask gives lazy ones).
+
+    Returns
+    -------
+    MethodResult
+        Labels and log-likelihood (computed when first asked for), background, model.
+    """
+    return MethodResult(
+        "gmm",
+        model.params,
+        lambda: model.foreground(video),
+        lambda: model.log_likelihood(video),
+        background=model.background_image(),
+        threshold=model.threshold,
+        model=model,
+    )
+
+
+def _method_steps(video: Any, params: FitParameters) -> Steps:
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    model = yield from fit_background_steps(video, **values)
+    return model_result(model, video)
+
+
+METHOD = Method(
+    name="gmm",
+    title="GMM",
+    settings_type=FitParameters,
+    run_steps=_method_steps,
+    score_name="log-likelihood",
+    score_unit="nats",
+    comparison=False,
+)

@@ -6,6 +6,8 @@ detection, a foreground pixel that is its background darkened by a factor in
 ``[shadow_tau, 1)`` with little colour change is a shadow (2).
 """
 
+import math
+
 SHADOW_MODES = ("off", "show", "background")
 SHADOW_DISTORTION = 0.1  # a shadow's colour may stray 10% from the darkened background
 
@@ -45,3 +47,27 @@ def default_threshold(n_channels: int) -> float:
         The threshold, in nats.
     """
     return DEFAULT_THRESHOLDS[n_channels]
+
+
+def check_threshold(threshold: float | None) -> None:
+    """Raise ValueError unless ``threshold`` is None (the default) or a finite number.
+
+    Parameters
+    ----------
+    threshold : float or None
+        The threshold asked for.
+    """
+    if threshold is not None and not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold}")
+
+
+def check_shadow_tau(shadow_tau: float) -> None:
+    """Raise ValueError unless ``shadow_tau`` is in (0, 1).
+
+    Parameters
+    ----------
+    shadow_tau : float
+        The strongest darkening a shadow may cause.
+    """
+    if not 0 < shadow_tau < 1:
+        raise ValueError(f"shadow_tau must be in (0, 1), got {shadow_tau}")

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._steps import finish
 from .frames import as_frames
+from .interface import Method, MethodResult, Steps, setting
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,93 @@ class Mog2Settings:
         Darkening factor tau: a shadow is between tau and 1 times the background.
     """
 
-    history: int = 500
-    var_threshold: float = 16.0
-    detect_shadows: bool = True
-    learning_rate: float = -1.0
-    n_mixtures: int = 5
-    background_ratio: float = 0.9
-    var_threshold_gen: float = 9.0
-    var_init: float = 15.0
-    var_min: float = 4.0
-    var_max: float = 75.0
-    complexity_reduction_threshold: float = 0.05
-    shadow_threshold: float = 0.5
+    history: int = setting(
+        500,
+        label="history (frames)",
+        help="OpenCV history: frames of memory; the learning rate is 1 / min(2n, history)",
+        minimum=1,
+        maximum=100_000,
+    )
+    var_threshold: float = setting(
+        16.0,
+        label="match threshold",
+        help="OpenCV varThreshold: squared Mahalanobis distance under which a pixel "
+        "matches the background",
+        minimum=0.0,
+        maximum=10_000.0,
+        step=0.5,
+    )
+    detect_shadows: bool = setting(
+        True, label="detect shadows", help="OpenCV detectShadows: label shadows 2"
+    )
+    learning_rate: float = setting(
+        -1.0,
+        label="learning rate (-1 automatic)",
+        help="OpenCV learningRate of apply(): -1 automatic (1 / min(2n, history)), "
+        "0 never updates the background, 1 relearns it from every frame",
+        minimum=-1.0,
+        maximum=1.0,
+        step=0.0001,
+    )
+    n_mixtures: int = setting(
+        5, label="components", help="OpenCV NMixtures: Gaussians per pixel", minimum=1, maximum=20
+    )
+    background_ratio: float = setting(
+        0.9,
+        label="background ratio",
+        help="OpenCV BackgroundRatio: cumulative weight of the components that are background",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+    )
+    var_threshold_gen: float = setting(
+        9.0,
+        label="update threshold",
+        help="OpenCV VarThresholdGen: squared distance for a sample to update a component",
+        minimum=0.0,
+        maximum=10_000.0,
+        step=0.5,
+    )
+    var_init: float = setting(
+        15.0,
+        label="initial variance",
+        help="OpenCV VarInit: variance of a new component",
+        minimum=0.0,
+        maximum=10_000.0,
+        step=0.5,
+    )
+    var_min: float = setting(
+        4.0,
+        label="smallest variance",
+        help="OpenCV VarMin: a component's variance never falls below it",
+        minimum=0.0,
+        maximum=10_000.0,
+        step=0.5,
+    )
+    var_max: float = setting(
+        75.0,
+        label="largest variance",
+        help="OpenCV VarMax: a component's variance never exceeds it",
+        minimum=0.0,
+        maximum=10_000.0,
+        step=0.5,
+    )
+    complexity_reduction_threshold: float = setting(
+        0.05,
+        label="pruning prior",
+        help="OpenCV ComplexityReductionThreshold: prior weight that prunes weak components",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.001,
+    )
+    shadow_threshold: float = setting(
+        0.5,
+        label="shadow darkening (tau)",
+        help="OpenCV ShadowThreshold: a shadow is between tau and 1 times the background",
+        minimum=0.01,
+        maximum=1.0,
+        step=0.01,
+    )
 
     def validate(self) -> None:
         """Raise ValueError on settings OpenCV would reject or misuse."""
@@ -115,10 +191,65 @@ class Mog2Result:
 
 def _to_opencv(frame: np.ndarray) -> np.ndarray:
     if frame.dtype != np.uint8:
-        raise ValueError(f"MOG2 runs on 8-bit video; got {frame.dtype}")
+        raise ValueError(f"OpenCV's subtractors run on 8-bit video; got {frame.dtype}")
     if frame.shape[-1] == 1:
         return np.ascontiguousarray(frame[..., 0])
     return cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+
+
+def run_subtractor_steps(
+    video: Any, subtractor: Any, learning_rate: float, chunk: int = 16, seed: int | None = None
+) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
+    """Run an OpenCV ``BackgroundSubtractor`` on every frame, yielding progress.
+
+    Frames go to OpenCV in BGR order; its mask values 255 / 127 / 0 become labels
+    1 / 2 / 0.  The input is checked before the first yield.
+
+    Parameters
+    ----------
+    video : array-like
+        ``(T, Y, X)`` grey or ``(T, Y, X, 3)`` RGB uint8, numpy or dask.
+    subtractor : cv2.BackgroundSubtractor
+        A fresh subtractor (MOG2, KNN, ...).
+    learning_rate : float
+        Passed to ``apply`` (-1 automatic).
+    chunk : int
+        Frames read at a time (and between progress steps).
+    seed : int, optional
+        Seed OpenCV's random generator first (in the thread that runs the frames: it is
+        per thread), for a subtractor that draws random numbers (KNN replaces random
+        samples): the same clip then gives the same mask.
+
+    Yields
+    ------
+    tuple of int
+        Frames done, frames in all.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(T, Y, X)`` uint8 labels and the background image (RGB or grey).
+    """
+    frames = as_frames(video)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"OpenCV's subtractors run on 8-bit video; got {frames.dtype}")
+    n = frames.n_frames
+    mask = np.empty((n,) + frames.frame_shape, np.uint8)
+    lut = np.zeros(256, np.uint8)
+    lut[255], lut[127] = 1, 2
+    yield 0, n
+    if seed is not None:
+        cv2.setRNGSeed(int(seed))
+    for start in range(0, n, chunk):
+        block = frames.read(slice(start, min(start + chunk, n)))
+        for i, frame in enumerate(block):
+            raw = subtractor.apply(_to_opencv(frame), learningRate=float(learning_rate))
+            mask[start + i] = lut[raw]
+        yield min(start + chunk, n), n
+    background = subtractor.getBackgroundImage()
+    if background.ndim == 3:
+        background = cv2.cvtColor(background, cv2.COLOR_BGR2RGB)
+    return mask, background
 
 
 def run_mog2_steps(
@@ -147,25 +278,23 @@ def run_mog2_steps(
     """
     settings = Mog2Settings() if settings is None else settings
     settings.validate()
-    frames = as_frames(video)
-    if frames.dtype != np.uint8:
-        raise ValueError(f"MOG2 runs on 8-bit video; got {frames.dtype}")
-    n = frames.n_frames
-    mog2 = settings.create()
-    mask = np.empty((n,) + frames.frame_shape, np.uint8)
-    lut = np.zeros(256, np.uint8)
-    lut[255], lut[127] = 1, 2
-    yield 0, n
-    for start in range(0, n, chunk):
-        block = frames.read(slice(start, min(start + chunk, n)))
-        for i, frame in enumerate(block):
-            raw = mog2.apply(_to_opencv(frame), learningRate=float(settings.learning_rate))
-            mask[start + i] = lut[raw]
-        yield min(start + chunk, n), n
-    background = mog2.getBackgroundImage()
-    if background.ndim == 3:
-        background = cv2.cvtColor(background, cv2.COLOR_BGR2RGB)
+    steps = run_subtractor_steps(video, settings.create(), settings.learning_rate, chunk)
+    mask, background = yield from steps
     return Mog2Result(mask=mask, background=background, settings=settings)
+
+
+def _mog2_method_steps(video: Any, settings: Mog2Settings) -> Steps:
+    result = yield from run_mog2_steps(video, settings)
+    mask = result.mask
+    return MethodResult("mog2", settings, lambda: mask, background=result.background)
+
+
+METHOD = Method(
+    name="mog2",
+    title="MOG2",
+    settings_type=Mog2Settings,
+    run_steps=_mog2_method_steps,
+)
 
 
 def run_mog2(video: Any, settings: Mog2Settings | None = None) -> Mog2Result:

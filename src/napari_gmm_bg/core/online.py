@@ -29,7 +29,14 @@ from ._steps import finish
 from .cleanup import MaskCleanup, clean_mask
 from .frames import Frames, as_frames
 from .intensity import GAIN_STRIDE, BrightnessReference, IntensityScale, frame_transform
-from .labels import SHADOW_DISTORTION, check_shadows, default_threshold
+from .interface import Method, MethodResult, Steps
+from .labels import (
+    SHADOW_DISTORTION,
+    check_shadow_tau,
+    check_shadows,
+    check_threshold,
+    default_threshold,
+)
 
 #: Frames between renewals of the brightness reference (the background's luminance).
 REFERENCE_FRAMES = 64
@@ -60,6 +67,8 @@ class OnlineSettings:
         "off", "show" (label 2) or "background".
     shadow_tau : float
         The strongest darkening a shadow may cause.
+    cleanup : MaskCleanup
+        Default spatial clean-up of the masks.
     """
 
     history: int = 500
@@ -73,18 +82,26 @@ class OnlineSettings:
     compensate_brightness: bool = True
     shadows: str = "off"
     shadow_tau: float = 0.5
+    cleanup: MaskCleanup = MaskCleanup()
 
     def validate(self) -> None:
         """Raise ValueError on settings that cannot work."""
-        if self.history < 1:
+        if int(self.history) < 1:
             raise ValueError(f"history must be at least 1 frame, got {self.history}")
-        if self.n_components < 1:
+        if int(self.n_components) < 1:
             raise ValueError(f"n_components must be at least 1, got {self.n_components}")
         if not 0 < self.background_ratio <= 1:
             raise ValueError(f"background_ratio must be in (0, 1], got {self.background_ratio}")
-        if not 0 < self.var_min <= self.var_init <= self.var_max:
-            raise ValueError("need 0 < var_min <= var_init <= var_max")
+        if not (self.match_distance > 0 and math.isfinite(self.match_distance)):
+            raise ValueError(
+                f"match_distance must be a positive number, got {self.match_distance}"
+            )
+        if not (0 < self.var_min <= self.var_init <= self.var_max and math.isfinite(self.var_max)):
+            raise ValueError("need 0 < var_min <= var_init <= var_max, all finite")
+        check_threshold(self.threshold)
+        self.cleanup.validate()
         check_shadows(self.shadows)
+        check_shadow_tau(self.shadow_tau)
 
     def absorption_frames(self) -> float:
         """Frames after which something that stopped is background (``2 n > history``)."""
@@ -154,7 +171,7 @@ class OnlineResult:
             self.shadow,
             self.threshold if threshold is None else float(threshold),
             _shadows_to_label(self.settings, shadows),
-            cleanup,
+            self.settings.cleanup if cleanup is None else cleanup,
         )
 
 
@@ -360,7 +377,7 @@ class OnlineModel:
         """
         threshold = None if threshold is None else float(threshold)  # checked before learning
         shadows = _shadows_to_label(self.settings, shadows)
-        cleanup = MaskCleanup() if cleanup is None else cleanup
+        cleanup = self._settings.cleanup if cleanup is None else cleanup
         cleanup.validate()
         block, one = self._read(frames)
         # Scores to scratch arrays kept from block to block: fresh memory costs page faults.
@@ -559,3 +576,27 @@ def run_online(
         for labels) and the final background image.
     """
     return finish(run_online_steps(video, settings, value_range=value_range))
+
+
+def _method_steps(video: Any, settings: OnlineSettings) -> Steps:
+    result = yield from run_online_steps(video, settings)
+    return MethodResult(
+        "online",
+        settings,
+        result.foreground,
+        lambda: result.log_likelihood,
+        background=result.background,
+        threshold=result.threshold,
+        model=result,
+    )
+
+
+METHOD = Method(
+    name="online",
+    title="GMM on-line",
+    settings_type=OnlineSettings,
+    run_steps=_method_steps,
+    score_name="log-likelihood",
+    score_unit="nats",
+    comparison=False,
+)
