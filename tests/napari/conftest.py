@@ -57,10 +57,10 @@ def errors(monkeypatch):
     import napari_gmm_bg._napari._plots as plots
     import napari_gmm_bg._napari.compare_widget as compare_widget
     import napari_gmm_bg._napari.inspector as inspector
-    import napari_gmm_bg._napari.mog2_widget as mog2_widget
+    import napari_gmm_bg._napari.methods_widget as methods_widget
     import napari_gmm_bg._napari.widgets as widgets
 
-    for module in (widgets, jobs, mog2_widget, compare_widget, plots, inspector):
+    for module in (widgets, jobs, methods_widget, compare_widget, plots, inspector):
         monkeypatch.setattr(module, "show_error", lambda message: shown.append(str(message)))
     return shown
 

@@ -6,7 +6,7 @@ import pytest
 from napari.layers import Image, Labels
 
 from napari_gmm_bg._napari.compare_widget import CompareWidget, StatsWidget
-from napari_gmm_bg._napari.mog2_widget import Mog2Widget
+from napari_gmm_bg._napari.methods_widget import MethodsWidget
 from napari_gmm_bg.cli import main
 from napari_gmm_bg.core.metrics import METRIC_NAMES
 from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
@@ -20,7 +20,8 @@ def wait(qtbot, widget, worker):
 
 @pytest.fixture
 def mog2_widget(viewer):
-    w = Mog2Widget(viewer)
+    w = MethodsWidget(viewer)
+    w.choose("mog2")
     viewer.window.add_dock_widget(w)
     return w
 
@@ -85,7 +86,7 @@ def test_comparison_table_equals_the_cli(
     fit._video.value = viewer.layers["highway"]
     fit._region.value = viewer.layers["highway ROI"]
     run_fit(qtbot, fit)
-    mog2 = Mog2Widget(viewer)
+    mog2 = MethodsWidget(viewer)
     viewer.window.add_dock_widget(mog2)
     mog2._video.value = viewer.layers["highway"]
     wait(qtbot, mog2, mog2.run())
@@ -204,3 +205,97 @@ def test_save_and_reopen_a_lazy_mask_layer(qtbot, viewer, widget, video_layer, t
     np.testing.assert_array_equal(np.asarray(reopened.data), np.asarray(mask.data))
     assert tuple(reopened.scale) == (1, 0.5, 0.5) and tuple(reopened.translate) == (0, 3, 4)
     assert reopened.metadata["napari-gmm-bg"]["threshold"] == widget._threshold.value
+
+
+def test_every_comparison_method_is_offered_with_a_form_from_its_settings(viewer):
+    from dataclasses import fields
+
+    from napari_gmm_bg.core.registry import comparison_methods
+
+    widget = MethodsWidget(viewer)
+    offered = list(widget._methods)
+    assert offered == [m.name for m in comparison_methods()]
+    assert {"mog2", "knn", "baseline"} <= set(offered)
+    for name in offered:
+        widget.choose(name)
+        settings_type = widget.method.settings_type
+        assert list(widget._settings) == [f.name for f in fields(settings_type)]
+        assert widget.settings() == settings_type()  # the controls show the defaults
+        for control in widget._settings.values():
+            assert control.tooltip  # every control explains itself
+
+
+def test_every_mog2_setting_reaches_opencv_unchanged(viewer, monkeypatch):
+    # Two decimals turned a learning rate of 0.002 into 0.0 (OpenCV then never updates).
+    widget = MethodsWidget(viewer)
+    widget.choose("mog2")
+    values = {
+        "history": 123,
+        "var_threshold": 16.25,
+        "detect_shadows": False,
+        "learning_rate": 0.002,
+        "n_mixtures": 4,
+        "background_ratio": 0.85,
+        "var_threshold_gen": 7.5,
+        "var_init": 12.5,
+        "var_min": 3.25,
+        "var_max": 80.5,
+        "complexity_reduction_threshold": 0.005,
+        "shadow_threshold": 0.55,
+    }
+    for name, value in values.items():
+        widget._settings[name].value = value
+    assert widget.settings() == Mog2Settings(**values)
+    created = {}
+    import cv2
+
+    real = cv2.createBackgroundSubtractorMOG2
+
+    def spy(**kwargs):
+        subtractor = real(**kwargs)
+        created["mog2"] = subtractor
+        return subtractor
+
+    monkeypatch.setattr(cv2, "createBackgroundSubtractorMOG2", spy)
+    Mog2Settings(**values).create()
+    mog2 = created["mog2"]
+    assert mog2.getHistory() == 123 and not mog2.getDetectShadows()
+    assert mog2.getComplexityReductionThreshold() == pytest.approx(0.005)
+    assert mog2.getVarThreshold() == pytest.approx(16.25)
+    assert mog2.getVarMin() == pytest.approx(3.25) and mog2.getVarMax() == pytest.approx(80.5)
+
+
+def test_knn_and_baseline_layers_in_their_own_colours(qtbot, viewer, video_layer, rgb_sample):
+    from napari_gmm_bg._napari.layers import mask_colour
+    from napari_gmm_bg.core.registry import get_method
+
+    widget = MethodsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._video.value = video_layer
+    widget.choose("knn")
+    wait(qtbot, widget, widget.run())
+    widget.choose("baseline")
+    widget._settings["distance"].value = 30.0
+    wait(qtbot, widget, widget.run())
+    assert names(viewer) == [
+        "traffic",
+        "traffic KNN mask",
+        "traffic KNN background",
+        "traffic median baseline mask",
+        "traffic median baseline background",
+        "traffic median baseline colour distance",
+    ]
+    knn = viewer.layers["traffic KNN mask"]
+    expected = get_method("knn").run(rgb_sample.video).labels()
+    np.testing.assert_array_equal(knn.data, expected)
+    baseline = viewer.layers["traffic median baseline mask"]
+    score = viewer.layers["traffic median baseline colour distance"]
+    assert not score.visible and score.data.dtype == np.float32
+    # The score is what the threshold compares: its raw decision, before the median filter.
+    raw = np.asarray(score.data) > 30.0
+    assert (np.asarray(baseline.data) == 1).mean() == pytest.approx(raw.mean(), abs=0.02)
+    colours = {
+        tuple(np.round(layer.colormap.map(np.array([1]))[0][:3], 2)) for layer in (knn, baseline)
+    }
+    assert len(colours) == 2
+    assert mask_colour("knn") != mask_colour("baseline") != mask_colour("gmm")

@@ -51,11 +51,11 @@ def test_click_updates_the_plotted_data(qtbot, viewer, widget, video_layer, rgb_
 
 
 def test_mog2_frames_and_export_png(qtbot, viewer, widget, video_layer, tmp_path):
-    from napari_gmm_bg._napari.mog2_widget import Mog2Widget
+    from napari_gmm_bg._napari.methods_widget import MethodsWidget
 
     widget._video.value = video_layer
     run_fit(qtbot, widget)
-    mog2 = Mog2Widget(viewer)
+    mog2 = MethodsWidget(viewer)
     viewer.window.add_dock_widget(mog2)
     mog2._video.value = video_layer
     mog2.run()

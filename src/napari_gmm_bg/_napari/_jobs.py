@@ -51,6 +51,7 @@ class BackgroundJob:
         total: int,
         on_returned: Callable[[Any], None],
         status: str = "working…",
+        on_yielded: Callable[[Any], None] | None = None,
     ) -> Any:
         """Start ``job(*args)`` in a worker thread.
 
@@ -66,6 +67,10 @@ class BackgroundJob:
             Called on the main thread with the job's return value.
         status : str
             Status text while running.
+        on_yielded : callable, optional
+            Called on the main thread with each value the job yields.  Connected here,
+            before the thread starts: a slot connected after ``start`` misses what a
+            fast job yields first.
 
         Returns
         -------
@@ -75,6 +80,8 @@ class BackgroundJob:
         worker = create_worker(job, *args, _ignore_errors=True)
         self._progress = progress(total=total, desc=self._description)
         worker.yielded.connect(self._on_progress)
+        if on_yielded is not None:
+            worker.yielded.connect(on_yielded)
         worker.returned.connect(lambda value: None if self.closed else on_returned(value))
         worker.errored.connect(self._on_error)
         worker.aborted.connect(lambda: self.set_status("cancelled; no layer changed"))

@@ -174,8 +174,9 @@ class CompareWidget(Container):
 
     def _loglik_of(self, mask: Layer) -> Any:
         """The log-likelihood layer's data behind a GMM mask layer, if it is there."""
-        source = mask.metadata.get("napari-gmm-bg", {}).get("source")
-        if source is None or "mog2" in mask.metadata.get("napari-gmm-bg", {}):
+        meta = mask.metadata.get("napari-gmm-bg", {})
+        source = meta.get("source")
+        if source is None or "method" in meta:  # another method's mask, not the GMM's
             return None
         name = result_names(source)["loglik"]
         if name not in self._viewer.layers:

@@ -142,18 +142,15 @@ class InspectorWidget(Container):
                 yield done, total, partial.copy()
             return last
 
-        worker = self.job.start(
+        return self.job.start(
             job,
             total=data.shape[0],
             on_returned=lambda samples: self._draw(
                 layer.name, y, x, samples, model, complete=True
             ),
             status=f"reading pixel ({y}, {x})…",
+            on_yielded=lambda step: self._draw(layer.name, y, x, step[2], model, complete=False),
         )
-        worker.yielded.connect(
-            lambda step: self._draw(layer.name, y, x, step[2], model, complete=False)
-        )
-        return worker
 
     def _brightness(self, model: BackgroundModel | None, data: np.ndarray) -> Any:
         """Each frame's brightness, as the mask layer uses it: found once per video."""

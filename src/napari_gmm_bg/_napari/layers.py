@@ -8,7 +8,19 @@ import numpy as np
 from napari.layers import Image, Layer
 
 from ..core import BackgroundModel, MaskCleanup, as_frames
-from ..core.online import OnlineResult
+from ..core.interface import Method, MethodResult
+
+#: Foreground colour of each method's mask, so masks shown together tell apart; shadows
+#: (label 2) are grey in every mask.  Other methods take the next colour of the cycle.
+MASK_COLOURS = {
+    "gmm": "#ff2bd6",  # magenta
+    "online": "#ff2bd6",
+    "mog2": "#00d5ff",  # cyan
+    "knn": "#ffd000",  # yellow
+    "baseline": "#6cff3a",  # green
+}
+OTHER_COLOURS = ("#ff7a00", "#9d7bff", "#ff4a4a", "#00ffa2")
+SHADOW_COLOUR = "#9a9a9a"
 
 
 @dataclass(frozen=True)
@@ -86,15 +98,6 @@ def lazy_frames(data: Any) -> da.Array:
     return da.from_array(data, chunks=(1,) + tuple(data.shape[1:]))
 
 
-def loglik_contrast_limits(model: BackgroundModel, frames: np.ndarray) -> tuple[float, float]:
-    """Contrast limits for the log-likelihood layer, from a few scored frames.
-
-    The scale runs from well below the threshold (clearly foreground) to the top of the
-    background's values, so the threshold sits in the visible range.
-    """
-    return contrast_limits_of(model.log_likelihood(frames), model.threshold)
-
-
 def contrast_limits_of(scores: np.ndarray, threshold: float) -> tuple[float, float]:
     """Contrast limits from scored frames: from well below the threshold to the top."""
     finite = scores[np.isfinite(scores)]
@@ -108,26 +111,52 @@ def contrast_limits_of(scores: np.ndarray, threshold: float) -> tuple[float, flo
     return low, high
 
 
+def mask_colour(method: str) -> str:
+    """Return the foreground colour of a method's mask (a hex string).
+
+    Parameters
+    ----------
+    method : str
+        The method's registered name.
+
+    Returns
+    -------
+    str
+        ``#rrggbb``.
+    """
+    if method in MASK_COLOURS:
+        return MASK_COLOURS[method]
+    return OTHER_COLOURS[sum(map(ord, method)) % len(OTHER_COLOURS)]
+
+
+def mask_colormap(method: str) -> Any:
+    """A labels colormap: 1 in the method's colour, 2 (shadow) grey, the rest clear."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(
+        color_dict={
+            None: "transparent",
+            0: "transparent",
+            1: mask_colour(method),
+            2: SHADOW_COLOUR,
+        }
+    )
+
+
 def mask_data(
-    model: BackgroundModel | OnlineResult,
-    frames: da.Array,
+    result: MethodResult,
     threshold: float,
     region: np.ndarray | None,
     cleanup: MaskCleanup,
     shadows: str,
 ) -> Any:
-    """Return the foreground labels of a clip (0, 1, and 2 for shadows).
+    """Return the foreground labels of a clip (0, 1, and 2 for shadows) at these settings.
 
     Lazy for an offline model; an on-line result re-thresholds its stored scores.
     """
-    if isinstance(model, OnlineResult):
-        labels = model.foreground(threshold=threshold, cleanup=cleanup, shadows=shadows)
-        if region is not None:
-            labels[:, ~region] = 0
-        return labels
-    return model.foreground(
-        frames, threshold=threshold, region=region, cleanup=cleanup, shadows=shadows
-    )
+    if result.relabel is None:
+        raise ValueError(f"the {result.method} result cannot be relabelled")
+    return result.relabel(threshold=threshold, cleanup=cleanup, shadows=shadows, region=region)
 
 
 def set_layer(viewer: Any, data: Any, kwargs: dict, layer_type: str) -> Layer:
@@ -171,8 +200,7 @@ def set_layer(viewer: Any, data: Any, kwargs: dict, layer_type: str) -> Layer:
 
 
 def fit_layer_data(
-    model: BackgroundModel | OnlineResult,
-    frames: da.Array,
+    result: MethodResult,
     source: str,
     placement: Placement,
     threshold: float,
@@ -185,10 +213,8 @@ def fit_layer_data(
 
     Parameters
     ----------
-    model : BackgroundModel or OnlineResult
-        The fitted model, or the on-line GMM's result.
-    frames : dask.array.Array
-        The source clip, lazily.
+    result : MethodResult
+        The offline or on-line GMM's result.
     source : str
         Name of the source layer.
     placement : Placement
@@ -211,15 +237,14 @@ def fit_layer_data(
     """
     names = result_names(source)
     meta = {"napari-gmm-bg": {"source": source, "threshold": threshold}}
-    if isinstance(model, OnlineResult):
-        background, loglik, scores_meta = model.background, model.log_likelihood, meta
-    else:
-        background, loglik = model.background_image(), model.log_likelihood(frames)
+    scores_meta = meta
+    if isinstance(result.model, BackgroundModel):
         # The model travels with its scores: the pixel inspector reads it here.
-        scores_meta = {"napari-gmm-bg": {**meta["napari-gmm-bg"], "model": model}}
+        scores_meta = {"napari-gmm-bg": {**meta["napari-gmm-bg"], "model": result.model}}
+    background = result.background
     return [
         (
-            loglik,
+            result.score(),
             {
                 "name": names["loglik"],
                 "colormap": "magma",
@@ -231,8 +256,14 @@ def fit_layer_data(
             "image",
         ),
         (
-            mask_data(model, frames, threshold, region, cleanup, shadows),
-            {"name": names["mask"], "opacity": 0.6, "metadata": meta, **placement.kwargs()},
+            mask_data(result, threshold, region, cleanup, shadows),
+            {
+                "name": names["mask"],
+                "opacity": 0.6,
+                "metadata": meta,
+                "colormap": mask_colormap("gmm"),
+                **placement.kwargs(),
+            },
             "labels",
         ),
         (
@@ -247,3 +278,82 @@ def fit_layer_data(
             "image",
         ),
     ]
+
+
+def method_layer_data(
+    method: Method, result: MethodResult, source: str, placement: Placement
+) -> list[tuple]:
+    """LayerDataTuples of a comparison method's run: mask, background and score.
+
+    Parameters
+    ----------
+    method : Method
+        The method that ran.
+    result : MethodResult
+        Its result.
+    source : str
+        Name of the video layer.
+    placement : Placement
+        The video layer's scale, translate and axis labels.
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)``: "<source> <title> mask" (1 foreground in the
+        method's colour, 2 shadow), "<source> <title> background" (hidden) and, for a
+        method with a score, "<source> <title> <score name>" (hidden).
+    """
+    from dataclasses import asdict
+
+    settings = asdict(result.settings)
+    meta = {"napari-gmm-bg": {"source": source, "method": method.name, "settings": settings}}
+    prefix = f"{source} {method.title}"
+    tuples = [
+        (
+            result.labels(),
+            {
+                "name": f"{prefix} mask",
+                "opacity": 0.6,
+                "metadata": meta,
+                "colormap": mask_colormap(method.name),
+                **placement.kwargs(),
+            },
+            "labels",
+        )
+    ]
+    if result.background is not None:
+        background = result.background
+        tuples.append(
+            (
+                background,
+                {
+                    "name": f"{prefix} background",
+                    "rgb": background.ndim == 3,
+                    "visible": False,
+                    "metadata": meta,
+                    **placement.kwargs(last=2),
+                },
+                "image",
+            )
+        )
+    score = result.score()
+    if score is not None:
+        threshold = float(result.threshold) if result.threshold is not None else 0.0
+        tuples.append(
+            (
+                score,
+                {
+                    "name": f"{prefix} {method.score_name}",
+                    "colormap": "magma",
+                    "contrast_limits": contrast_limits_of(
+                        np.asarray(score[len(score) // 2]), threshold
+                    ),
+                    "multiscale": False,
+                    "visible": False,
+                    "metadata": meta,
+                    **placement.kwargs(),
+                },
+                "image",
+            )
+        )
+    return tuples

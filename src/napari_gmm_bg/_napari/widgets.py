@@ -34,8 +34,10 @@ from ..core import (
     load_model,
 )
 from ..core.cluster import configured_client
+from ..core.gmm import model_result
+from ..core.interface import MethodResult
 from ..core.labels import SHADOW_MODES
-from ..core.online import OnlineResult, OnlineSettings, run_online_steps
+from ..core.online import OnlineSettings, online_result, run_online_steps
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
 from ._plots import export_path
@@ -44,7 +46,6 @@ from .layers import (
     contrast_limits_of,
     fit_layer_data,
     lazy_frames,
-    loglik_contrast_limits,
     mask_data,
     result_names,
     set_layer,
@@ -54,11 +55,21 @@ from .layers import (
 
 @dataclass
 class FitResult:
-    """A model and what it was fitted on, kept to redraw the mask without refitting."""
+    """A fit's result and what it was fitted on, kept to redraw the mask without refitting."""
 
-    model: BackgroundModel | OnlineResult
+    method_result: MethodResult
     source: Image
     frames: da.Array
+
+    @property
+    def model(self) -> Any:
+        """The fitted model (offline) or the on-line run's result."""
+        return self.method_result.model
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """``(Y, X)`` of the video."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
 
 
 def region_mask(layer: Layer | None, frame_shape: tuple[int, int]) -> np.ndarray | None:
@@ -104,15 +115,22 @@ def region_mask(layer: Layer | None, frame_shape: tuple[int, int]) -> np.ndarray
     raise ValueError(f"region layer '{layer.name}' must be a Labels or Shapes layer")
 
 
-def _fit_job(steps: Any, frame: Any) -> Any:
-    """Worker body: finish the fit, then score one frame for the display range."""
-    model = yield from steps
-    if isinstance(model, OnlineResult):
-        scores = model.log_likelihood[len(model.log_likelihood) // 2]
-        limits = contrast_limits_of(scores, model.threshold)
-    else:
-        limits = loglik_contrast_limits(model, np.asarray(frame))
-    return model, limits
+def _fit_job(steps: Any) -> Any:
+    """Worker body: finish the fit, then score the middle frame for the display range."""
+    result = yield from steps
+    score = result.score()
+    limits = contrast_limits_of(np.asarray(score[len(score) // 2]), result.threshold)
+    return result, limits
+
+
+def _online_steps(frames: da.Array, settings: OnlineSettings) -> Any:
+    result = yield from run_online_steps(frames, settings)
+    return online_result(result)
+
+
+def _offline_steps(frames: da.Array, client: Any, settings: dict) -> Any:
+    model = yield from fit_background_steps(frames, client=client, **settings)
+    return model_result(model, frames)
 
 
 def ask_model_path(parent: Any, save: bool) -> str:
@@ -295,11 +313,9 @@ class FitWidget(Container):
         except ValueError as exc:
             show_error(str(exc))
             return None
-        middle = frames[frames.shape[0] // 2][None]
         return self.job.start(
             _fit_job,
             steps,
-            middle,
             total=total,
             on_returned=lambda result: self._on_fitted(result, layer, frames),
             status=f"fitting {layer.name}…",
@@ -310,7 +326,7 @@ class FitWidget(Container):
         client = configured_client()  # a dask cluster set up in this session, if any
         if self._mode.value == "online":
             settings = self._settings()
-            steps = run_online_steps(
+            steps = _online_steps(
                 frames,
                 OnlineSettings(
                     history=int(self._history.value),
@@ -321,7 +337,7 @@ class FitWidget(Container):
                 ),
             )
         else:
-            steps = fit_background_steps(frames, client=client, **self._settings())
+            steps = _offline_steps(frames, client, self._settings())
         # Runs the cheap checks (frame count, range, settings) here, before any thread.
         first = next(steps)
         return frames, steps, first
@@ -333,19 +349,18 @@ class FitWidget(Container):
     def _on_fitted(self, result: tuple, layer: Image, frames: da.Array) -> None:
         if layer not in self._viewer.layers:
             return
-        model, limits = result
-        self.result = FitResult(model=model, source=layer, frames=frames)
+        method_result, limits = result
+        self.result = FitResult(method_result=method_result, source=layer, frames=frames)
         self._show_result(limits)
-        online = isinstance(model, OnlineResult)
-        self._save_button.enabled = not online  # an on-line state is not a reusable model
-        self.job.set_status(f"fitted {layer.name} ({'online' if online else 'offline'})")
+        offline = isinstance(method_result.model, BackgroundModel)
+        self._save_button.enabled = offline  # an on-line state is not a reusable model
+        self.job.set_status(f"fitted {layer.name} ({'offline' if offline else 'online'})")
 
     def _show_result(self, limits: tuple[float, float]) -> None:
         result = self.result
-        region = region_mask(self._region.value, result.model.frame_shape)
+        region = region_mask(self._region.value, result.frame_shape)
         tuples = fit_layer_data(
-            result.model,
-            result.frames,
+            result.method_result,
             result.source.name,
             Placement.of(result.source),
             float(self._threshold.value),
@@ -365,11 +380,10 @@ class FitWidget(Container):
         if name not in self._viewer.layers:
             return
         try:
-            region = region_mask(self._region.value, result.model.frame_shape)
+            region = region_mask(self._region.value, result.frame_shape)
             # (an on-line run without shadow flags cannot show shadows: said, not drawn)
             data = mask_data(
-                result.model,
-                result.frames,
+                result.method_result,
                 float(self._threshold.value),
                 region,
                 self.cleanup(),
@@ -435,7 +449,7 @@ class FitWidget(Container):
                 raise ValueError("choose the video layer to apply the model to first")
             frames = lazy_frames(layer.data)
             middle = np.asarray(frames[frames.shape[0] // 2][None])
-            limits = loglik_contrast_limits(model, middle)
+            limits = contrast_limits_of(model.log_likelihood(middle), model.threshold)
         except ValueError as exc:
             show_error(f"cannot use model: {exc}")
             return None
@@ -453,7 +467,7 @@ class FitWidget(Container):
             strict=True,
         ):
             widget.value = value
-        self.result = FitResult(model=model, source=layer, frames=frames)
+        self.result = FitResult(model_result(model, frames), source=layer, frames=frames)
         self._show_result(limits)
         self._save_button.enabled = True
         self.job.set_status(f"loaded model {Path(path).name} onto {layer.name}")

@@ -911,6 +911,9 @@ def model_result(model: BackgroundModel, video: Any) -> MethodResult:
         background=model.background_image(),
         threshold=model.threshold,
         model=model,
+        relabel=lambda threshold=None, cleanup=None, shadows=None, region=None: model.foreground(
+            video, threshold, region, cleanup, shadows
+        ),
     )
 
 

@@ -127,6 +127,10 @@ class MethodResult:
         What the score is compared with; None for a method without a score.
     model : object or None
         The fitted model where there is one (the pixel inspector reads it).
+    relabel : callable or None
+        ``relabel(threshold=None, cleanup=None, shadows=None, region=None)``: the labels
+        at other decision settings without running the method again (a live threshold);
+        None for a method that cannot.
     """
 
     method: str
@@ -136,6 +140,7 @@ class MethodResult:
     background: Any = None
     threshold: float | None = None
     model: Any = None
+    relabel: Callable[..., Any] | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def labels(self) -> Any:

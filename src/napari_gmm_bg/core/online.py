@@ -578,17 +578,46 @@ def run_online(
     return finish(run_online_steps(video, settings, value_range=value_range))
 
 
-def _method_steps(video: Any, settings: OnlineSettings) -> Steps:
-    result = yield from run_online_steps(video, settings)
+def online_result(result: OnlineResult) -> MethodResult:
+    """Wrap an on-line run's result as every method gives it.
+
+    Parameters
+    ----------
+    result : OnlineResult
+        What :func:`run_online` returned.
+
+    Returns
+    -------
+    MethodResult
+        Labels, log-likelihood, background; relabelled from the kept scores.
+    """
+
+    def relabel(
+        threshold: float | None = None,
+        cleanup: MaskCleanup | None = None,
+        shadows: str | None = None,
+        region: np.ndarray | None = None,
+    ) -> np.ndarray:
+        labels = result.foreground(threshold=threshold, cleanup=cleanup, shadows=shadows)
+        if region is not None:
+            labels[:, ~np.asarray(region, bool)] = 0
+        return labels
+
     return MethodResult(
         "online",
-        settings,
+        result.settings,
         result.foreground,
         lambda: result.log_likelihood,
         background=result.background,
         threshold=result.threshold,
         model=result,
+        relabel=relabel,
     )
+
+
+def _method_steps(video: Any, settings: OnlineSettings) -> Steps:
+    result = yield from run_online_steps(video, settings)
+    return online_result(result)
 
 
 METHOD = Method(
