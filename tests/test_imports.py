@@ -33,3 +33,20 @@ def test_core_sources_do_not_import_napari_or_qt():
     for folder in ("core", "io"):
         for path in (root / folder).glob("*.py"):
             assert not pattern.search(path.read_text()), path.name
+
+
+def test_import_works_without_fork():
+    # Windows has no os.register_at_fork: importing and fitting must not need it.
+    code = (
+        "import os\n"
+        "del os.register_at_fork\n"
+        "import napari_gmm_bg\n"
+        "sample = napari_gmm_bg.make_sample(n_frames=10, shape=(32, 48))\n"
+        "model = napari_gmm_bg.fit_background(sample.video, learning_frames=5)\n"
+        "print(model.foreground(sample.video).shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(10, 32, 48)"

@@ -15,7 +15,13 @@ vectorise numba code, each worth 3-5x here:
 
 Sample values are mapped to the model's 0-255 intensity scale inside the kernels,
 ``(value - offsets[t]) * scales[t]``, so frames stay in the video's own dtype; an offset
-and a scale per frame also carry the brightness compensation (``gmm.frame_transform``).
+and a scale per frame also carry the brightness compensation
+(``intensity.frame_transform``).
+
+Every kernel lives in this one file on purpose: numba's on-disk cache (``cache=True``)
+keys each function on its own source file's timestamp and does not notice a change in a
+kernel it calls from another file, so a kernel split across modules could run stale
+cached code after an edit.
 """
 
 import math
@@ -174,7 +180,8 @@ def _forget_pool() -> None:
     _POOL, _POOL_LOCK = None, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+if hasattr(os, "register_at_fork"):  # POSIX only: Windows has no fork (nor the need)
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 # --- fit: deterministic start and EM, one block of pixels at a time ----------------------
