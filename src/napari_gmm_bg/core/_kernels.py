@@ -28,7 +28,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numba
 import numpy as np
@@ -46,9 +46,18 @@ BLOCK_PIXELS = 4096  # pixels per work item of the per-pixel passes
 # Fast-math without the no-NaN / no-inf assumptions: the maths never produces either,
 # but the flags would let LLVM drop checks that the validation at the boundary relies on.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
 # error_model="numpy": no ZeroDivisionError branch in every division (it blocks SIMD).
 # nogil: the kernels run on several Python threads at once (see _in_threads).
-_OPTS = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy", "nogil": True}
+class _JitOptions(TypedDict):
+    cache: bool
+    fastmath: set[str]
+    error_model: Literal["python", "numpy"]
+    nogil: bool
+
+
+_OPTS: _JitOptions = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy", "nogil": True}
 
 _F = np.float32
 _ZERO = _F(0.0)
@@ -140,7 +149,7 @@ _POOL_LOCK = threading.Lock()
 
 def _threads() -> int:
     # NUMBA_NUM_THREADS, as for numba's own parallel loops (set it per dask worker).
-    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 def _blocks(n_pixels: int) -> int:
@@ -163,8 +172,9 @@ def _in_threads(worker, n_items: int, *args) -> None:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(_threads() - 1, thread_name_prefix="napari-gmm-bg")
+        pool = _POOL
     parts = [np.arange(i, n_items, n, dtype=np.int64) for i in range(n)]
-    futures = [_POOL.submit(worker, *args, part) for part in parts[1:]]
+    futures = [pool.submit(worker, *(*args, part)) for part in parts[1:]]
     try:
         worker(*args, parts[0])
     finally:
