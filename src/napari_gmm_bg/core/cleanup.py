@@ -108,7 +108,7 @@ def clean_mask(labels: np.ndarray, cleanup: MaskCleanup, *, in_place: bool = Fal
     shadow = (out == 2) if morphology else None
     if cleanup.median > 1:
         majority_filter(out, int(cleanup.median))
-    if morphology:
+    if shadow is not None:  # morphology asked for
         for frame, frame_shadow in zip(out, shadow, strict=True):
             frame[:] = _morphology(frame, frame_shadow, cleanup)
     return out

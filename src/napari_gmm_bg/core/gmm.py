@@ -47,6 +47,11 @@ MODEL_FORMAT = "napari-gmm-bg/background-model"
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
 CLUSTER_TILE_PIXELS = 16384  # pixels per task on a dask cluster
 MODEL_VERSION = 1
+#: The scoring kernel's inputs: frames, offsets, scales, means, inverse variances,
+#: log-constants and log(background components) (see ``_kernels.score_pixels``).
+_ScoringInputs = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
 #: log-constant of a component that is not background: no pixel gets near it.
 NOT_BACKGROUND = -1e30
 
@@ -261,7 +266,7 @@ class BackgroundModel:
             s["brightness_reference"] = BrightnessReference(background.mean(axis=-1))
         return s["brightness_reference"].correction_of_frames(frames, self.intensity)
 
-    def _kernel_inputs(self, block: np.ndarray) -> tuple:
+    def _kernel_inputs(self, block: np.ndarray) -> _ScoringInputs:
         """Gather the scoring kernel's inputs for in-memory frames ``(T, Y, X, C)``."""
         s = self._scoring_arrays()
         t, y, x, c = block.shape
@@ -443,7 +448,7 @@ class BackgroundModel:
             "intensity": [self.intensity.offset, self.intensity.scale],
             "params": dataclasses.asdict(self.params),
         }
-        arrays = {
+        arrays: dict[str, Any] = {
             "weights": self.weights,
             "means": self.means,
             "variances": self.variances,
@@ -640,7 +645,7 @@ def _fit_locally(
 
 def _fit_on_cluster(
     frames: Frames, indices: np.ndarray, params: FitParameters, client: Any
-) -> tuple[Any, int, IntensityScale]:
+) -> tuple[Any, int, int, IntensityScale]:
     """Fit tiles of rows as tasks on a dask.distributed cluster.
 
     The learning frames are read where the tasks run (from a dask video, the workers

@@ -49,8 +49,8 @@ def setting(
     dataclasses.Field
         For the dataclass body.
     """
-    meta = {"label": label, "help": help, "minimum": minimum, "maximum": maximum}
-    meta.update({"step": step, "choices": choices})
+    meta: dict[str, Any] = {"label": label, "help": help, "minimum": minimum}
+    meta.update({"maximum": maximum, "step": step, "choices": choices})
     return field(default=default, metadata=meta)
 
 

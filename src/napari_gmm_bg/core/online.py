@@ -463,16 +463,19 @@ class OnlineModel:
     def _update(self, block: np.ndarray, loglik: np.ndarray, shadow: np.ndarray) -> None:
         """Score and learn a read block, writing ``loglik`` and ``shadow`` in place."""
         n, c = len(block), block.shape[-1]
-        start, intensity = self.frames_seen, self._intensity
+        start, intensity, state = self.frames_seen, self._intensity, self._state
+        assert intensity is not None and state is not None  # set by _start on the first block
         correction = None
         if self.settings.compensate_brightness and start > 0:
             if start >= self._reference_until:  # the background drifts slowly: now and then
-                grid = heaviest_means(self._state, self._grid_pixels)
+                grid = heaviest_means(state, self._grid_pixels)
                 self._reference = BrightnessReference(
                     grid.reshape(c, *self._grid_shape).mean(axis=0)
                 )
                 self._reference_until = start + REFERENCE_FRAMES
-            correction = self._reference.correction_of_frames(block, intensity)
+            reference = self._reference
+            assert reference is not None  # made above on the first pass
+            correction = reference.correction_of_frames(block, intensity)
         offsets, scales = frame_transform(intensity, correction, n)
         alphas = 1.0 / np.minimum(2 * np.arange(start + 1, start + n + 1), self.settings.history)
         pixels = block.shape[1] * block.shape[2]

@@ -36,8 +36,8 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], channels: int) ->
     height, width = shape
     coarse = rng.uniform(50, 190, size=(max(2, height // 24), max(2, width // 24), channels))
     smooth = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-    fine = rng.normal(0, 12, size=(height, width, channels)).astype(np.float32)
-    fine = cv2.GaussianBlur(fine, (0, 0), 1.0).reshape(height, width, channels)
+    noise = rng.normal(0, 12, size=(height, width, channels)).astype(np.float32)
+    fine = cv2.GaussianBlur(noise, (0, 0), 1.0).reshape(height, width, channels)
     return smooth.reshape(height, width, channels) + fine
 
 
@@ -127,7 +127,9 @@ def make_sample(
                 continue  # between passes
             y0, y1 = lanes[i], lanes[i] + sizes[i, 0]
             passage = int(travelled // periods[i])
-            body = _vehicle(np.random.default_rng([colour_seed, i, passage]), sizes[i], channels)
+            body = _vehicle(
+                np.random.default_rng([int(colour_seed), int(i), int(passage)]), sizes[i], channels
+            )
             frame[y0:y1, xa:xb] = body[:, xa - x0 : xb - x0]
             truth[t, y0:y1, xa:xb] = 1
         frame += rng.normal(0, noise, size=frame.shape).astype(np.float32)

@@ -33,7 +33,7 @@ def open_tiff(path: str | os.PathLike) -> tuple[da.Array, dict]:
         store = tifffile.imread(path, aszarr=True)
         array = zarr.open(store, mode="r")
         with tifffile.TiffFile(path) as tif:
-            description = tif.pages[0].description or ""
+            description = getattr(tif.pages[0], "description", "") or ""
     except Exception as exc:  # tifffile raises many kinds for a file that is not TIFF
         raise ValueError(f"cannot read TIFF {path}: {exc}") from None
     try:
