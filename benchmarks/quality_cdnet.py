@@ -14,14 +14,13 @@ import time
 
 import numpy as np
 
-from napari_gmm_bg import MaskCleanup, fit_background
-from napari_gmm_bg.core.baseline import median_baseline
+from napari_gmm_bg import FitParameters, MaskCleanup, fit_background, get_method
 from napari_gmm_bg.core.cleanup import clean_mask
 from napari_gmm_bg.core.gmm import learning_correction
 from napari_gmm_bg.core.intensity import frame_transform, luminance
 from napari_gmm_bg.core.metrics import evaluate_mask
-from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2
-from napari_gmm_bg.core.online import OnlineSettings, run_online
+from napari_gmm_bg.core.mog2 import Mog2Settings
+from napari_gmm_bg.core.online import OnlineSettings
 from napari_gmm_bg.io.cdnet import read_cdnet
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -32,38 +31,34 @@ TEST = range(735, 1000)  # frames 736-1000
 ALL = range(469, 1000)
 
 
-def methods(seq):
-    def timed(fn):
-        start = time.perf_counter()
-        mask = fn()
-        return mask, time.perf_counter() - start
-
-    video = seq.video
-    yield "baseline (median, d>40, 5x5)", timed(lambda: median_baseline(video))
-    yield "MOG2 defaults", timed(lambda: run_mog2(video).mask)
-    yield (
-        "MOG2 no shadows",
-        timed(lambda: run_mog2(video, Mog2Settings(detect_shadows=False)).mask),
-    )
-
-    def gmm():
-        model = fit_background(video)
-        return model.foreground(video)
-
-    yield "GMM defaults", timed(gmm)
-    yield "GMM, float64 EM on every frame", timed(lambda: full_em(video).foreground(video))
-
-    def gmm_shadows():
-        model = fit_background(video, shadows="show")
-        return model.foreground(video)
-
-    yield "GMM, shadows shown (label 2)", timed(gmm_shadows)
+#: (row label, registered method, settings or None for its defaults), through the one
+#: method interface.
+VARIANTS = (
+    ("baseline (median, d>40, 5x5)", "baseline", None),
+    ("MOG2 defaults", "mog2", None),
+    ("MOG2 no shadows", "mog2", Mog2Settings(detect_shadows=False)),
+    ("KNN defaults", "knn", None),
+    ("GMM defaults", "gmm", None),
+    ("GMM, shadows shown (label 2)", "gmm", FitParameters(shadows="show")),
     # On-line: frame by frame from the first frame, no learning buffer.
-    yield "GMM on-line", timed(lambda: run_online(video).foreground())
-    yield (
-        "GMM on-line, shadows shown",
-        timed(lambda: run_online(video, OnlineSettings(shadows="show")).foreground()),
-    )
+    ("GMM on-line", "online", None),
+    ("GMM on-line, shadows shown", "online", OnlineSettings(shadows="show")),
+)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    mask = fn()
+    return mask, time.perf_counter() - start
+
+
+def methods(seq):
+    video = seq.video
+    for label, name, settings in VARIANTS:
+        method = get_method(name)
+        yield label, timed(lambda m=method, s=settings: m.run(video, s).labels())
+    # The slow reference, not a method: every frame, float64, all iterations.
+    yield "GMM, float64 EM on every frame", timed(lambda: full_em(video).foreground(video))
 
 
 def full_em(video, max_iter=10, chunk=4096):
