@@ -159,7 +159,9 @@ class FitWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._video = create_widget(annotation=Image, label="video")
-        self._components = SpinBox(value=3, min=1, max=8, label="components")
+        self._components = SpinBox(
+            value=FitParameters.n_components, min=1, max=8, label="components"
+        )
         self._learning_frames = SpinBox(
             value=FitParameters.learning_frames, min=2, max=100_000, label="learning frames"
         )
@@ -167,13 +169,16 @@ class FitWidget(Container):
         self._region = ComboBox(
             choices=self._region_choices, nullable=True, value=None, label="region"
         )
-        self._iterations = SpinBox(value=10, min=1, max=500, label="EM iterations")
+        self._iterations = SpinBox(
+            value=FitParameters.max_iter, min=1, max=500, label="EM iterations"
+        )
         self._mode = ComboBox(choices=["offline", "online"], value="offline", label="mode")
         self._history = SpinBox(
             value=OnlineSettings.history, min=1, max=10**7, label="history", visible=False
         )
         self._compensate = CheckBox(
-            value=True, text="compensate global brightness (exposure changes, clouds)"
+            value=FitParameters.compensate_brightness,
+            text="compensate global brightness (exposure changes, clouds)",
         )
         self._shadows = ComboBox(
             choices=list(SHADOW_MODES), value=FitParameters.shadows, label="shadows"
