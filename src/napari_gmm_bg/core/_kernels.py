@@ -28,6 +28,8 @@ import numba
 import numpy as np
 from numba import njit
 
+from ._numba_cache import ensure_cache_dir
+
 LOG_2PI = math.log(2.0 * math.pi)
 FIT_LANES = 128  # pixels fitted together
 # EM iterations before the pixels still improving are re-packed into fresh blocks
@@ -42,7 +44,13 @@ BLOCK_PIXELS = 4096  # pixels per work item of the per-pixel passes
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # error_model="numpy": no ZeroDivisionError branch in every division (it blocks SIMD).
 # nogil: the kernels run on several Python threads at once (see _in_threads).
-_OPTS = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy", "nogil": True}
+# cache: on disk, in a writable folder (_numba_cache falls back to a temporary one).
+_OPTS = {
+    "cache": ensure_cache_dir(__file__),
+    "fastmath": _FASTMATH,
+    "error_model": "numpy",
+    "nogil": True,
+}
 
 _F = np.float32
 _ZERO = _F(0.0)
