@@ -19,6 +19,7 @@ import dask.array as da
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
+from .core._numba_cache import announce_compilation
 from .core.baseline import median_baseline
 from .core.gmm import SHADOW_MODES, BackgroundModel, as_client
 from .core.metrics import (
@@ -543,6 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _quiet_broken_pipe()
 
 
+def _tell(message: str) -> None:
+    # On stderr: stdout stays the command's output (CSV, JSON, the files written).
+    print(f"napari-gmm-bg: {message}", file=sys.stderr, flush=True)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     try:
         args = _build_parser().parse_args(argv)
@@ -556,7 +562,8 @@ def _main(argv: Sequence[str] | None) -> int:
         "demo": _run_demo,
     }[args.command]
     try:
-        code = runner(args)
+        with announce_compilation(_tell):
+            code = runner(args)
     except BrokenPipeError:
         raise
     except (ValueError, OSError) as exc:

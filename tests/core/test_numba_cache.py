@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
+
 import napari_gmm_bg
+from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
 
 # Runs one small kernel (compiled in a second or two), then prints where numba caches.
 CODE = """
@@ -87,3 +90,33 @@ def test_a_writable_numba_cache_dir_is_respected(tmp_path):
     assert result.stdout.splitlines()[0] == str(chosen)
     assert list(chosen.rglob("*.nbi"))
     assert not list(tmp.iterdir())
+
+
+def _fresh_kernel():
+    # A function numba has never seen, that passes for one of the package's kernels.
+    def kernel(x):
+        return x + 1
+
+    kernel.__module__ = "napari_gmm_bg.core._test_kernel"
+    return numba.njit(kernel)
+
+
+def test_a_compile_is_announced_once_and_a_compiled_kernel_not_at_all():
+    said = []
+    kernel, other = _fresh_kernel(), _fresh_kernel()
+    with announce_compilation(said.append):
+        assert kernel(1) == 2 and kernel(1.5) == 2.5 and other(2) == 3
+    assert said == [FIRST_RUN_MESSAGE]
+    with announce_compilation(said.append):
+        assert kernel(3) == 4  # compiled already: nothing to say
+    assert said == [FIRST_RUN_MESSAGE]
+
+
+def test_the_cli_says_it_is_compiling_on_stderr(monkeypatch, tmp_path, capsys):
+    from napari_gmm_bg import cli
+
+    kernel = _fresh_kernel()
+    monkeypatch.setattr(cli, "_run_stats", lambda args: kernel(0) - 1)
+    assert cli.main(["stats", str(tmp_path / "m.tif")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"napari-gmm-bg: {FIRST_RUN_MESSAGE}\n" and captured.out == ""

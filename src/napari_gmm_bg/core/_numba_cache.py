@@ -11,10 +11,13 @@ temporary directory; it is called before the first ``@njit(cache=True)`` runs.
 import os
 import stat
 import tempfile
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from numba.core import config
+from numba.core import config, event
 
 _FALLBACK_NAME = "napari-gmm-bg-numba-cache"
 
@@ -112,3 +115,55 @@ def ensure_cache_dir(module_file: str) -> bool:
         return False
     config.CACHE_DIR = fallback
     return True
+
+
+FIRST_RUN_MESSAGE = (
+    "preparing the fast kernels, first run only (numba compiles them once, about a "
+    "minute, and caches them on disk)..."
+)
+
+
+class _FirstCompile(event.Listener):
+    # Calls `say` once, when numba starts compiling one of this package's functions (a
+    # kernel found in the on-disk cache is loaded without a compile event).
+    def __init__(self, say: Callable[[str], None], message: str):
+        self._say, self._message = say, message
+        self._lock = threading.Lock()
+        self.said = False
+
+    def on_start(self, ev: event.Event) -> None:
+        func = getattr(ev.data.get("dispatcher"), "py_func", None)
+        if not getattr(func, "__module__", "").startswith("napari_gmm_bg"):
+            return
+        with self._lock:
+            if self.said:
+                return
+            self.said = True
+        self._say(self._message)
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+@contextmanager
+def announce_compilation(
+    say: Callable[[str], None], message: str = FIRST_RUN_MESSAGE
+) -> Iterator[None]:
+    """Call ``say(message)`` once if a kernel has to be compiled inside the block.
+
+    Parameters
+    ----------
+    say : callable
+        Shows the message (prints it, notifies the user); called at most once, from the
+        thread that compiles.
+    message : str
+        What to say.
+
+    Yields
+    ------
+    None
+        Nothing; the listener is removed when the block ends.
+    """
+    listener = _FirstCompile(say, message)
+    with event.install_listener("numba:compile", listener):
+        yield
