@@ -1,19 +1,66 @@
-"""Shared by the benchmarks: where the reference clips live (never needed by the tests),
-the process's memory, and a synthetic 720p clip made on demand."""
+"""Shared by the benchmarks: where the reference clips live and come from (never needed by
+the tests), the process's memory, and a synthetic 720p clip made on demand."""
 
+import os
 import resource
 import sys
 from pathlib import Path
 
 import numpy as np
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: Where the reference clips are looked for: $NAPARI_GMM_BG_DATA, else ../shared/data
+#: beside the repository.  Each is public and downloaded separately (SOURCES says where).
+SHARED_DATA = Path(
+    os.environ.get("NAPARI_GMM_BG_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
+
+#: What each folder under SHARED_DATA holds and where to get it.
+SOURCES = {
+    "cdnet_highway_dev": (
+        "CDnet 2014, category baseline, video highway (http://changedetection.net): frames "
+        "1-1000 of input/ and groundtruth/, with temporalROI.txt and ROI.bmp, in CDnet's "
+        "own layout"
+    ),
+    "opencv_samples": (
+        "vtest.avi and tree.avi from OpenCV's sample data "
+        "(https://github.com/opencv/opencv/tree/master/samples/data)"
+    ),
+    "bgslibrary": (
+        "video.avi and video02.avi from BGSLibrary's dataset folder "
+        "(https://github.com/andrewssobral/bgslibrary/tree/master/dataset)"
+    ),
+    "lrslibrary": (
+        "escalator.avi and shop.avi from LRSLibrary's dataset folder "
+        "(https://github.com/andrewssobral/lrslibrary/tree/master/dataset)"
+    ),
+    "scenes_dev": (
+        "scenes of SBI2015 (https://sbmi2015.na.icar.cnr.it/SBIdataset.html) and CDnet 2014 "
+        "(http://changedetection.net), each in CDnet's layout"
+    ),
+    "seed_traffic": (
+        "traffic.mp4, a short traffic clip (80 frames of 160x120 at 10 fps) whose exposure "
+        "drops as a white truck passes; it carries no licence and is not distributed: use "
+        "any clip with such an exposure change"
+    ),
+}
 
 
 def shared(*parts: str) -> Path | None:
-    """Path under ../shared/data, or None when it is absent."""
+    """Path under SHARED_DATA, or None when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
     return path if path.exists() else None
+
+
+def missing(*parts: str) -> str:
+    """One line for an absent clip: where it was looked for and where to get it."""
+    where = SHARED_DATA.joinpath(*parts)
+    source = SOURCES.get(parts[0], "see the README's section on benchmark data")
+    return (
+        f"{where} not found: nothing to measure.  It is {source}; put it there, or set "
+        "NAPARI_GMM_BG_DATA to the folder that holds "
+        f"{parts[0]}/."
+    )
 
 
 # --- memory ------------------------------------------------------------------------------

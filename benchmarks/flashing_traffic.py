@@ -1,4 +1,4 @@
-"""Flooded frames on the seed's traffic clip: GMM (defaults) vs MOG2 at the seed's settings.
+"""Flooded frames on a short traffic clip: GMM (defaults) vs MOG2 (varThreshold 200, no shadows).
 
     python benchmarks/flashing_traffic.py
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import shared  # noqa: E402
+from _data import missing, shared  # noqa: E402
 
 from napari_gmm_bg import fit_background  # noqa: E402
 from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2  # noqa: E402
@@ -22,7 +22,7 @@ from napari_gmm_bg.io.video import read_video  # noqa: E402
 def main():
     path = shared("seed_traffic", "traffic.mp4")
     if path is None:
-        print("../shared/data/seed_traffic/traffic.mp4 not found: nothing to measure")
+        print(missing("seed_traffic", "traffic.mp4"))
         return 0
     video = read_video(path)
     grey = video.mean(axis=(1, 2, 3))

@@ -24,7 +24,7 @@ from napari_gmm_bg.core.online import OnlineSettings
 from napari_gmm_bg.io.cdnet import read_cdnet
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _data import shared  # noqa: E402
+from _data import missing, shared  # noqa: E402
 
 TUNE = range(469, 735)  # frames 470-735, 1-based
 TEST = range(735, 1000)  # frames 736-1000
@@ -180,7 +180,7 @@ def main():
     args = parser.parse_args()
     folder = args.data or shared("cdnet_highway_dev")
     if folder is None:
-        print("../shared/data/cdnet_highway_dev not found: nothing to measure")
+        print(missing("cdnet_highway_dev"))
         return 0
     seq = read_cdnet(folder)
     if args.tune:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import peak_rss_mb, shared  # noqa: E402
+from _data import missing, peak_rss_mb, shared  # noqa: E402
 
 from napari_gmm_bg import fit_background, make_sample  # noqa: E402
 from napari_gmm_bg.core.online import OnlineModel, run_online  # noqa: E402
@@ -165,7 +165,7 @@ def main():
     for parts in (("opencv_samples", "vtest.avi"), ("cdnet_highway_dev", "input")):
         path = shared(*parts)
         if path is None:
-            print(f"\n{'/'.join(parts)}: not found, skipped")
+            print("\n" + missing(*parts))
             continue
         measure("/".join(parts), read_video(path))
     return 0

@@ -7,7 +7,9 @@ import argparse
 import dataclasses
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
+from .core._numba_cache import announce_compilation
 from .core.cluster import as_client
 from .core.gmm import BackgroundModel
 from .core.interface import settings_with
@@ -150,7 +153,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="open napari with the plugin and a fitted sample (no display: run the CLI fit)",
     )
     demo.add_argument(
-        "--out", default="napari-gmm-bg-demo", help="output folder when there is no display"
+        "--out",
+        default=None,
+        help="output folder when there is no display (default: napari-gmm-bg/demo in the "
+        "user's cache folder, else a new temporary folder)",
     )
     return parser
 
@@ -260,8 +266,8 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
     mask = model.foreground(video)
     metadata = {
         "source": stem,
-        "threshold": model.threshold,
         **dataclasses.asdict(model.params),
+        "threshold": model.threshold,  # the value used, not the parameter (None: default)
     }
     names = {
         "loglik": f"{stem}_gmm_loglik.tif",
@@ -330,7 +336,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"fitted {len(video)} frames of {stem} in {elapsed:.2f} s; wrote:")
     for path in written:
-        print(f"  {path}")
+        print(f"  {Path(path).absolute()}")
     return 0
 
 
@@ -345,7 +351,12 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
     )
     result = run_online(video, settings)
     cleanup = _fit_settings(args)["cleanup"]
-    metadata = {"source": stem, "mode": "online", **dataclasses.asdict(settings)}
+    metadata = {
+        "source": stem,
+        "mode": "online",
+        **dataclasses.asdict(settings),
+        "threshold": result.threshold,  # the value used, not the setting (None: default)
+    }
     names = [f"{stem}_gmm_loglik.tif", f"{stem}_gmm_mask.tif", f"{stem}_gmm_background.png"]
     files = AtomicFiles(out)
     with files.transaction():
@@ -476,22 +487,87 @@ def _run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or (
-        sys.platform in ("darwin", "win32")
-    )
+def demo_folder() -> Path:
+    """Where ``napari-gmm-bg demo`` writes without a display: never the current folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``napari-gmm-bg/demo`` in the user's cache folder (``~/.cache`` on Linux), or a new
+        temporary folder when that cannot be written.
+    """
+    from platformdirs import user_cache_dir
+
+    folder = Path(user_cache_dir("napari-gmm-bg", appauthor=False)) / "demo"
+    try:
+        return check_writable_folder(folder).absolute()
+    except (ValueError, OSError):
+        return Path(tempfile.mkdtemp(prefix="napari-gmm-bg-demo-"))
+
+
+# Opening a Qt window in a child process: where it cannot (no X server behind DISPLAY, a
+# missing xcb library), Qt aborts the whole process (exit 134), which must not be ours.
+_WINDOW_PROBE = "from qtpy.QtWidgets import QApplication; QApplication([])"
+
+
+def display_problem() -> str | None:
+    """Why napari cannot open a window here, or None when it can.
+
+    Returns
+    -------
+    str or None
+        None on macOS and Windows, and on Linux when a Qt application starts on
+        ``DISPLAY`` / ``WAYLAND_DISPLAY``; else a one-line reason.
+    """
+    if sys.platform in ("darwin", "win32"):
+        return None
+    names = [f"{k}={os.environ[k]}" for k in ("DISPLAY", "WAYLAND_DISPLAY") if os.environ.get(k)]
+    if not names:
+        return "no display found (DISPLAY is not set)"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _WINDOW_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        return f"no window could be opened on {', '.join(names)} within 60 s"
+    if probe.returncode == 0:
+        return None
+    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+    reason = next((line for line in lines if "could not connect" in line), None)
+    reason = reason or (lines[-1] if lines else f"exit code {probe.returncode}")
+    return f"cannot open a window on {', '.join(names)} ({reason})"
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    if not _has_display():
-        print("no display found: running the headless fit on the built-in sample instead")
+    problem = display_problem()
+    if problem is not None:
+        print(f"{problem}: running the headless fit on the built-in sample instead")
+        out = Path(args.out).absolute() if args.out else demo_folder()
         return _run_fit(
-            _build_parser().parse_args(["fit", "--sample", SAMPLE_NAMES[0], "--out", args.out])
+            _build_parser().parse_args(["fit", "--sample", SAMPLE_NAMES[0], "--out", str(out)])
         )
     from ._napari.demo import run_demo
 
     run_demo()
     return 0
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+
+
+def _quiet_broken_pipe() -> int:
+    # The reader of our output left (``napari-gmm-bg stats m.tif | head -1``): stop
+    # quietly, as a SIGPIPE would, and point stdout at devnull so that Python's final flush
+    # does not complain either.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -505,21 +581,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 on bad input.
+        Exit code: 0 on success, 2 on bad input, 141 when the output pipe was closed.
     """
-    args = _build_parser().parse_args(argv)
     try:
-        runner = {
-            "fit": _run_fit,
-            "evaluate": _run_evaluate,
-            "stats": _run_stats,
-            "demo": _run_demo,
-        }[args.command]
-        return runner(args)
+        return _main(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _tell(message: str) -> None:
+    # On stderr: stdout stays the command's output (CSV, JSON, the files written).
+    print(f"napari-gmm-bg: {message}", file=sys.stderr, flush=True)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help: a closed pipe shows here, not at Python's exit
+        raise
+    runner = {
+        "fit": _run_fit,
+        "evaluate": _run_evaluate,
+        "stats": _run_stats,
+        "demo": _run_demo,
+    }[args.command]
+    try:
+        with announce_compilation(_tell):
+            code = runner(args)
+    except BrokenPipeError:
+        raise
     except (ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"napari-gmm-bg: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    sys.stdout.flush()
+    return code
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import numba
 import numpy as np
 from numba import njit
 
+from ._numba_cache import ensure_cache_dir
+
 LOG_2PI = math.log(2.0 * math.pi)
 FIT_LANES = 128  # pixels fitted together
 # EM iterations before the pixels still improving are re-packed into fresh blocks
@@ -48,8 +50,6 @@ BLOCK_PIXELS = 4096  # pixels per work item of the per-pixel passes
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-# error_model="numpy": no ZeroDivisionError branch in every division (it blocks SIMD).
-# nogil: the kernels run on several Python threads at once (see _in_threads).
 class _JitOptions(TypedDict):
     cache: bool
     fastmath: set[str]
@@ -57,7 +57,15 @@ class _JitOptions(TypedDict):
     nogil: bool
 
 
-_OPTS: _JitOptions = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy", "nogil": True}
+# error_model="numpy": no ZeroDivisionError branch in every division (it blocks SIMD).
+# nogil: the kernels run on several Python threads at once (see _in_threads).
+# cache: on disk, in a writable folder (_numba_cache falls back to a temporary one).
+_OPTS: _JitOptions = {
+    "cache": ensure_cache_dir(__file__),
+    "fastmath": _FASTMATH,
+    "error_model": "numpy",
+    "nogil": True,
+}
 
 _F = np.float32
 _ZERO = _F(0.0)

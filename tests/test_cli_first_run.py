@@ -1,0 +1,99 @@
+"""A newcomer's first commands: the demo without a display, a closed pipe, the metadata."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+import napari_gmm_bg
+from napari_gmm_bg import default_threshold
+from napari_gmm_bg.cli import EXIT_BROKEN_PIPE, demo_folder, main
+
+
+def _free_display() -> str:
+    # A display number with no X server behind it (nor a lock of one starting).
+    for number in range(99, 300):
+        if not (
+            Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists()
+        ):
+            return f":{number}"
+    raise RuntimeError("no free display number")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "napari_gmm_bg.cli", *args]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    # The package under test, whatever the working folder of the child process.
+    source = str(Path(napari_gmm_bg.__file__).parents[1])
+    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def test_demo_with_an_unreachable_display_runs_headless(tmp_path):
+    out = tmp_path / "demo"
+    env = _env(DISPLAY=_free_display())
+    env.pop("WAYLAND_DISPLAY", None)
+    result = subprocess.run(
+        _cli("demo", "--out", str(out)),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr  # not Qt's abort (134)
+    assert "cannot open a window" in result.stdout
+    written = [Path(line.strip()) for line in result.stdout.splitlines() if line.startswith(" ")]
+    assert len(written) == 4 and all(p.is_absolute() and p.is_file() for p in written)
+    assert all(p.parent == out for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # nothing in the cwd
+    # The metadata holds the threshold the masks were cut at, not the unset parameter.
+    with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
+        assert json.loads(tif.pages[0].description)["threshold"] == default_threshold(3)
+
+
+def test_demo_folder_is_in_the_user_cache_else_temporary(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert demo_folder() == tmp_path / "cache" / "napari-gmm-bg" / "demo"
+    (tmp_path / "file").touch()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # cannot hold a folder
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    folder = demo_folder()
+    assert folder.parent == tmp_path / "tmp" and folder.name.startswith("napari-gmm-bg-demo-")
+
+
+def test_output_into_a_closed_pipe_exits_quietly(tmp_path):
+    mask = np.zeros((20_000, 2, 2), np.uint8)  # about 300 kB of CSV: more than a pipe holds
+    mask[::2, 0, 0] = 1
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    proc = subprocess.Popen(
+        _cli("stats", str(tmp_path / "mask.tif")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert proc.stdout.readline().startswith("frame,")
+    proc.stdout.close()  # as `| head -1` does
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == EXIT_BROKEN_PIPE
+    assert stderr == ""
+
+
+def test_online_metadata_records_the_threshold_used(tmp_path):
+    out = tmp_path / "online"
+    args = ["fit", "--sample", "moving-shapes", "--out", str(out), "--mode", "online"]
+    assert main(args) == 0
+    with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
+        meta = json.loads(tif.pages[0].description)
+    assert meta["threshold"] == default_threshold(3) and meta["mode"] == "online"
