@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import dask
 import dask.array as da
@@ -49,7 +50,7 @@ EXIT_BAD_INPUT = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
@@ -284,7 +285,7 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
     return [out / name for name in names.values()]
 
 
-def read_input(path: str) -> object:
+def read_input(path: str) -> Any:
     """Open a video file or a folder of frames lazily (read as the fit and writers need it).
 
     Parameters
@@ -435,7 +436,7 @@ def _print_table(rows: Sequence[str], columns: dict[str, dict], width: int = 12)
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     sequences = [read_cdnet(folder) for folder in args.cdnet]  # every folder checked first
-    reports = []
+    reports: list[dict[str, Any]] = []
     for seq in sequences:
         frames = seq.temporal_roi if args.frames is None else range(*args.frames)
         results = evaluate_methods(seq, args.methods, frames, _fit_settings(args))
