@@ -11,20 +11,21 @@ from typing import Any
 import cv2
 
 from .interface import Method, MethodResult, Steps, setting
-from .mog2 import run_subtractor_steps
+from .mog2 import (
+    check_opencv_settings,
+    detect_shadows_setting,
+    history_setting,
+    learning_rate_setting,
+    run_subtractor_steps,
+    shadow_threshold_setting,
+)
 
 
 @dataclass(frozen=True)
 class KnnSettings:
     """All of KNN's settings, with OpenCV's defaults."""
 
-    history: int = setting(
-        500,
-        label="history (frames)",
-        help="OpenCV history: frames of memory",
-        minimum=1,
-        maximum=100_000,
-    )
+    history: int = history_setting()
     dist2_threshold: float = setting(
         400.0,
         label="match distance²",
@@ -34,17 +35,8 @@ class KnnSettings:
         maximum=200_000.0,
         step=1.0,
     )
-    detect_shadows: bool = setting(
-        True, label="detect shadows", help="OpenCV detectShadows: label shadows 2"
-    )
-    learning_rate: float = setting(
-        -1.0,
-        label="learning rate (-1 automatic)",
-        help="OpenCV learningRate of apply(): -1 automatic, 0 never updates the samples",
-        minimum=-1.0,
-        maximum=1.0,
-        step=0.0001,
-    )
+    detect_shadows: bool = detect_shadows_setting()
+    learning_rate: float = learning_rate_setting()
     knn_samples: int = setting(
         2,
         label="close samples needed",
@@ -59,27 +51,15 @@ class KnnSettings:
         minimum=1,
         maximum=100,
     )
-    shadow_threshold: float = setting(
-        0.5,
-        label="shadow darkening (tau)",
-        help="OpenCV ShadowThreshold: a shadow is between tau and 1 times the background",
-        minimum=0.01,
-        maximum=1.0,
-        step=0.01,
-    )
+    shadow_threshold: float = shadow_threshold_setting()
 
     def validate(self) -> None:
         """Raise ValueError on settings OpenCV would reject or misuse."""
-        if self.history < 1:
-            raise ValueError(f"history must be at least 1, got {self.history}")
+        check_opencv_settings(self)
         if not self.dist2_threshold > 0:
             raise ValueError(f"dist2_threshold must be positive, got {self.dist2_threshold}")
-        if not -1 <= self.learning_rate <= 1 or -1 < self.learning_rate < 0:
-            raise ValueError(f"learning_rate must be -1 or in [0, 1], got {self.learning_rate}")
         if not 1 <= self.knn_samples <= self.n_samples:
             raise ValueError("need 1 <= knn_samples <= n_samples")
-        if not 0 < self.shadow_threshold <= 1:
-            raise ValueError(f"shadow_threshold must be in (0, 1], got {self.shadow_threshold}")
 
     def create(self) -> Any:
         """Build the OpenCV subtractor with these settings."""

@@ -17,6 +17,65 @@ from .frames import as_frames
 from .interface import Method, MethodResult, Steps, setting
 
 
+# The settings OpenCV's subtractors share (MOG2, KNN): one definition each.
+def history_setting() -> Any:
+    """Return the ``history`` field of an OpenCV subtractor's settings."""
+    return setting(
+        500,
+        label="history (frames)",
+        help="OpenCV history: frames of memory; the learning rate is 1 / min(2n, history)",
+        minimum=1,
+        maximum=100_000,
+    )
+
+
+def detect_shadows_setting() -> Any:
+    """Return the ``detect_shadows`` field of an OpenCV subtractor's settings."""
+    return setting(True, label="detect shadows", help="OpenCV detectShadows: label shadows 2")
+
+
+def learning_rate_setting() -> Any:
+    """Return the ``learning_rate`` field of an OpenCV subtractor's settings."""
+    return setting(
+        -1.0,
+        label="learning rate (-1 automatic)",
+        help="OpenCV learningRate of apply(): -1 automatic (1 / min(2n, history)), "
+        "0 never updates the background, 1 relearns it from every frame",
+        minimum=-1.0,
+        maximum=1.0,
+        step=0.0001,
+    )
+
+
+def shadow_threshold_setting() -> Any:
+    """Return the ``shadow_threshold`` field of an OpenCV subtractor's settings."""
+    return setting(
+        0.5,
+        label="shadow darkening (tau)",
+        help="OpenCV ShadowThreshold: a shadow is between tau and 1 times the background",
+        minimum=0.01,
+        maximum=1.0,
+        step=0.01,
+    )
+
+
+def check_opencv_settings(settings: Any) -> None:
+    """Raise ValueError on the shared settings OpenCV would reject or misuse.
+
+    Parameters
+    ----------
+    settings : object
+        Settings with ``history``, ``learning_rate`` and ``shadow_threshold``.
+    """
+    if settings.history < 1:
+        raise ValueError(f"history must be at least 1, got {settings.history}")
+    rate = settings.learning_rate
+    if not -1 <= rate <= 1 or -1 < rate < 0:
+        raise ValueError(f"learning_rate must be -1 or in [0, 1], got {rate}")
+    if not 0 < settings.shadow_threshold <= 1:
+        raise ValueError(f"shadow_threshold must be in (0, 1], got {settings.shadow_threshold}")
+
+
 @dataclass(frozen=True)
 class Mog2Settings:
     """All of MOG2's settings, with OpenCV's defaults.
@@ -45,13 +104,7 @@ class Mog2Settings:
         Darkening factor tau: a shadow is between tau and 1 times the background.
     """
 
-    history: int = setting(
-        500,
-        label="history (frames)",
-        help="OpenCV history: frames of memory; the learning rate is 1 / min(2n, history)",
-        minimum=1,
-        maximum=100_000,
-    )
+    history: int = history_setting()
     var_threshold: float = setting(
         16.0,
         label="match threshold",
@@ -61,18 +114,8 @@ class Mog2Settings:
         maximum=10_000.0,
         step=0.5,
     )
-    detect_shadows: bool = setting(
-        True, label="detect shadows", help="OpenCV detectShadows: label shadows 2"
-    )
-    learning_rate: float = setting(
-        -1.0,
-        label="learning rate (-1 automatic)",
-        help="OpenCV learningRate of apply(): -1 automatic (1 / min(2n, history)), "
-        "0 never updates the background, 1 relearns it from every frame",
-        minimum=-1.0,
-        maximum=1.0,
-        step=0.0001,
-    )
+    detect_shadows: bool = detect_shadows_setting()
+    learning_rate: float = learning_rate_setting()
     n_mixtures: int = setting(
         5, label="components", help="OpenCV NMixtures: Gaussians per pixel", minimum=1, maximum=20
     )
@@ -124,29 +167,17 @@ class Mog2Settings:
         maximum=1.0,
         step=0.001,
     )
-    shadow_threshold: float = setting(
-        0.5,
-        label="shadow darkening (tau)",
-        help="OpenCV ShadowThreshold: a shadow is between tau and 1 times the background",
-        minimum=0.01,
-        maximum=1.0,
-        step=0.01,
-    )
+    shadow_threshold: float = shadow_threshold_setting()
 
     def validate(self) -> None:
         """Raise ValueError on settings OpenCV would reject or misuse."""
-        if self.history < 1:
-            raise ValueError(f"history must be at least 1, got {self.history}")
+        check_opencv_settings(self)
         if self.n_mixtures < 1:
             raise ValueError(f"n_mixtures must be at least 1, got {self.n_mixtures}")
-        if not -1 <= self.learning_rate <= 1 or -1 < self.learning_rate < 0:
-            raise ValueError(f"learning_rate must be -1 or in [0, 1], got {self.learning_rate}")
         if not 0 < self.background_ratio <= 1:
             raise ValueError(f"background_ratio must be in (0, 1], got {self.background_ratio}")
         if not self.var_min <= self.var_max:
             raise ValueError("var_min must not exceed var_max")
-        if not 0 < self.shadow_threshold <= 1:
-            raise ValueError(f"shadow_threshold must be in (0, 1], got {self.shadow_threshold}")
 
     def as_dict(self) -> dict:
         """Return the settings as a plain dict."""
