@@ -1,7 +1,10 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -216,3 +219,42 @@ def test_fit_online_mode(tmp_path, default_sample):
     with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
         assert json.loads(tif.pages[0].description)["history"] == 200
     assert not (out / "moving-shapes_gmm_model.npz").exists()
+
+
+def _cli_env():
+    """The environment of a CLI subprocess: it imports this checkout's package."""
+    import napari_gmm_bg
+
+    src = str(Path(napari_gmm_bg.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
+    # A clip whose scoring (streamed into the outputs) takes a while.
+    rng = np.random.default_rng(0)
+    clip = tmp_path / "clip.tif"
+    tifffile.imwrite(clip, rng.integers(0, 255, (300, 120, 160), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {f"clip{s}": f"previous clip{s}".encode() for s in OUTPUTS}
+    for name, data in old.items():
+        (out / name).write_bytes(data)
+    args = ["fit", str(clip), "--out", str(out), "--learning-frames", "4", "--iterations", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "napari_gmm_bg.cli", *args],
+        env=_cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") for p in out.iterdir()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "stopped" in stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old  # nothing hidden left

@@ -7,9 +7,12 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import dask
@@ -451,6 +454,44 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) turned into the exception Ctrl+C raises.
+
+    Raised in the main thread, it unwinds through the writers' clean-up exactly as a
+    KeyboardInterrupt does: temporary files are deleted and previous outputs kept.
+
+    Parameters
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Stopped` (main thread only)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is None or signal.getsignal(sig) in (signal.SIG_IGN, None):
+                continue  # nohup, say: keep ignoring it
+            previous[sig] = signal.signal(sig, _raise_stopped)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -462,21 +503,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 on bad input.
+        Exit code: 0 on success, 2 on bad input, 128 + the signal's number when stopped
+        by SIGINT (Ctrl+C), SIGTERM or SIGHUP (nothing written, previous outputs kept).
     """
     args = _build_parser().parse_args(argv)
     try:
-        runner = {
-            "fit": _run_fit,
-            "evaluate": _run_evaluate,
-            "stats": _run_stats,
-            "demo": _run_demo,
-        }[args.command]
-        return runner(args)
+        with _stop_signals_raise():
+            runner = {
+                "fit": _run_fit,
+                "evaluate": _run_evaluate,
+                "stats": _run_stats,
+                "demo": _run_demo,
+            }[args.command]
+            return runner(args)
     except (ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"napari-gmm-bg: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"napari-gmm-bg: stopped by {name}; previous outputs kept", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":
