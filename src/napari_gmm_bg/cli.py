@@ -297,18 +297,22 @@ def _run_fit(args: argparse.Namespace) -> int:
             raise ValueError("the online mode runs frame by frame here; drop --scheduler")
         written = _run_online(args, video, out, stem)
     elif args.scheduler:
+        # A client of its own, not the process default: closed when the command ends.
         client = as_client(args.scheduler)
-        model = fit_background(
-            video, frame_range=args.frames, client=client, **_fit_settings(args)
-        )
-        # Scoring and saving as dask graphs on the same cluster, a few frames a task.
-        lazy = (
-            video
-            if isinstance(video, da.Array)
-            else da.from_array(video, chunks=(8,) + video.shape[1:])
-        )
-        with dask.config.set(scheduler=client.get):
-            written = write_fit_outputs(model, lazy, out, stem)
+        try:
+            model = fit_background(
+                video, frame_range=args.frames, client=client, **_fit_settings(args)
+            )
+            # Scoring and saving as dask graphs on the same cluster, a few frames a task.
+            lazy = (
+                video
+                if isinstance(video, da.Array)
+                else da.from_array(video, chunks=(8,) + video.shape[1:])
+            )
+            with dask.config.set(scheduler=client.get):
+                written = write_fit_outputs(model, lazy, out, stem)
+        finally:
+            client.close()
     else:
         model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
         written = write_fit_outputs(model, video, out, stem)
