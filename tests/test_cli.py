@@ -63,7 +63,10 @@ def test_fit_real_files(tmp_path, request, source, rgb_sample):
 
 def _run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "napari_gmm_bg.cli", *args], capture_output=True, text=True
+        [sys.executable, "-m", "napari_gmm_bg.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
     )
 
 
@@ -258,3 +261,66 @@ def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
     assert process.returncode == 128 + signum, stderr
     assert len(stderr.strip().splitlines()) == 1 and "stopped" in stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == old  # nothing hidden left
+
+
+@pytest.mark.parametrize("shadows", ["off", "show"])
+def test_online_mode_streams_the_same_files_the_in_memory_run_wrote(
+    tmp_path, default_sample, shadows
+):
+    import dataclasses
+
+    from napari_gmm_bg.core.cleanup import MaskCleanup
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+    from napari_gmm_bg.io.writers import write_png, write_tiff_stack
+
+    out = tmp_path / "online"
+    args = ["--history", "50", "--shadows", shadows, "--median", "5", "--min-area", "4"]
+    assert (
+        main(["fit", "--sample", "moving-shapes", "--out", str(out), "--mode", "online", *args])
+        == 0
+    )
+    # What the command wrote before it streamed: the whole run in memory, then written.
+    settings = OnlineSettings(history=50, shadows=shadows)
+    result = run_online(default_sample.video, settings)
+    metadata = {"source": "moving-shapes", "mode": "online", **dataclasses.asdict(settings)}
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    write_tiff_stack(ref / "l.tif", result.log_likelihood, metadata)
+    mask = result.foreground(cleanup=MaskCleanup(median=5, min_area=4))
+    write_tiff_stack(ref / "m.tif", mask, metadata)
+    write_png(ref / "b.png", result.background)
+    for name, reference in (
+        ("loglik.tif", "l.tif"),
+        ("mask.tif", "m.tif"),
+        ("background.png", "b.png"),
+    ):
+        assert (out / f"moving-shapes_gmm_{name}").read_bytes() == (ref / reference).read_bytes()
+
+
+def test_online_mode_holds_one_block_not_the_clip(tmp_path, monkeypatch):
+    # A lazy clip of 400 frames: its scores (31 MB) and labels are never held whole.
+    import tracemalloc
+
+    import dask.array as da
+
+    import napari_gmm_bg.cli as cli
+
+    def frames(block_info=None):
+        t0, t1 = block_info[None]["array-location"][0]
+        rng = np.random.default_rng(t0)
+        return rng.integers(100, 120, (t1 - t0, 120, 160), dtype=np.uint8)
+
+    clip = da.map_blocks(frames, chunks=((16,) * 25, (120,), (160,)), dtype=np.uint8)
+    monkeypatch.setattr(cli, "read_input", lambda path: clip[: int(path)])
+    # A first run imports and compiles what the command needs: not counted.
+    assert main(["fit", "32", "--out", str(tmp_path / "warm"), "--mode", "online"]) == 0
+    monkeypatch.setattr(cli, "read_input", lambda path: clip)
+    whole = 400 * 120 * 160 * 4
+    tracemalloc.start()
+    try:
+        assert main(["fit", "clip", "--out", str(tmp_path / "o"), "--mode", "online"]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < whole / 4, f"peak {peak / 2**20:.1f} MB"
+    assert tifffile.imread(tmp_path / "o" / "clip_gmm_loglik.tif").shape == (400, 120, 160)

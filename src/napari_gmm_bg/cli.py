@@ -17,11 +17,13 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import numpy as np
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core.baseline import median_baseline
 from .core.cluster import as_client
+from .core.frames import as_frames
 from .core.gmm import BackgroundModel
 from .core.labels import SHADOW_MODES
 from .core.metrics import (
@@ -32,13 +34,14 @@ from .core.metrics import (
     statistics_table,
 )
 from .core.mog2 import run_mog2
-from .core.online import OnlineSettings, run_online
+from .core.online import OnlineModel, OnlineSettings, label_scores, online_blocks
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
 from .io.writers import (
     AtomicFiles,
     check_writable_folder,
+    tiff_stack_writer,
     write_csv,
     write_png,
     write_tiff_stack,
@@ -324,6 +327,11 @@ def _run_fit(args: argparse.Namespace) -> int:
 
 
 def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -> list[Path]:
+    """Run the on-line model and stream its scores and labels to disk, block by block.
+
+    Only a block of frames (16) and its scores are in memory at a time: the memory
+    needed does not grow with the clip.
+    """
     settings = OnlineSettings(
         history=args.history,
         n_components=args.components,
@@ -332,15 +340,23 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
         compensate_brightness=args.compensate_brightness,
         shadows=args.shadows,
     )
-    result = run_online(video, settings)
+    model = OnlineModel(settings)  # checks the settings
     cleanup = _fit_settings(args)["cleanup"]
+    cleanup.validate()
+    frames = as_frames(video)
+    shape = (frames.n_frames, *frames.frame_shape)
     metadata = {"source": stem, "mode": "online", **dataclasses.asdict(settings)}
     names = [f"{stem}_gmm_loglik.tif", f"{stem}_gmm_mask.tif", f"{stem}_gmm_background.png"]
     files = AtomicFiles(out)
     with files.transaction():
-        write_tiff_stack(files.path(names[0]), result.log_likelihood, metadata)
-        write_tiff_stack(files.path(names[1]), result.foreground(cleanup=cleanup), metadata)
-        write_png(files.path(names[2]), result.background)
+        with (
+            tiff_stack_writer(files.path(names[0]), shape, np.float32, metadata) as loglik,
+            tiff_stack_writer(files.path(names[1]), shape, np.uint8, metadata) as mask,
+        ):
+            for _, scores, shadow in online_blocks(model, frames):
+                loglik(scores)
+                mask(label_scores(scores, shadow, model.threshold, settings.shadows, cleanup))
+        write_png(files.path(names[2]), model.background_image())
     return [out / name for name in names]
 
 

@@ -104,22 +104,58 @@ def write_tiff_stack(
     progress : callable, optional
         Called with the number of frames written after each block.
     """
-    nbytes = int(np.prod(stack.shape)) * np.dtype(stack.dtype).itemsize
+    with tiff_stack_writer(path, stack.shape, stack.dtype, metadata) as write:
+        for start, block in frame_blocks(stack):
+            write(block)
+            if progress is not None:
+                progress(start + len(block))
+
+
+@contextmanager
+def tiff_stack_writer(
+    path: Path, shape: tuple[int, ...], dtype: Any, metadata: dict | None = None
+) -> Iterator[Callable[[np.ndarray], None]]:
+    """Open a multi-page TIFF to be written a block of frames at a time, as made.
+
+    The file is the one :func:`write_tiff_stack` writes for a stack of this shape and
+    dtype, for frames computed on the fly (a stream that is never held whole).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write (not atomic by itself: see :class:`AtomicFiles`).
+    shape : tuple of int
+        ``(T, Y, X[, C])`` of the whole stack (it chooses BigTIFF beyond 4 GB).
+    dtype : numpy.dtype
+        The frames' dtype.
+    metadata : dict, optional
+        Stored as JSON in the first page's image description.
+
+    Yields
+    ------
+    callable
+        ``write(block)``: appends the frames of a ``(n, Y, X[, C])`` block.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     description = json.dumps(metadata or {})
-    rgb = stack.ndim == 4 and stack.shape[-1] == 3
+    rgb = len(shape) == 4 and shape[-1] == 3
+    written = 0
     try:
         with tifffile.TiffWriter(path, bigtiff=nbytes > _BIGTIFF_BYTES) as tif:
-            for start, block in frame_blocks(stack):
-                for i, frame in enumerate(block, start=start):
+
+            def write(block: np.ndarray) -> None:
+                nonlocal written
+                for frame in block:
                     tif.write(
                         frame,
                         photometric="rgb" if rgb else "minisblack",
-                        description=description if i == 0 else None,
+                        description=description if written == 0 else None,
                         metadata=None,
                         contiguous=False,
                     )
-                if progress is not None:
-                    progress(start + len(block))
+                    written += 1
+
+            yield write
     except OSError as exc:
         if type(exc) is OSError and _SHORT_WRITE.fullmatch(str(exc)):
             raise _short_write(exc, Path(path)) from exc
