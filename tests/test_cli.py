@@ -324,3 +324,34 @@ def test_online_mode_holds_one_block_not_the_clip(tmp_path, monkeypatch):
         tracemalloc.stop()
     assert peak < whole / 4, f"peak {peak / 2**20:.1f} MB"
     assert tifffile.imread(tmp_path / "o" / "clip_gmm_loglik.tif").shape == (400, 120, 160)
+
+
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_a_nan_threshold_is_refused_in_every_mode(tmp_path, mode):
+    out = tmp_path / "o"
+    args = ["fit", "--sample", "moving-shapes", "--out", str(out), "--mode", mode]
+    result = _run_cli(*args, "--threshold", "nan")
+    assert result.returncode == 2 and "threshold" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_evaluate_with_an_all_black_roi_is_an_error(cdnet_folder):
+    import cv2 as _cv2
+
+    roi = _cv2.imread(str(cdnet_folder / "ROI.bmp"), _cv2.IMREAD_GRAYSCALE)
+    _cv2.imwrite(str(cdnet_folder / "ROI.bmp"), np.zeros_like(roi))
+    result = _run_cli("evaluate", str(cdnet_folder), "--methods", "mog2")
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nothing to score" in lines[0], result.stderr
+
+
+def test_a_refused_video_leaves_no_hidden_index_beside_it(tmp_path, rgb_sample):
+    from PIL import Image
+
+    gif = tmp_path / "one.gif"
+    Image.fromarray(rgb_sample.video[0]).save(gif)
+    result = _run_cli("fit", str(gif), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert os.listdir(tmp_path) == ["one.gif"]

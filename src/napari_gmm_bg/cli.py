@@ -36,7 +36,7 @@ from .core.metrics import (
 from .core.mog2 import run_mog2
 from .core.online import OnlineModel, OnlineSettings, label_scores, online_blocks
 from .io.cdnet import CDnetSequence, read_cdnet
-from .io.lazy_video import open_video
+from .io.lazy_video import open_video, video_index_file
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
 from .io.writers import (
     AtomicFiles,
@@ -287,6 +287,19 @@ def read_input(path: str) -> object:
 
 
 def _run_fit(args: argparse.Namespace) -> int:
+    # Opening a video keeps a hidden index of its frames beside it, for the next open; a
+    # command that fails leaves nothing behind, that index included.
+    index = None if args.sample else video_index_file(args.input)
+    had_index = index is not None and index.exists()
+    try:
+        return _fit_command(args)
+    except BaseException:
+        if index is not None and not had_index:
+            index.unlink(missing_ok=True)
+        raise
+
+
+def _fit_command(args: argparse.Namespace) -> int:
     out = check_writable_folder(args.out)
     if args.sample:
         video = make_sample(args.sample).video

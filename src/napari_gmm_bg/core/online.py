@@ -84,6 +84,10 @@ class OnlineSettings:
             raise ValueError(f"background_ratio must be in (0, 1], got {self.background_ratio}")
         if not 0 < self.var_min <= self.var_init <= self.var_max:
             raise ValueError("need 0 < var_min <= var_init <= var_max")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
+        if not 0 < self.shadow_tau < 1:
+            raise ValueError(f"shadow_tau must be in (0, 1), got {self.shadow_tau}")
         check_shadows(self.shadows)
 
     def absorption_frames(self) -> float:
