@@ -231,6 +231,13 @@ class BackgroundModel:
             want = self.frame_shape + ((self.n_channels,) if self.n_channels == 3 else ())
             got = f.frame_shape + ((f.n_channels,) if not f.grey else ())
             raise ValueError(f"frames of shape {got} do not match the model's frames {want}")
+        if np.dtype(f.dtype) != np.dtype(self.dtype):
+            # The intensity scale maps this dtype's values to the model's: another dtype's
+            # values would all look like foreground.
+            raise ValueError(
+                f"frames are {np.dtype(f.dtype)}, but the model was fitted on "
+                f"{np.dtype(self.dtype)} frames: convert them, or fit a model on them"
+            )
         return f
 
     def brightness(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
