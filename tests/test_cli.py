@@ -1,7 +1,10 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,7 +63,10 @@ def test_fit_real_files(tmp_path, request, source, rgb_sample):
 
 def _run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "napari_gmm_bg.cli", *args], capture_output=True, text=True
+        [sys.executable, "-m", "napari_gmm_bg.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
     )
 
 
@@ -250,3 +256,136 @@ def test_fit_online_mode(tmp_path, default_sample):
     with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
         assert json.loads(tif.pages[0].description)["history"] == 200
     assert not (out / "moving-shapes_gmm_model.npz").exists()
+
+
+def _cli_env():
+    """The environment of a CLI subprocess: it imports this checkout's package."""
+    import napari_gmm_bg
+
+    src = str(Path(napari_gmm_bg.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
+    # A clip whose scoring (streamed into the outputs) takes a while.
+    rng = np.random.default_rng(0)
+    clip = tmp_path / "clip.tif"
+    tifffile.imwrite(clip, rng.integers(0, 255, (300, 120, 160), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {f"clip{s}": f"previous clip{s}".encode() for s in OUTPUTS}
+    for name, data in old.items():
+        (out / name).write_bytes(data)
+    args = ["fit", str(clip), "--out", str(out), "--learning-frames", "4", "--iterations", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "napari_gmm_bg.cli", *args],
+        env=_cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") for p in out.iterdir()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "stopped" in stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old  # nothing hidden left
+
+
+@pytest.mark.parametrize("shadows", ["off", "show"])
+def test_online_mode_streams_the_same_files_the_in_memory_run_wrote(
+    tmp_path, default_sample, shadows
+):
+    import dataclasses
+
+    from napari_gmm_bg.core.cleanup import MaskCleanup
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+    from napari_gmm_bg.io.writers import write_png, write_tiff_stack
+
+    out = tmp_path / "online"
+    args = ["--history", "50", "--shadows", shadows, "--median", "5", "--min-area", "4"]
+    assert (
+        main(["fit", "--sample", "moving-shapes", "--out", str(out), "--mode", "online", *args])
+        == 0
+    )
+    # What the command wrote before it streamed: the whole run in memory, then written.
+    settings = OnlineSettings(history=50, shadows=shadows)
+    result = run_online(default_sample.video, settings)
+    metadata = {"source": "moving-shapes", "mode": "online", **dataclasses.asdict(settings)}
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    write_tiff_stack(ref / "l.tif", result.log_likelihood, metadata)
+    mask = result.foreground(cleanup=MaskCleanup(median=5, min_area=4))
+    write_tiff_stack(ref / "m.tif", mask, metadata)
+    write_png(ref / "b.png", result.background)
+    for name, reference in (
+        ("loglik.tif", "l.tif"),
+        ("mask.tif", "m.tif"),
+        ("background.png", "b.png"),
+    ):
+        assert (out / f"moving-shapes_gmm_{name}").read_bytes() == (ref / reference).read_bytes()
+
+
+def test_online_mode_holds_one_block_not_the_clip(tmp_path, monkeypatch):
+    # A lazy clip of 400 frames: its scores (31 MB) and labels are never held whole.
+    import tracemalloc
+
+    import dask.array as da
+
+    import napari_gmm_bg.cli as cli
+
+    def frames(block_info=None):
+        t0, t1 = block_info[None]["array-location"][0]
+        rng = np.random.default_rng(t0)
+        return rng.integers(100, 120, (t1 - t0, 120, 160), dtype=np.uint8)
+
+    clip = da.map_blocks(frames, chunks=((16,) * 25, (120,), (160,)), dtype=np.uint8)
+    monkeypatch.setattr(cli, "read_input", lambda path: clip[: int(path)])
+    # A first run imports and compiles what the command needs: not counted.
+    assert main(["fit", "32", "--out", str(tmp_path / "warm"), "--mode", "online"]) == 0
+    monkeypatch.setattr(cli, "read_input", lambda path: clip)
+    whole = 400 * 120 * 160 * 4
+    tracemalloc.start()
+    try:
+        assert main(["fit", "clip", "--out", str(tmp_path / "o"), "--mode", "online"]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < whole / 4, f"peak {peak / 2**20:.1f} MB"
+    assert tifffile.imread(tmp_path / "o" / "clip_gmm_loglik.tif").shape == (400, 120, 160)
+
+
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_a_nan_threshold_is_refused_in_every_mode(tmp_path, mode):
+    out = tmp_path / "o"
+    args = ["fit", "--sample", "moving-shapes", "--out", str(out), "--mode", mode]
+    result = _run_cli(*args, "--threshold", "nan")
+    assert result.returncode == 2 and "threshold" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_evaluate_with_an_all_black_roi_is_an_error(cdnet_folder):
+    import cv2 as _cv2
+
+    roi = _cv2.imread(str(cdnet_folder / "ROI.bmp"), _cv2.IMREAD_GRAYSCALE)
+    _cv2.imwrite(str(cdnet_folder / "ROI.bmp"), np.zeros_like(roi))
+    result = _run_cli("evaluate", str(cdnet_folder), "--methods", "mog2")
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nothing to score" in lines[0], result.stderr
+
+
+def test_a_refused_video_leaves_no_hidden_index_beside_it(tmp_path, rgb_sample):
+    from PIL import Image
+
+    gif = tmp_path / "one.gif"
+    Image.fromarray(rgb_sample.video[0]).save(gif)
+    result = _run_cli("fit", str(gif), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert os.listdir(tmp_path) == ["one.gif"]

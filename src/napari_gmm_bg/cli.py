@@ -7,11 +7,14 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,9 +26,10 @@ import tifffile
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core._numba_cache import announce_compilation
 from .core.cluster import as_client
+from .core.frames import as_frames
 from .core.gmm import BackgroundModel
 from .core.interface import settings_with
-from .core.labels import SHADOW_MODES
+from .core.labels import SHADOW_MODES, default_threshold
 from .core.metrics import (
     METRIC_NAMES,
     check_frame_range,
@@ -33,14 +37,15 @@ from .core.metrics import (
     frame_statistics,
     statistics_table,
 )
-from .core.online import OnlineSettings, run_online
+from .core.online import OnlineModel, OnlineSettings, label_scores, online_blocks
 from .core.registry import get_method, method_names
 from .io.cdnet import CDnetSequence, read_cdnet
-from .io.lazy_video import open_video
+from .io.lazy_video import open_video, video_index_file
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
 from .io.writers import (
     AtomicFiles,
     check_writable_folder,
+    tiff_stack_writer,
     write_csv,
     write_png,
     write_tiff_stack,
@@ -306,6 +311,19 @@ def read_input(path: str) -> Any:
 
 
 def _run_fit(args: argparse.Namespace) -> int:
+    # Opening a video keeps a hidden index of its frames beside it, for the next open; a
+    # command that fails leaves nothing behind, that index included.
+    index = None if args.sample else video_index_file(args.input)
+    had_index = index is not None and index.exists()
+    try:
+        return _fit_command(args)
+    except BaseException:
+        if index is not None and not had_index:
+            index.unlink(missing_ok=True)
+        raise
+
+
+def _fit_command(args: argparse.Namespace) -> int:
     out = check_writable_folder(args.out)
     if args.sample:
         video = make_sample(args.sample).video
@@ -319,18 +337,22 @@ def _run_fit(args: argparse.Namespace) -> int:
             raise ValueError("the online mode runs frame by frame here; drop --scheduler")
         written = _run_online(args, video, out, stem)
     elif args.scheduler:
+        # A client of its own, not the process default: closed when the command ends.
         client = as_client(args.scheduler)
-        model = fit_background(
-            video, frame_range=args.frames, client=client, **_fit_settings(args)
-        )
-        # Scoring and saving as dask graphs on the same cluster, a few frames a task.
-        lazy = (
-            video
-            if isinstance(video, da.Array)
-            else da.from_array(video, chunks=(8,) + video.shape[1:])
-        )
-        with dask.config.set(scheduler=client.get):
-            written = write_fit_outputs(model, lazy, out, stem)
+        try:
+            model = fit_background(
+                video, frame_range=args.frames, client=client, **_fit_settings(args)
+            )
+            # Scoring and saving as dask graphs on the same cluster, a few frames a task.
+            lazy = (
+                video
+                if isinstance(video, da.Array)
+                else da.from_array(video, chunks=(8,) + video.shape[1:])
+            )
+            with dask.config.set(scheduler=client.get):
+                written = write_fit_outputs(model, lazy, out, stem)
+        finally:
+            client.close()
     else:
         model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
         written = write_fit_outputs(model, video, out, stem)
@@ -342,6 +364,11 @@ def _run_fit(args: argparse.Namespace) -> int:
 
 
 def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -> list[Path]:
+    """Run the on-line model and stream its scores and labels to disk, block by block.
+
+    Only a block of frames (16) and its scores are in memory at a time: the memory
+    needed does not grow with the clip.
+    """
     settings = OnlineSettings(
         history=args.history,
         n_components=args.components,
@@ -350,20 +377,31 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
         compensate_brightness=args.compensate_brightness,
         shadows=args.shadows,
     )
-    result = run_online(video, settings)
+    model = OnlineModel(settings)  # checks the settings
     cleanup = _fit_settings(args)["cleanup"]
+    cleanup.validate()
+    frames = as_frames(video)
+    shape = (frames.n_frames, *frames.frame_shape)
+    threshold = (
+        default_threshold(frames.n_channels) if settings.threshold is None else settings.threshold
+    )
     metadata = {
         "source": stem,
         "mode": "online",
         **dataclasses.asdict(settings),
-        "threshold": result.threshold,  # the value used, not the setting (None: default)
+        "threshold": threshold,  # the value used, not the setting (None: default)
     }
     names = [f"{stem}_gmm_loglik.tif", f"{stem}_gmm_mask.tif", f"{stem}_gmm_background.png"]
     files = AtomicFiles(out)
     with files.transaction():
-        write_tiff_stack(files.path(names[0]), result.log_likelihood, metadata)
-        write_tiff_stack(files.path(names[1]), result.foreground(cleanup=cleanup), metadata)
-        write_png(files.path(names[2]), result.background)
+        with (
+            tiff_stack_writer(files.path(names[0]), shape, np.float32, metadata) as loglik,
+            tiff_stack_writer(files.path(names[1]), shape, np.uint8, metadata) as mask,
+        ):
+            for _, scores, shadow in online_blocks(model, frames):
+                loglik(scores)
+                mask(label_scores(scores, shadow, model.threshold, settings.shadows, cleanup))
+        write_png(files.path(names[2]), model.background_image())
     return [out / name for name in names]
 
 
@@ -571,6 +609,44 @@ def _quiet_broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) turned into the exception Ctrl+C raises.
+
+    Raised in the main thread, it unwinds through the writers' clean-up exactly as a
+    KeyboardInterrupt does: temporary files are deleted and previous outputs kept.
+
+    Parameters
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Stopped` (main thread only)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is None or signal.getsignal(sig) in (signal.SIG_IGN, None):
+                continue  # nohup, say: keep ignoring it
+            previous[sig] = signal.signal(sig, _raise_stopped)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -582,7 +658,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 on bad input, 141 when the output pipe was closed.
+        Exit code: 0 on success, 2 on bad input, 141 when the output pipe was closed,
+        128 + the signal's number when stopped by SIGINT (Ctrl+C), SIGTERM or SIGHUP
+        (nothing written, previous outputs kept).
     """
     try:
         return _main(argv)
@@ -608,7 +686,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "demo": _run_demo,
     }[args.command]
     try:
-        with announce_compilation(_tell):
+        with _stop_signals_raise(), announce_compilation(_tell):
             code = runner(args)
     except BrokenPipeError:
         raise
@@ -616,6 +694,11 @@ def _main(argv: Sequence[str] | None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"napari-gmm-bg: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"napari-gmm-bg: stopped by {name}; previous outputs kept", file=sys.stderr)
+        return 128 + int(signum)
     sys.stdout.flush()
     return code
 

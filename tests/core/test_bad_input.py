@@ -1,7 +1,12 @@
 import dask.array as da
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+import napari_gmm_bg
+import napari_gmm_bg.core.online
 from napari_gmm_bg import fit_background
 
 
@@ -85,3 +90,54 @@ def test_scoring_frames_of_another_shape(clip):
         model.foreground(clip[..., 0])
     with pytest.raises(ValueError, match="region"):
         model.foreground(clip, region=np.ones((3, 3), bool))
+
+
+# --- values float32 cannot hold, and dtypes a model was not fitted on ------------------
+@pytest.mark.parametrize("value", [1e39, -1e39, 3e38])
+def test_float_values_beyond_float32_are_refused(value):
+    video = np.random.default_rng(0).random((6, 8, 10)) * 100
+    video[3, 2, 2] = value
+    with pytest.raises(ValueError, match="float32"):
+        napari_gmm_bg.fit_background(video, learning_frames=6)
+    model = napari_gmm_bg.fit_background(video[:3], learning_frames=3)
+    with pytest.raises(ValueError, match="float32"):
+        model.foreground(video)
+    with pytest.raises(ValueError, match="float32"):
+        napari_gmm_bg.core.online.OnlineModel().update(video)
+
+
+@pytest.mark.parametrize("other", [np.uint16, np.float32, np.float64])
+def test_a_model_refuses_frames_of_another_dtype(other):
+    video = np.random.default_rng(0).integers(0, 255, (6, 8, 10), dtype=np.uint8)
+    model = napari_gmm_bg.fit_background(video, learning_frames=6)
+    with pytest.raises(ValueError, match="fitted on uint8"):
+        model.foreground(video.astype(other))
+    with pytest.raises(ValueError, match="fitted on uint8"):
+        model.log_likelihood(video.astype(other))
+
+
+_DTYPES = st.sampled_from(["uint8", "uint16", "float32", "float64", "int16", "bool", "int64"])
+_SPECIAL = st.sampled_from([0.0, 1.0, 255.0, 65535.0, -1.0, 1e20, 1e39, np.nan, np.inf, -np.inf])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    video=_DTYPES.flatmap(
+        lambda dtype: hnp.arrays(
+            dtype,
+            st.sampled_from([(3, 4, 5), (2, 4, 5, 3), (4, 1, 3), (2, 3, 4, 4), (1, 4, 5), (4, 5)]),
+            elements=_SPECIAL if dtype.startswith("float") else None,
+        )
+    )
+)
+def test_any_array_fits_correctly_or_is_refused_with_a_value_error(video):
+    try:
+        model = napari_gmm_bg.fit_background(video, learning_frames=2, max_iter=2)
+        scores = model.log_likelihood(video)
+        mask = model.foreground(video, cleanup=napari_gmm_bg.MaskCleanup(median=0))
+    except ValueError:
+        return
+    assert np.isfinite(model.weights).all() and np.isfinite(model.means).all()
+    assert (model.variances > 0).all()
+    assert scores.shape == mask.shape == video.shape[:3]
+    assert not np.isnan(scores).any()

@@ -103,3 +103,22 @@ def test_frame_statistics_counts_blobs():
     np.testing.assert_array_equal(stats["foreground_pixels"], [0, 13, 0])
     np.testing.assert_array_equal(stats["blobs"], [0, 2, 0])
     assert stats["foreground_fraction"][1] == pytest.approx(0.13)
+
+
+@pytest.mark.parametrize("case", ["black-roi", "no-ground-truth", "unscored-frames"])
+def test_nothing_to_score_is_an_error_not_a_table_of_nan(case):
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 2, (6, 8, 10), dtype=np.uint8)
+    truth = rng.choice(np.array([0, 255], np.uint8), (6, 8, 10))
+    truth[:3] = 85  # the first frames lie outside the temporal region of interest
+    roi, frames = None, range(0, 6)
+    if case == "black-roi":
+        roi = np.zeros((8, 10), bool)
+    elif case == "no-ground-truth":
+        truth[:] = 170
+    else:
+        frames = range(0, 3)
+    with pytest.raises(ValueError, match="nothing to score"):
+        evaluate_mask(mask, truth, roi, frames)
+    # Something to score: numbers.
+    assert np.isfinite(evaluate_mask(mask, rng.choice([0, 255], (6, 8, 10)))["pwc"])

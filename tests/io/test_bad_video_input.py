@@ -1,6 +1,7 @@
 import os
 import re
 
+import numpy as np
 import pytest
 
 from napari_gmm_bg._napari.reader import read
@@ -63,3 +64,24 @@ def test_cli_prints_one_line_and_exits_2(bad, case, tmp_path, capfd):
     err = capfd.readouterr().err.strip().splitlines()  # FFmpeg's own log included
     assert len(err) == 1 and err[0].startswith("napari-gmm-bg: error:") and message in err[0]
     assert not out.exists()
+
+
+# --- damaged frames in a folder, damaged CDnet regions --------------------------------
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_truncated_frame_in_a_folder_is_an_error_naming_it(tmp_path, suffix):
+    import cv2
+
+    from napari_gmm_bg.io.video import open_frame_folder, read_video
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"f{i}{suffix}"), rng.integers(0, 255, (24, 32, 3), np.uint8))
+    damaged = folder / f"f3{suffix}"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size * 2 // 3])
+    with pytest.raises(ValueError, match=f"f3{suffix}"):
+        read_video(folder)
+    video, _ = open_frame_folder(folder)
+    with pytest.raises(ValueError, match=f"f3{suffix}"):
+        video.compute()

@@ -41,3 +41,26 @@ def test_a_malformed_temporal_roi_is_a_clear_error(cdnet_folder):
     (cdnet_folder / "temporalROI.txt").write_text("470\n")
     with pytest.raises(ValueError, match="temporalROI.txt: expected two frame numbers"):
         open_cdnet(cdnet_folder)
+
+
+@pytest.mark.parametrize("damage", ["wrong-size", "corrupt", "a-folder"])
+def test_a_damaged_roi_bmp_is_an_error_naming_it(tmp_path, rgb_sample, damage):
+    import shutil
+
+    import cv2
+
+    from napari_gmm_bg.io.cdnet import read_cdnet
+    from tests.conftest import write_cdnet_folder
+
+    folder = write_cdnet_folder(tmp_path / "seq", rgb_sample)
+    roi = folder / "ROI.bmp"
+    if damage == "wrong-size":
+        cv2.imwrite(str(roi), np.full((10, 12), 255, np.uint8))
+    elif damage == "corrupt":
+        roi.write_bytes(b"BM" + bytes(40))
+    else:
+        roi.unlink()
+        roi.mkdir()
+    with pytest.raises(ValueError, match="ROI.bmp"):
+        read_cdnet(folder)
+    shutil.rmtree(folder)

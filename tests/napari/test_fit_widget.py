@@ -161,6 +161,28 @@ def test_load_model_of_another_scene_is_refused(qtbot, viewer, widget, tmp_path,
     assert names(viewer) == ["clip"]
 
 
+@pytest.mark.parametrize("damage", ["nan-variances", "not-a-model", "list-metadata"])
+def test_load_of_an_invalid_model_file_is_a_notification(viewer, widget, tmp_path, errors, damage):
+    import json
+
+    clip = np.random.default_rng(1).integers(0, 255, (8, 10, 12), np.uint8)
+    path = fit_background(clip, learning_frames=4).save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {name: z[name] for name in z.files}
+    if damage == "nan-variances":
+        arrays["variances"][0, 0, 0] = np.nan
+    elif damage == "list-metadata":
+        arrays["meta"] = np.array(json.dumps([1, 2]))
+    np.savez(path, **arrays)
+    if damage == "not-a-model":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    layer = viewer.add_image(clip, name="clip")
+    widget._video.value = layer
+    assert widget.load_model(str(path)) is None
+    assert len(errors) == 1 and "not a saved" in errors[0], errors
+    assert names(viewer) == ["clip"] and widget.result is None
+
+
 def test_sample_data_opens_with_ground_truth(make_napari_viewer):
     viewer = make_napari_viewer(show=False)
     viewer.open_sample("napari-gmm-bg", "moving-shapes")

@@ -94,3 +94,27 @@ def test_a_float_clip_whose_first_frame_is_nan_opens(make_napari_viewer, tmp_pat
     viewer = make_napari_viewer(show=False)
     layer = viewer.add_image(layers[0][0], **layers[0][1])
     assert layer.data.shape == frames.shape
+
+
+def _damaged_mid_file(tmp_path, rgb_sample):
+    """An H.264 MP4 whose middle is overwritten: the middle frame fails."""
+    from tests.conftest import encode_mp4
+
+    path = encode_mp4(tmp_path / "damaged.mp4", rgb_sample.video)
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * 0.5)
+    for i in range(start, start + 2000, 7):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_video_damaged_mid_file_opens_no_layer(make_napari_viewer, tmp_path, rgb_sample):
+    path = _damaged_mid_file(tmp_path, rgb_sample)
+    with pytest.raises(ValueError, match="damaged.mp4"):
+        read(path)
+    viewer = make_napari_viewer(show=False)
+    with pytest.raises(Exception, match="damaged.mp4"):  # noqa: PT011 - napari wraps it
+        viewer.open(str(path), plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+    viewer.layers.clear()  # and the viewer is still in order

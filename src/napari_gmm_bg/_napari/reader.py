@@ -119,6 +119,11 @@ def read(path: str | os.PathLike) -> list[tuple]:
     if suffix in VIDEO_SUFFIXES:
         # Lazily: frames are decoded as napari asks for them.
         video, index = open_video(path)
+        # The frames napari shows first (it opens on the middle one) and the ends are
+        # decoded now: a file that fails there is refused here, before napari makes a
+        # layer that it then cannot draw.
+        for t in dict.fromkeys((0, len(video) // 2, len(video) - 1)):
+            np.asarray(video[t])
         kwargs = _image_kwargs(video, path.stem, path)
         kwargs["metadata"]["timestamps"] = index.seconds
         return [(video, kwargs, "image")]

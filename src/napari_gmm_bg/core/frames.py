@@ -162,20 +162,33 @@ def as_frames(video: Any, *, name: str = "video") -> Frames:
     return Frames(data=data, grey=grey, had_alpha=had_alpha, alpha=alpha)
 
 
+#: The largest float pixel magnitude accepted: the models compute in float32 (largest
+#: 3.4e38), and a difference of two values, or a value times a small scale, must fit.
+MAX_FLOAT_VALUE = 1e38
+
+
 def check_finite(data: np.ndarray) -> None:
-    """Raise ValueError if float pixels hold NaN or infinity.
+    """Raise ValueError if float pixels hold NaN, infinity, or values float32 cannot hold.
 
     Parameters
     ----------
     data : numpy.ndarray
         Pixels of any dtype (integers always pass).
     """
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
+    if data.dtype.kind != "f" or data.size == 0:
+        return
+    if not np.isfinite(data).all():
         n_nan = int(np.isnan(data).sum())
         n_inf = int(np.isinf(data).sum())
         raise ValueError(
             f"video holds {n_nan} NaN and {n_inf} infinite pixel values; "
             "replace them (e.g. numpy.nan_to_num) before fitting"
+        )
+    largest = float(np.abs(data).max())
+    if largest > MAX_FLOAT_VALUE:
+        raise ValueError(
+            f"video holds pixel values up to {largest:.3g}; the models compute in float32 "
+            f"and take values within +-{MAX_FLOAT_VALUE:.0e}: scale the video down first"
         )
 
 

@@ -42,6 +42,7 @@ from .labels import (
     check_threshold,
     default_threshold,
 )
+from .model_file import MAX_META_CHARS, ModelFileError, NpzMembers
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
@@ -240,6 +241,13 @@ class BackgroundModel:
             want = self.frame_shape + ((self.n_channels,) if self.n_channels == 3 else ())
             got = f.frame_shape + ((f.n_channels,) if not f.grey else ())
             raise ValueError(f"frames of shape {got} do not match the model's frames {want}")
+        if np.dtype(f.dtype) != np.dtype(self.dtype):
+            # The intensity scale maps this dtype's values to the model's: another dtype's
+            # values would all look like foreground.
+            raise ValueError(
+                f"frames are {np.dtype(f.dtype)}, but the model was fitted on "
+                f"{np.dtype(self.dtype)} frames: convert them, or fit a model on them"
+            )
         return f
 
     def brightness(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -478,6 +486,12 @@ def _score_checked(block: np.ndarray, model: BackgroundModel) -> np.ndarray:
 def load_model(path: str | os.PathLike) -> BackgroundModel:
     """Load a model written by :meth:`BackgroundModel.save`.
 
+    Nothing in the file is executed (no pickles), and the file is checked before it is
+    used: the arrays' headers against the metadata before any data is read (so a
+    crafted file cannot make this allocate more than the model it declares), then the
+    values: finite, variances above zero, weights in [0, 1] adding up to 1 and sorted,
+    a positive intensity scale and valid fit settings.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -491,37 +505,169 @@ def load_model(path: str | os.PathLike) -> BackgroundModel:
     Raises
     ------
     ValueError
-        If the file is missing, unreadable or not a saved model.
+        If the file is missing, unreadable or not a valid saved model (the only
+        exception it raises for a bad file).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no model file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in ("weights", "means", "variances", "learning_indices")}
-    except Exception as exc:  # a zip, key or JSON error all mean "not a model"
-        raise ValueError(f"{path} is not a saved napari-gmm-bg model ({exc})") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a saved napari-gmm-bg model")
+        return _read_model(path)
+    except ModelFileError as exc:
+        raise ValueError(f"{path} is not a saved napari-gmm-bg model: {exc}") from None
+
+
+_MODEL_ARRAYS = ("weights", "means", "variances", "learning_indices")
+#: Bounds of what a saved model can be: pixels per frame (8K is 33 Mpx) and components.
+_MAX_MODEL_PIXELS = 2**27
+_MAX_COMPONENTS = 255
+_VIDEO_DTYPES = ("uint8", "uint16", "float32", "float64")
+
+
+def _read_model(path: Path) -> BackgroundModel:
+    with NpzMembers(path, ("meta", *_MODEL_ARRAYS)) as members:
+        shape, dtype, _ = members.headers["meta"]
+        if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_META_CHARS:
+            raise ModelFileError(f"its metadata is a {dtype} array of shape {shape}")
+        try:
+            meta = json.loads(str(members.read("meta")[()]))
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+            raise ModelFileError(f"its metadata is not JSON ({exc})") from None
+        meta = _checked_meta(meta)
+        k, c = meta["params"]["n_components"], 1 if meta["grey"] else 3
+        w_shape, _, _ = members.headers["weights"]
+        if len(w_shape) != 3 or w_shape[2] != k:
+            raise ModelFileError(f"weights of shape {w_shape} for {k} components")
+        height, width = w_shape[:2]
+        if not (0 < height * width <= _MAX_MODEL_PIXELS and height > 0 and width > 0):
+            raise ModelFileError(f"a frame of {height}x{width} pixels")
+        want = {
+            "weights": (height, width, k),
+            "means": (height, width, k, c),
+            "variances": (height, width, k, c),
+        }
+        for name, expected in want.items():
+            shape, dtype, _ = members.headers[name]
+            if shape != expected or dtype.kind != "f" or dtype.itemsize not in (4, 8):
+                raise ModelFileError(f"{name} is {dtype} {shape}, expected float32 {expected}")
+        shape, dtype, _ = members.headers["learning_indices"]
+        if (
+            len(shape) != 1
+            or dtype.kind not in "iu"
+            or shape[0] > meta["params"]["learning_frames"]
+        ):
+            raise ModelFileError(f"learning_indices is {dtype} {shape}")
+        arrays = {name: members.read(name) for name in _MODEL_ARRAYS}
+    weights, means, variances = (
+        np.ascontiguousarray(arrays[n], dtype=np.float32)
+        for n in ("weights", "means", "variances")
+    )
+    with np.errstate(invalid="ignore", over="ignore"):
+        for name, values in (("weights", weights), ("means", means), ("variances", variances)):
+            if not np.isfinite(values).all():
+                raise ModelFileError(f"{name} holds NaN or infinite values")
+        if not (variances > 0).all():
+            raise ModelFileError("variances must be above zero")
+        if not ((weights >= 0) & (weights <= 1)).all():
+            raise ModelFileError("weights must be in [0, 1]")
+        if not np.allclose(weights.sum(axis=-1, dtype=np.float64), 1.0, atol=1e-3):
+            raise ModelFileError("a pixel's weights must add up to 1")
+        if k > 1 and (np.diff(weights, axis=-1) > 1e-6).any():
+            raise ModelFileError("components must be sorted by weight, heaviest first")
+    indices = arrays["learning_indices"].astype(np.int64)
+    if (indices < 0).any():
+        raise ModelFileError("learning_indices must be frame numbers >= 0")
+    return BackgroundModel(
+        weights=weights,
+        means=means,
+        variances=variances,
+        dtype=np.dtype(meta["dtype"]),
+        grey=meta["grey"],
+        intensity=IntensityScale(*meta["intensity"]),
+        params=meta["params_object"],
+        learning_indices=indices,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_meta(meta: Any) -> dict:
+    """Check the metadata's keys and types; return them with the FitParameters built."""
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ModelFileError("its metadata does not name the model format")
     if meta.get("version") != MODEL_VERSION:
-        raise ValueError(
-            f"{path} has model format version {meta.get('version')}; "
+        raise ModelFileError(
+            f"it has model format version {meta.get('version')!r}; "
             f"this napari-gmm-bg reads version {MODEL_VERSION}"
         )
-    p = meta["params"]
-    p["frame_range"] = tuple(p["frame_range"]) if p["frame_range"] else None
-    p["cleanup"] = MaskCleanup(**p["cleanup"])
-    return BackgroundModel(
-        weights=arrays["weights"],
-        means=arrays["means"],
-        variances=arrays["variances"],
-        dtype=np.dtype(meta["dtype"]),
-        grey=bool(meta["grey"]),
-        intensity=IntensityScale(*meta["intensity"]),
-        params=FitParameters(**p),
-        learning_indices=arrays["learning_indices"],
-    )
+    missing = {"dtype", "grey", "intensity", "params"} - set(meta)
+    if missing:
+        raise ModelFileError(f"its metadata lacks {', '.join(sorted(missing))}")
+    if meta["dtype"] not in [np.dtype(d).str for d in _VIDEO_DTYPES]:
+        raise ModelFileError(f"video dtype {meta['dtype']!r} is not one this package fits")
+    if not isinstance(meta["grey"], bool):
+        raise ModelFileError(f"'grey' is {meta['grey']!r}, not true or false")
+    intensity = meta["intensity"]
+    if not (
+        isinstance(intensity, list)
+        and len(intensity) == 2
+        and all(_is_number(v) and math.isfinite(v) for v in intensity)
+        and intensity[1] > 0
+    ):
+        raise ModelFileError(f"intensity scale {intensity!r} is not [offset, scale > 0]")
+    meta["params_object"] = _checked_params(meta["params"])
+    meta["params"] = dataclasses.asdict(meta["params_object"])
+    return meta
+
+
+def _checked_params(p: Any) -> FitParameters:
+    fields = {f.name: f for f in dataclasses.fields(FitParameters)}
+    if not isinstance(p, dict) or set(p) != set(fields):
+        raise ModelFileError("its fit settings are not those of this napari-gmm-bg")
+    p = dict(p)
+    ints = ("n_components", "learning_frames", "max_iter")
+    floats = ("tol", "reg_covar", "background_ratio", "shadow_tau")
+    bad = [n for n in ints if not _is_int(p[n])] + [n for n in floats if not _is_number(p[n])]
+    if p["threshold"] is not None and not _is_number(p["threshold"]):
+        bad.append("threshold")
+    if not isinstance(p["compensate_brightness"], bool):
+        bad.append("compensate_brightness")
+    if not isinstance(p["shadows"], str):
+        bad.append("shadows")
+    frame_range = p["frame_range"]
+    if frame_range is not None and not (
+        isinstance(frame_range, list)
+        and len(frame_range) == 2
+        and all(_is_int(v) and v >= 0 for v in frame_range)
+        and frame_range[0] < frame_range[1]
+    ):
+        bad.append("frame_range")
+    cleanup = p["cleanup"]
+    cleanup_fields = [f.name for f in dataclasses.fields(MaskCleanup)]
+    if not (
+        isinstance(cleanup, dict)
+        and set(cleanup) == set(cleanup_fields)
+        and all(_is_int(v) for v in cleanup.values())
+    ):
+        bad.append("cleanup")
+    if bad:
+        raise ModelFileError(f"fit settings of the wrong type: {', '.join(bad)}")
+    if not 0 < p["n_components"] <= _MAX_COMPONENTS:
+        raise ModelFileError(f"n_components {p['n_components']} is not in 1..{_MAX_COMPONENTS}")
+    p["frame_range"] = tuple(frame_range) if frame_range else None
+    p["cleanup"] = MaskCleanup(**cleanup)
+    params = FitParameters(**p)
+    try:
+        params.validate()
+    except ValueError as exc:
+        raise ModelFileError(f"invalid fit settings ({exc})") from None
+    return params
 
 
 def learning_indices(

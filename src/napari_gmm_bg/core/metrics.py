@@ -190,12 +190,20 @@ def evaluate_mask_steps(
             f"region of shape {tuple(roi.shape)} does not match the frames "
             f"{tuple(predicted.shape[1:])}"
         )
+    if roi is not None and not np.asarray(roi).any():
+        raise ValueError("nothing to score: the region of interest holds no pixel")
     total = Confusion()
     yield 0, len(frames)
     for done, t in enumerate(frames, start=1):
         total = total + confusion(np.asarray(predicted[t]), np.asarray(truth[t]), roi)
         if done % 16 == 0 or done == len(frames):
             yield done, len(frames)
+    if total.tp + total.fp + total.tn + total.fn == 0:
+        where = " inside the region of interest" if roi is not None else ""
+        raise ValueError(
+            f"nothing to score: no pixel of frames {frames.start}:{frames.stop}{where} "
+            "has a ground-truth label (0 background, 50 shadow, 255 motion)"
+        )
     return {**total.metrics(), **total.as_dict()}
 
 
@@ -222,8 +230,9 @@ def evaluate_mask(
     Raises
     ------
     ValueError
-        If shapes differ, the frame range is outside the clip or the ground truth holds
-        unknown values.
+        If shapes differ, the frame range is outside the clip, the ground truth holds
+        unknown values, or nothing is left to score (an empty region of interest, or no
+        frame with ground truth in the range): a table of NaN would say nothing.
     """
     return finish(evaluate_mask_steps(predicted, truth, roi, frames))
 

@@ -18,7 +18,7 @@ forgotten the same way.
 """
 
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -504,6 +504,45 @@ def _shadows_to_label(settings: OnlineSettings, shadows: str | None) -> str:
     return shadows
 
 
+def online_blocks(
+    model: OnlineModel, video: Any, chunk: int = 16
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Run a clip through an on-line model a block of frames at a time, as a stream.
+
+    Only one block of frames and its scores are held at a time, so a clip of any length
+    can be scored and written out block by block (the CLI's ``--mode online``).
+
+    Parameters
+    ----------
+    model : OnlineModel
+        The model; it learns from every frame (ask it for its background, threshold...
+        once the iteration is over).
+    video : array-like
+        ``(T, Y, X)`` or ``(T, Y, X, 3)``, numpy or dask; read ``chunk`` frames at a time.
+    chunk : int
+        Frames per block.
+
+    Yields
+    ------
+    tuple
+        ``(start, log_likelihood, shadow)``: the block's first frame, its float32 scores
+        and bool shadow flags, ``(n, Y, X)``.  The arrays are reused for the next block:
+        copy them to keep them.
+    """
+    frames = video if isinstance(video, Frames) else as_frames(video)
+    n, (height, width) = frames.n_frames, frames.frame_shape
+    size = min(chunk, n)
+    loglik = np.empty((size, height, width), np.float32)
+    shadow = np.zeros((size, height, width), bool)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = frames.read(slice(start, stop))
+        model._accept(frames, block)
+        m = stop - start
+        model._update(block, loglik[:m], shadow[:m])
+        yield start, loglik[:m], shadow[:m]
+
+
 def run_online_steps(
     video: Any,
     settings: OnlineSettings | None = None,
@@ -540,11 +579,9 @@ def run_online_steps(
     loglik = np.empty((n, height, width), np.float32)
     shadow = np.zeros((n, height, width), bool)
     yield 0, n
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        block = frames.read(slice(start, stop))
-        model._accept(frames, block)
-        model._update(block, loglik[start:stop], shadow[start:stop])
+    for start, block_loglik, block_shadow in online_blocks(model, frames, chunk):
+        stop = start + len(block_loglik)
+        loglik[start:stop], shadow[start:stop] = block_loglik, block_shadow
         yield stop, n
     return OnlineResult(
         log_likelihood=loglik,

@@ -81,10 +81,17 @@ def _read_label(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def _regions(folder: Path, n: int, shape: tuple[int, int]) -> tuple[np.ndarray | None, range]:
     roi = None
-    if (folder / "ROI.bmp").is_file():
-        image = cv2.imread(str(folder / "ROI.bmp"), cv2.IMREAD_GRAYSCALE)
-        if image is not None and image.shape == shape:
-            roi = image > 0
+    path = folder / "ROI.bmp"
+    if path.exists():
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+        if image is None:
+            raise ValueError(f"{path}: cannot read the region of interest (damaged or not BMP)")
+        if image.shape != shape:
+            raise ValueError(
+                f"{path}: the region of interest is {image.shape[1]}x{image.shape[0]}, "
+                f"the frames {shape[1]}x{shape[0]}"
+            )
+        roi = image > 0
     temporal = range(n)
     if (folder / "temporalROI.txt").is_file():
         try:

@@ -107,6 +107,26 @@ def _index_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{key.hexdigest()[:12]}.frames.npz")
 
 
+def video_index_file(path: str | os.PathLike) -> Path | None:
+    """Return where opening a video keeps its frame index (a hidden file beside it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A video file.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The index file (which may not exist yet), or None when ``path`` is not a file.
+    """
+    path = Path(path)
+    try:
+        return _index_path(path) if path.is_file() else None
+    except OSError:
+        return None
+
+
 def _make_index(
     pts: list | np.ndarray,
     keyframe: list | np.ndarray,

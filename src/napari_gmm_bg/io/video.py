@@ -66,10 +66,32 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+# The bytes a complete file of these types ends with (within a little trailing padding):
+# OpenCV decodes a truncated JPEG or PNG without a word, the missing part grey or black.
+_END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND"}
+_END_TAIL = 64
+
+
+def _check_complete(path: Path) -> None:
+    marker = _END_MARKERS.get(path.suffix.lower())
+    if marker is None:
+        return
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - _END_TAIL))
+        tail = f.read()
+    if marker not in tail:
+        raise ValueError(f"image {path} is truncated or damaged (it has no end marker)")
+
+
 def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
-        image = tifffile.imread(path)
+        try:
+            image = tifffile.imread(path)
+        except Exception as exc:  # tifffile raises several kinds for a damaged file
+            raise ValueError(f"cannot read image {path}: {exc}") from None
     else:
+        _check_complete(path)
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise ValueError(f"cannot read image {path}")

@@ -23,7 +23,13 @@ import dask.array as da
 import numpy as np
 import tifffile
 
-from ..core._files import atomic_write, temporary_path
+from ..core._files import (
+    atomic_write,
+    final_name_error,
+    fsync_path,
+    held_signals,
+    temporary_path,
+)
 
 # Beyond this, classic TIFF's 32-bit offsets overflow: switch to BigTIFF.
 _BIGTIFF_BYTES = 2**32 - 2**25
@@ -98,22 +104,58 @@ def write_tiff_stack(
     progress : callable, optional
         Called with the number of frames written after each block.
     """
-    nbytes = int(np.prod(stack.shape)) * np.dtype(stack.dtype).itemsize
+    with tiff_stack_writer(path, stack.shape, stack.dtype, metadata) as write:
+        for start, block in frame_blocks(stack):
+            write(block)
+            if progress is not None:
+                progress(start + len(block))
+
+
+@contextmanager
+def tiff_stack_writer(
+    path: Path, shape: tuple[int, ...], dtype: Any, metadata: dict | None = None
+) -> Iterator[Callable[[np.ndarray], None]]:
+    """Open a multi-page TIFF to be written a block of frames at a time, as made.
+
+    The file is the one :func:`write_tiff_stack` writes for a stack of this shape and
+    dtype, for frames computed on the fly (a stream that is never held whole).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write (not atomic by itself: see :class:`AtomicFiles`).
+    shape : tuple of int
+        ``(T, Y, X[, C])`` of the whole stack (it chooses BigTIFF beyond 4 GB).
+    dtype : numpy.dtype
+        The frames' dtype.
+    metadata : dict, optional
+        Stored as JSON in the first page's image description.
+
+    Yields
+    ------
+    callable
+        ``write(block)``: appends the frames of a ``(n, Y, X[, C])`` block.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     description = json.dumps(metadata or {})
-    rgb = stack.ndim == 4 and stack.shape[-1] == 3
+    rgb = len(shape) == 4 and shape[-1] == 3
+    written = 0
     try:
         with tifffile.TiffWriter(path, bigtiff=nbytes > _BIGTIFF_BYTES) as tif:
-            for start, block in frame_blocks(stack):
-                for i, frame in enumerate(block, start=start):
+
+            def write(block: np.ndarray) -> None:
+                nonlocal written
+                for frame in block:
                     tif.write(
                         frame,
                         photometric="rgb" if rgb else "minisblack",
-                        description=description if i == 0 else None,
+                        description=description if written == 0 else None,
                         metadata=None,
                         contiguous=False,
                     )
-                if progress is not None:
-                    progress(start + len(block))
+                    written += 1
+
+            yield write
     except OSError as exc:
         if type(exc) is OSError and _SHORT_WRITE.fullmatch(str(exc)):
             raise _short_write(exc, Path(path)) from exc
@@ -183,8 +225,11 @@ class AtomicFiles:
     """Write several files all or nothing.
 
     Each :meth:`path` call returns a temporary name beside the destination; the caller
-    writes there.  On success every temporary file is renamed onto its destination; on
-    any error they are all deleted, and folders this object created are removed again.
+    writes there.  On success every temporary file is flushed to disk, the files it
+    replaces are moved aside, the new ones renamed into place and the old ones deleted
+    (then the folder's entries are flushed).  On any error, or a stop signal, before the
+    last rename, every rename is undone: the previous outputs are back, byte for byte,
+    the temporary files are deleted, and folders this object created are removed again.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -206,8 +251,9 @@ class AtomicFiles:
             Where to write it now.
         """
         final = self.folder / name
-        tmp = temporary_path(final)
-        self._pending.append((tmp, final))
+        with held_signals():  # registered as soon as it exists, so it is cleaned up
+            tmp = temporary_path(final)
+            self._pending.append((tmp, final))
         return tmp
 
     def _make_folder(self) -> None:
@@ -217,7 +263,12 @@ class AtomicFiles:
             missing.append(folder)
             folder = folder.parent
         for folder in reversed(missing):
-            folder.mkdir()
+            try:
+                folder.mkdir()
+            except FileExistsError:  # another process made it meanwhile
+                if not folder.is_dir():
+                    raise
+                continue
             self._created.append(folder)
 
     def _rollback(self) -> None:
@@ -228,6 +279,42 @@ class AtomicFiles:
                 folder.rmdir()
             except OSError:
                 pass
+
+    def _check_destinations(self) -> None:
+        for tmp, final in self._pending:
+            if not tmp.is_file():
+                raise OSError(errno.ENOENT, "the new file was not written", str(final))
+            if final.is_dir() or (final.exists() and not final.is_file()):
+                raise OSError(errno.EISDIR, "a folder (or not a file) has this name", str(final))
+
+    def _commit(self) -> None:
+        """Move the old files aside, the new ones in; undo it all if anything fails."""
+        for tmp, _ in self._pending:
+            fsync_path(tmp)
+        self._check_destinations()
+        aside: list[tuple[Path, Path]] = []  # (final, where its old version waits)
+        placed: list[Path] = []
+        with held_signals() as received:
+            try:
+                for _, final in self._pending:
+                    if os.path.lexists(final):
+                        old = final.with_name(f".{final.name}.{os.getpid()}.old")
+                        os.replace(final, old)
+                        aside.append((final, old))
+                for tmp, final in self._pending:
+                    os.replace(tmp, final)
+                    placed.append(final)
+                if received:  # stopped while saving: undo, as for an error
+                    raise KeyboardInterrupt
+            except BaseException:
+                for final in reversed(placed):
+                    final.unlink(missing_ok=True)
+                for final, old in reversed(aside):
+                    os.replace(old, final)
+                raise
+            for _, old in aside:
+                old.unlink(missing_ok=True)
+        fsync_path(self.folder)
 
     @contextmanager
     def transaction(self) -> Iterator["AtomicFiles"]:
@@ -241,10 +328,13 @@ class AtomicFiles:
         try:
             self._make_folder()
             yield self
-            for tmp, final in self._pending:
-                os.replace(tmp, final)
-        except BaseException:
+            self._commit()
+        except BaseException as exc:
             self._rollback()
+            for tmp, final in self._pending:
+                renamed = final_name_error(exc, tmp, final)
+                if renamed is not exc:
+                    raise renamed from exc
             raise
 
 
@@ -348,11 +438,27 @@ def save_tiff(
     tmp = temporary_path(final)
     try:
         write_tiff_stack(tmp, data, json_safe(metadata or {}), progress)
-        os.replace(tmp, final)
-    except BaseException:
+        _move_into_place(tmp, final)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        _raise_naming(exc, tmp, final)
     return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Flush a complete temporary file to disk, rename it onto ``final``, flush the folder."""
+    fsync_path(tmp)
+    with held_signals():
+        os.replace(tmp, final)
+    fsync_path(final.parent)
+
+
+def _raise_naming(exc: BaseException, tmp: Path, final: Path) -> None:
+    """Re-raise ``exc`` (inside an ``except``) naming ``final`` instead of ``tmp``."""
+    renamed = final_name_error(exc, tmp, final)
+    if renamed is exc:
+        raise exc
+    raise renamed from exc
 
 
 def save_zarr(
@@ -409,16 +515,31 @@ def save_zarr(
                 store[i] = frame
             if progress is not None:
                 progress(start + len(block))
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-    except BaseException:
+        for name in (*(p for p in tmp.rglob("*") if p.is_file()), tmp):
+            fsync_path(name)
+        with held_signals() as received:
+            if os.path.lexists(final):
+                os.replace(final, old)
+            os.replace(tmp, final)
+            if received:  # stopped while swapping: undo, as for an error
+                shutil.rmtree(final)
+                raise KeyboardInterrupt
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not final.exists():
+        if os.path.lexists(old) and not os.path.lexists(final):
             os.replace(old, final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        _raise_naming(exc, tmp, final)
+    _remove(old)
+    fsync_path(final.parent)
     return final
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, a link or a folder tree, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink(missing_ok=True)
 
 
 def png_image(image: Any, labels: bool = False, rgb: bool | None = None) -> np.ndarray:
@@ -703,8 +824,8 @@ def save_mp4(
                     progress(start + len(block))
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, final)
-    except BaseException:
+        _move_into_place(tmp, final)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        _raise_naming(exc, tmp, final)
     return final
