@@ -69,9 +69,9 @@ def final_name_error(exc: BaseException, tmp: Path, final: Path) -> BaseExceptio
             return renamed
         return exc
     if str(tmp) in str(exc) and type(exc) in (ValueError, RuntimeError, TypeError):
-        renamed = type(exc)(str(exc).replace(str(tmp), str(final)))
-        renamed.__cause__ = exc
-        return renamed
+        replaced = type(exc)(str(exc).replace(str(tmp), str(final)))
+        replaced.__cause__ = exc
+        return replaced
     return exc
 
 

@@ -26,7 +26,7 @@ def _writable(folder: str | os.PathLike) -> bool:
     # numba's own test (_CacheLocator.ensure_cache_path): create it, write a file in it.
     try:
         os.makedirs(folder, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        tempfile.TemporaryFile(dir=os.fspath(folder)).close()
     except OSError:
         return False
     return True
@@ -94,7 +94,7 @@ def ensure_cache_dir(module_file: str) -> bool:
         True when a writable cache folder is set or found (pass ``cache=True``), False when
         nothing is writable at all (compile without caching).
     """
-    requested = config.CACHE_DIR or None
+    requested = getattr(config, "CACHE_DIR", None) or None
     if requested is not None and _writable(requested):
         return True
     # numba passes over an unwritable NUMBA_CACHE_DIR to the next places, as here.
@@ -113,7 +113,7 @@ def ensure_cache_dir(module_file: str) -> bool:
         )
     if fallback is None:
         return False
-    config.CACHE_DIR = fallback
+    config.CACHE_DIR = fallback  # type: ignore[attr-defined]
     return True
 
 

@@ -108,7 +108,7 @@ class NpzMembers:
                 view = memoryview(data)
                 filled = 0
                 while filled < nbytes:
-                    got = f.readinto(view[filled : filled + 2**24])
+                    got = f.readinto(view[filled : filled + 2**24])  # type: ignore[attr-defined]
                     if not got:
                         raise ValueError(f"{filled} of {nbytes} data bytes")
                     filled += got

@@ -164,6 +164,7 @@ def open_cdnet(folder: str | os.PathLike) -> CDnetSequence:
     chunk = video.chunks[0][0]
 
     def read_block(block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        assert block_id is not None  # dask's map_blocks always passes it
         start = block_id[0] * chunk
         block = np.full((min(chunk, n - start), height, width), NOT_SCORED, np.uint8)
         for k in range(len(block)):
