@@ -314,13 +314,20 @@ def test_online_mode_streams_the_same_files_the_in_memory_run_wrote(
         == 0
     )
     # What the command wrote before it streamed: the whole run in memory, then written.
-    settings = OnlineSettings(history=50, shadows=shadows)
+    settings = OnlineSettings(
+        history=50, shadows=shadows, cleanup=MaskCleanup(median=5, min_area=4)
+    )
     result = run_online(default_sample.video, settings)
-    metadata = {"source": "moving-shapes", "mode": "online", **dataclasses.asdict(settings)}
+    metadata = {
+        "source": "moving-shapes",
+        "mode": "online",
+        **dataclasses.asdict(settings),
+        "threshold": result.threshold,  # the value used
+    }
     ref = tmp_path / "ref"
     ref.mkdir()
     write_tiff_stack(ref / "l.tif", result.log_likelihood, metadata)
-    mask = result.foreground(cleanup=MaskCleanup(median=5, min_area=4))
+    mask = result.foreground()  # the settings' clean-up
     write_tiff_stack(ref / "m.tif", mask, metadata)
     write_png(ref / "b.png", result.background)
     for name, reference in (

@@ -376,10 +376,9 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
         threshold=args.threshold,
         compensate_brightness=args.compensate_brightness,
         shadows=args.shadows,
+        cleanup=_fit_settings(args)["cleanup"],
     )
     model = OnlineModel(settings)  # checks the settings
-    cleanup = _fit_settings(args)["cleanup"]
-    cleanup.validate()
     frames = as_frames(video)
     shape = (frames.n_frames, *frames.frame_shape)
     threshold = (
@@ -400,7 +399,10 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
         ):
             for _, scores, shadow in online_blocks(model, frames):
                 loglik(scores)
-                mask(label_scores(scores, shadow, model.threshold, settings.shadows, cleanup))
+                labels = label_scores(
+                    scores, shadow, model.threshold, settings.shadows, settings.cleanup
+                )
+                mask(labels)
         write_png(files.path(names[2]), model.background_image())
     return [out / name for name in names]
 
