@@ -397,7 +397,7 @@ def _rgb_statistics(x0, x1, x2, m0, m1, m2, e, inv_sum, nk, a0, a1, a2, q0, q1, 
         q2[b] += r * d2 * d2
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
     # EM from (w, mu, var), in place, for at most max_iter iterations.  The M-step is
     # scikit-learn's GaussianMixture(covariance_type="diag") with nk + 10 eps, computed
@@ -586,7 +586,7 @@ def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
             break
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def _fit_block(
     samples, pixels, off, sc, starts, first, max_iter, tol, reg, lanes, W, MU, VAR, PREV, ACTIVE
 ):
@@ -873,9 +873,26 @@ def _shadow_labels(x, background, labels, n, tau, distortion2):
         labels[b] = 2 if labels[b] == 1 and shadow else labels[b]
 
 
+# One compiled chain for log-likelihoods and labels: the scores go to out_ll (float32) or
+# the labels to out_lab (uint8), the other being an empty array.  (Before, each out dtype
+# was a compiled specialisation of its own, twice the compilation of a first run.)
 @njit(**_OPTS)
 def _score_tile(
-    frames, off, sc, mu, iv, lc, log_nb, threshold, tau, distortion2, labels, out, p0, n
+    frames,
+    off,
+    sc,
+    mu,
+    iv,
+    lc,
+    log_nb,
+    threshold,
+    tau,
+    distortion2,
+    labels,
+    out_ll,
+    out_lab,
+    p0,
+    n,
 ):
     n_components, n_channels, _ = mu.shape
     lnb = log_nb[p0 : p0 + n]
@@ -892,7 +909,8 @@ def _score_tile(
             tau,
             distortion2,
             labels,
-            out,
+            out_ll,
+            out_lab,
             p0,
             n,
         )
@@ -908,13 +926,27 @@ def _score_tile(
             m_[k, c] = mu[k, c, p0 : p0 + n]
             i_[k, c] = iv[k, c, p0 : p0 + n]
     _score_tile_frames(
-        frames, off, sc, m_, i_, l_, lnb, threshold, tau, distortion2, labels, out, p0, n
+        frames,
+        off,
+        sc,
+        m_,
+        i_,
+        l_,
+        lnb,
+        threshold,
+        tau,
+        distortion2,
+        labels,
+        out_ll,
+        out_lab,
+        p0,
+        n,
     )
 
 
 @njit(**_OPTS)
 def _score_tile_frames(
-    frames, off, sc, m_, i_, l_, lnb, threshold, tau, distortion2, labels, out, p0, n
+    frames, off, sc, m_, i_, l_, lnb, threshold, tau, distortion2, labels, out_ll, out_lab, p0, n
 ):
     n_frames = frames.shape[0]
     n_components, n_channels, _ = m_.shape
@@ -930,7 +962,7 @@ def _score_tile_frames(
         _densities(x, m_, i_, l_, lp, best, n)
         if not labels:
             _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
-            out_t = out[t, p0 : p0 + n]
+            out_t = out_ll[t, p0 : p0 + n]
             for b in range(n):
                 out_t[b] = ll[b]
             continue
@@ -949,14 +981,28 @@ def _score_tile_frames(
                 lab[b] = 1 if ll[b] < threshold else 0
         if tau > _ZERO:
             _shadow_labels(x, m_[0], lab, n, tau, distortion2)
-        out_t = out[t, p0 : p0 + n]
+        out_t = out_lab[t, p0 : p0 + n]
         for b in range(n):
             out_t[b] = lab[b]
 
 
 @njit(**_OPTS)
 def _score_tiles(
-    frames, off, sc, mu, iv, lc, log_nb, thr, tau, distortion2, labels, out, tile, items
+    frames,
+    off,
+    sc,
+    mu,
+    iv,
+    lc,
+    log_nb,
+    thr,
+    tau,
+    distortion2,
+    labels,
+    out_ll,
+    out_lab,
+    tile,
+    items,
 ):
     n_pixels = mu.shape[2]
     for i in items:
@@ -973,10 +1019,15 @@ def _score_tiles(
             tau,
             distortion2,
             labels,
-            out,
+            out_ll,
+            out_lab,
             p0,
             min(tile, n_pixels - p0),
         )
+
+
+_NO_SCORES = np.empty((0, 0), np.float32)
+_NO_LABELS = np.empty((0, 0), np.uint8)
 
 
 def score_pixels(
@@ -1005,6 +1056,7 @@ def score_pixels(
     tile = SCORE_TILE
     n_pixels = mu.shape[2]
     scales = np.asarray(scales, np.float32)
+    labels = out.dtype == np.uint8
     # Other dtypes are converted SCORE_FRAMES frames at a time, to bound the copy.
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
     for t in range(0, len(frames), max(step, 1)):
@@ -1022,8 +1074,9 @@ def score_pixels(
             _F(threshold),
             _F(shadow_tau),
             _F(float(shadow_distortion) ** 2),
-            out.dtype == np.uint8,
-            out[t : t + step],
+            labels,
+            _NO_SCORES if labels else out[t : t + step],
+            out[t : t + step] if labels else _NO_LABELS,
             tile,
         )
 
@@ -1813,23 +1866,31 @@ def _heaviest_mean(w, mu, top, taken, out, n):
             taken[b] += _ONE if taken[b] == _ZERO and wk[b] == top[b] else _ZERO
 
 
+# Two loops over tiles rather than one with a branch: numba compiles a kernel with all it
+# calls, and the general tile kernel (any K, grey) costs as long to compile as the fused
+# one, which the default three components of RGB video need alone.
 @njit(**_OPTS)
 def _online_tiles(
     frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
-    fused = mu.shape[0] == 3 and mu.shape[1] == 3 and tile <= SCORE_TILE
     for i in items:
         p0 = i * tile
         n = min(tile, n_pixels - p0)
-        if fused:
-            _online_tile_k3_rgb(
-                frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
-            )
-        else:
-            _online_tile(
-                frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
-            )
+        _online_tile(frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n)
+
+
+@njit(**_OPTS)
+def _online_tiles_k3_rgb(
+    frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, items
+):
+    n_pixels = w.shape[1]
+    for i in items:
+        p0 = i * tile
+        n = min(tile, n_pixels - p0)
+        _online_tile_k3_rgb(
+            frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
+        )
 
 
 def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_shadow):
@@ -1845,8 +1906,10 @@ def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_
     tile = SCORE_TILE
     n_pixels = state[0].shape[1]
     frames, offsets = _supported(frames, offsets)
+    mu = state[1]
+    fused = mu.shape[0] == 3 and mu.shape[1] == 3 and tile <= SCORE_TILE
     _in_threads(
-        _online_tiles,
+        _online_tiles_k3_rgb if fused else _online_tiles,
         (n_pixels + tile - 1) // tile,
         frames,
         offsets,
