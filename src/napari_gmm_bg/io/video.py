@@ -6,6 +6,7 @@ import re
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import av
 import cv2
@@ -92,9 +93,10 @@ def _read_image(path: Path) -> np.ndarray:
             raise ValueError(f"cannot read image {path}: {exc}") from None
     else:
         _check_complete(path)
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
+        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if decoded is None:
             raise ValueError(f"cannot read image {path}")
+        image = decoded
         if image.ndim == 3:
             code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
             image = cv2.cvtColor(image, code)
@@ -226,7 +228,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         if size is None and path.suffix.lower() in (".tif", ".tiff"):
             # tifffile: PIL cannot identify float TIFFs, which the frame reader reads
             with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
+                page = cast(tifffile.TiffPage, tif.pages[0])  # the first is never a frame
                 size = (page.imagewidth, page.imagelength)
         elif size is None:
             with PIL.Image.open(path) as image:  # reads the header only
@@ -277,6 +279,7 @@ def open_frame_folder(
     n = len(files)
 
     def read_block(block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        assert block_id is not None  # dask's map_blocks always passes it
         start = block_id[0] * chunk
         block = np.empty((min(chunk, n - start),) + first.shape, first.dtype)
         for k, path in enumerate(files[start : start + len(block)]):
