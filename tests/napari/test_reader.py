@@ -131,3 +131,13 @@ def test_a_video_whose_decoder_reports_damage_opens_no_layer(tmp_path, rgb_sampl
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="concealed.avi: the decoder reported"):
         read(path)
+
+
+def test_a_10_bit_video_layer_is_uint16_and_says_its_bit_depth(tmp_path):
+    from tests.io.test_lazy_video import _encode_deep
+
+    frames = (np.random.default_rng(0).integers(0, 1024, (6, 16, 24, 3)) * 64).astype(np.uint16)
+    path = _encode_deep(tmp_path / "deep.mkv", frames, "ffv1", "yuv444p10le", "rgb48le")
+    [(data, kwargs, kind)] = read(path)
+    assert data.dtype == np.uint16 and kind == "image"
+    assert kwargs["metadata"]["bit_depth"] == 10

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io.cdnet import is_cdnet_folder, open_cdnet
-from ..io.lazy_video import decoder_errors, open_video
+from ..io.lazy_video import decoder_errors, open_video, video_bit_depth
 from ..io.stacks import open_tiff, open_zarr
 from ..io.video import VIDEO_SUFFIXES, frame_files, open_frame_folder
 from .writer import FORMAT_KEY
@@ -128,6 +128,7 @@ def read(path: str | os.PathLike) -> list[tuple]:
             check()
         kwargs = _image_kwargs(video, path.stem, path)
         kwargs["metadata"]["timestamps"] = index.seconds
+        kwargs["metadata"]["bit_depth"] = video_bit_depth(path)
         return [(video, kwargs, "image")]
     if suffix in (".tif", ".tiff"):
         data, _ = open_tiff(path)
