@@ -46,9 +46,10 @@ def test_empty_frames():
     assert np.isnan(none_called["recall"]) and np.isnan(none_called["precision"])
     assert np.isnan(none_called["f_measure"])
     assert none_called["specificity"] == 1.0 and none_called["pwc"] == 0.0
+    # Nothing to score is an error, not a table of NaN (issue 16).
     all_unscored = np.full((1, 2, 2), 85, np.uint8)
-    assert evaluate_mask(np.ones((1, 2, 2), np.uint8), all_unscored)["tp"] == 0
-    assert np.isnan(evaluate_mask(np.ones((1, 2, 2), np.uint8), all_unscored)["pwc"])
+    with pytest.raises(ValueError, match="nothing to score"):
+        evaluate_mask(np.ones((1, 2, 2), np.uint8), all_unscored)
 
 
 def test_lazy_masks_and_frame_ranges():
