@@ -190,3 +190,17 @@ def test_a_web_server_is_not_taken_for_a_scheduler():
         check_scheduler(address, timeout=1)
     with _Silent() as address, pytest.raises(ValueError, match="within 1 s"):
         check_scheduler(address, timeout=1)
+
+
+def test_the_api_with_an_address_needs_no_default_client_and_closes_its_own(scheduler):
+    import distributed
+
+    from napari_gmm_bg import fit_background, make_sample
+
+    clip = make_sample("moving-shapes", n_frames=20, shape=(64, 96), seed=2).video
+    with pytest.raises(ValueError):
+        distributed.default_client()  # no default client in this process
+    model = fit_background(clip, learning_frames=10, client=scheduler)
+    local = fit_background(clip, learning_frames=10)
+    np.testing.assert_allclose(model.means, local.means, rtol=1e-6, atol=1e-6)
+    assert not [c for c in distributed.client._global_clients.values() if c.status == "running"]

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,7 +40,7 @@ from .core.metrics import (
 from .core.online import OnlineModel, OnlineSettings, label_scores, online_blocks
 from .core.registry import get_method, method_names
 from .io.cdnet import CDnetSequence, read_cdnet
-from .io.lazy_video import open_video, video_index_file
+from .io.lazy_video import decoder_errors, open_video, video_index_file
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
 from .io.writers import (
     AtomicFiles,
@@ -249,7 +249,13 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
     )
 
 
-def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: str) -> list[Path]:
+def write_fit_outputs(
+    model: BackgroundModel,
+    video: object,
+    out: Path,
+    stem: str,
+    before_commit: Callable[[], None] | None = None,
+) -> list[Path]:
     """Score a clip with a model and write every output, all or nothing.
 
     Parameters
@@ -262,6 +268,9 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
         Output folder, created if missing.
     stem : str
         Prefix of the file names.
+    before_commit : callable, optional
+        Called once every file is written, before any replaces an existing one: an
+        exception it raises (say, the decoder reported damaged data) writes nothing.
 
     Returns
     -------
@@ -287,6 +296,8 @@ def write_fit_outputs(model: BackgroundModel, video: object, out: Path, stem: st
         write_tiff_stack(files.path(names["mask"]), mask, metadata)
         write_png(files.path(names["background"]), model.background_image())
         model.save(files.path(names["model"]))
+        if before_commit is not None:
+            before_commit()
     return [out / name for name in names.values()]
 
 
@@ -324,6 +335,13 @@ def _run_fit(args: argparse.Namespace) -> int:
 
 
 def _fit_command(args: argparse.Namespace) -> int:
+    if args.sample or not Path(args.input).is_file():
+        return _fit_source(args, None)
+    with decoder_errors(args.input) as check:
+        return _fit_source(args, check)
+
+
+def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> int:
     out = check_writable_folder(args.out)
     if args.sample:
         video = make_sample(args.sample).video
@@ -335,7 +353,7 @@ def _fit_command(args: argparse.Namespace) -> int:
     if args.mode == "online":
         if args.scheduler:
             raise ValueError("the online mode runs frame by frame here; drop --scheduler")
-        written = _run_online(args, video, out, stem)
+        written = _run_online(args, video, out, stem, check)
     elif args.scheduler:
         # A client of its own, not the process default: closed when the command ends.
         client = as_client(args.scheduler)
@@ -350,12 +368,12 @@ def _fit_command(args: argparse.Namespace) -> int:
                 else da.from_array(video, chunks=(8,) + video.shape[1:])
             )
             with dask.config.set(scheduler=client.get):
-                written = write_fit_outputs(model, lazy, out, stem)
+                written = write_fit_outputs(model, lazy, out, stem, check)
         finally:
             client.close()
     else:
         model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
-        written = write_fit_outputs(model, video, out, stem)
+        written = write_fit_outputs(model, video, out, stem, check)
     elapsed = time.perf_counter() - start
     print(f"fitted {len(video)} frames of {stem} in {elapsed:.2f} s; wrote:")
     for path in written:
@@ -363,7 +381,13 @@ def _fit_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -> list[Path]:
+def _run_online(
+    args: argparse.Namespace,
+    video: object,
+    out: Path,
+    stem: str,
+    before_commit: Callable[[], None] | None = None,
+) -> list[Path]:
     """Run the on-line model and stream its scores and labels to disk, block by block.
 
     Only a block of frames (16) and its scores are in memory at a time: the memory
@@ -404,6 +428,8 @@ def _run_online(args: argparse.Namespace, video: object, out: Path, stem: str) -
                 )
                 mask(labels)
         write_png(files.path(names[2]), model.background_image())
+        if before_commit is not None:
+            before_commit()
     return [out / name for name in names]
 
 

@@ -46,7 +46,8 @@ def test_empty_frames():
     assert np.isnan(none_called["recall"]) and np.isnan(none_called["precision"])
     assert np.isnan(none_called["f_measure"])
     assert none_called["specificity"] == 1.0 and none_called["pwc"] == 0.0
-    all_unscored = np.full((1, 2, 2), 85, np.uint8)  # nothing to score: an error, not NaN
+    # Nothing to score is an error, not a table of NaN (issue 16).
+    all_unscored = np.full((1, 2, 2), 85, np.uint8)
     with pytest.raises(ValueError, match="nothing to score"):
         evaluate_mask(np.ones((1, 2, 2), np.uint8), all_unscored)
 

@@ -275,3 +275,50 @@ def test_a_damaged_index_beside_the_video_is_rebuilt(tmp_path, numbered):
     video, _ = open_video(path)
     np.testing.assert_array_equal(video[7].compute(), read_video_file(path)[7])
     assert {p.name for p in tmp_path.iterdir()} == {"clip.avi", kept.name}  # no .part left
+
+
+# --- more than 8 bits: read as uint16 -------------------------------------------------
+def _encode_deep(path, frames, codec, pix_fmt, fmt):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format=fmt)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_16_bit_grey_video_is_read_as_uint16_exactly(tmp_path):
+    from napari_gmm_bg.io.lazy_video import video_bit_depth
+    from napari_gmm_bg.io.video import read_video
+
+    frames = (np.random.default_rng(0).integers(0, 1024, (12, 32, 48)) * 64).astype(np.uint16)
+    path = _encode_deep(tmp_path / "g16.mkv", frames, "ffv1", "gray16le", "gray16le")
+    video, _ = open_video(path)
+    assert video.dtype == np.uint16 and video_bit_depth(path) == 16
+    np.testing.assert_array_equal(np.asarray(video), frames)  # lossless: every bit kept
+    np.testing.assert_array_equal(read_video(path), frames)
+
+
+@pytest.mark.parametrize("codec", ["ffv1", "libx264"])
+def test_a_10_bit_video_is_read_as_uint16(tmp_path, codec):
+    from napari_gmm_bg.io.lazy_video import video_bit_depth
+
+    # Smooth frames: 4:2:0 chroma and a lossy codec keep them close.
+    ramp = np.linspace(0, 60000, 512, dtype=np.float64)[None, None, :, None]
+    frames = np.broadcast_to(ramp, (6, 16, 512, 3)).astype(np.uint16).copy()
+    frames[..., 1] = 30000
+    try:
+        path = _encode_deep(tmp_path / f"c10_{codec}.mkv", frames, codec, "yuv420p10le", "rgb48le")
+    except Exception as exc:  # noqa: BLE001 - an FFmpeg built without this encoder
+        pytest.skip(f"no 10-bit {codec} encoder here: {exc}")
+    video, _ = open_video(path)
+    assert video.dtype == np.uint16 and video.shape == frames.shape
+    assert video_bit_depth(path) == 10
+    decoded = np.asarray(video).astype(np.int64)
+    assert np.abs(decoded - frames).mean() < 600  # 10 bits: steps of 64 on 0-65535
+    assert len(np.unique(decoded[..., 0])) > 256  # more levels than 8 bits could hold

@@ -918,15 +918,22 @@ def fit_background_steps(
     weights = np.empty((height, width, k), np.float32)
     means = np.empty((height, width, k, c), np.float32)
     variances = np.empty((height, width, k, c), np.float32)
-    if client is None:
-        tiles, done, total, intensity = yield from _fit_locally(frames, indices, params)
-    else:
-        tiles, done, total, intensity = _fit_on_cluster(frames, indices, params, as_client(client))
-        yield done, total
-    for (y0, y1), (w, mu, var) in tiles:
-        weights[y0:y1], means[y0:y1], variances[y0:y1] = w, mu, var
-        done += 1
-        yield done, total
+    own_client = None  # a client made here, for an address: closed when the fit ends
+    try:
+        if client is None:
+            tiles, done, total, intensity = yield from _fit_locally(frames, indices, params)
+        else:
+            connected = as_client(client)
+            own_client = connected if connected is not client else None
+            tiles, done, total, intensity = _fit_on_cluster(frames, indices, params, connected)
+            yield done, total
+        for (y0, y1), (w, mu, var) in tiles:
+            weights[y0:y1], means[y0:y1], variances[y0:y1] = w, mu, var
+            done += 1
+            yield done, total
+    finally:
+        if own_client is not None:
+            own_client.close()
 
     return BackgroundModel(
         weights=weights,

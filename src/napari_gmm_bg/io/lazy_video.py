@@ -26,8 +26,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from av.video.stream import VideoStream
 
 from ..core._files import atomic_write
 from .mp4_index import MP4_SUFFIXES, SampleTable, read_sample_table
-from .video import frame_format, open_stream
+from .video import bit_depth, format_dtype, frame_format, open_stream
 
 INDEX_VERSION = 4  # bump when the kept index changes meaning
 CHUNK_BYTES = 4 << 20  # a dask chunk holds about this much (1 frame of 720p and larger)
@@ -105,6 +106,66 @@ def _index_path(path: Path) -> Path:
         f"{INDEX_VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
     )
     return path.with_name(f".{path.name}.{key.hexdigest()[:12]}.frames.npz")
+
+
+@contextmanager
+def decoder_errors(source: str | os.PathLike) -> Iterator[Callable[[], None]]:
+    """Count the errors FFmpeg's decoders report while the block runs (any thread).
+
+    A damaged video often decodes without an exception: the decoder conceals the
+    damage (grey blocks, smeared motion) and only logs an error.  The yielded check
+    raises ValueError if any was logged, so the command writes nothing from damaged
+    frames.  (On a cluster the workers decode: their logs are not seen here.)
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        The video, named in the error.
+
+    Yields
+    ------
+    callable
+        ``check()``: raises ValueError if a decoder has logged an error so far.
+    """
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+
+            def check() -> None:
+                errors = [m for lvl, _, m in list(logs) if lvl <= av.logging.ERROR]
+                if errors:
+                    raise ValueError(
+                        f"{source}: the decoder reported {len(errors)} errors (damaged "
+                        f"data; the first: {errors[0].strip()})"
+                    )
+
+            yield check
+    finally:
+        av.logging.set_level(level)
+
+
+def video_bit_depth(path: str | os.PathLike) -> int:
+    """Return the bits per sample a video's codec carries (8 for most; 10, 12, 16...).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A video file.
+
+    Returns
+    -------
+    int
+        The bit depth of the decoder's pixel format; frames of more than 8 bits are
+        read as uint16 (:func:`open_video`).
+    """
+    container, stream = open_stream(Path(path))
+    try:
+        return bit_depth(stream.codec_context.pix_fmt)
+    finally:
+        container.close()
 
 
 def video_index_file(path: str | os.PathLike) -> Path | None:
@@ -541,8 +602,9 @@ class _FrameReader:
 
     def _setup(self) -> None:
         height, width = self.index.shape
-        self.frame_shape = (height, width) if self.fmt == "gray" else (height, width, 3)
-        self.frame_bytes = height * width * (1 if self.fmt == "gray" else 3)
+        grey = self.fmt.startswith("gray")
+        self.frame_shape = (height, width) if grey else (height, width, 3)
+        self.frame_bytes = height * width * (1 if grey else 3) * format_dtype(self.fmt).itemsize
         self.n = len(self.index.pts)
         by_label = not (self.index.ordered or self.index.counted)
         self._labels = {int(p): i for i, p in enumerate(self.index.pts)} if by_label else None
@@ -877,7 +939,8 @@ def open_video(
     Returns
     -------
     tuple
-        ``(T, Y, X, 3)`` uint8 RGB dask array (``(T, Y, X)`` for a grey video), and the
+        ``(T, Y, X, 3)`` RGB dask array (``(T, Y, X)`` for a grey video), uint8, or
+        uint16 when the codec carries more than 8 bits (:func:`video_bit_depth`), and the
         timestamp index.  A single computed frame is a read-only view of the cache: copy
         it before writing into it.
 
@@ -895,7 +958,8 @@ def open_video(
     height, width = index.shape
     if height <= 0 or width <= 0:
         raise ValueError(f"video {path.name} has no frame size")
-    frame_bytes = height * width * (1 if fmt == "gray" else 3)
+    grey, dtype = fmt.startswith("gray"), format_dtype(fmt)
+    frame_bytes = height * width * (1 if grey else 3) * dtype.itemsize
     chunk = chunk_frames(frame_bytes) if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 frame, got {chunk}")
@@ -904,14 +968,14 @@ def open_video(
     name = f"video-{_index_path(path).stem}-{chunk}"
     _READERS[name] = reader
     n = len(index.pts)
-    frame_chunks = ((height,), (width,)) if fmt == "gray" else ((height,), (width,), (3,))
+    frame_chunks = ((height,), (width,)) if grey else ((height,), (width,), (3,))
     whole, rest = divmod(n, chunk)
     chunks = ((chunk,) * whole + ((rest,) if rest else ()),) + frame_chunks
     video = da.map_blocks(
         reader,
         chunks=chunks,
-        dtype=np.uint8,
+        dtype=dtype,
         name=name,
-        meta=np.empty((0,) * len(chunks), np.uint8),
+        meta=np.empty((0,) * len(chunks), dtype),
     )
     return video, index

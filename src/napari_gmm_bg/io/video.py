@@ -24,21 +24,67 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GREY_PIXEL_FORMATS = ("gray", "ya8", "ya16", "yuvj400p", "y400a")
 
 
-def frame_format(pix_fmt: str | None) -> str:
-    """Choose the format to read a video's frames in: ``"gray"`` for grey ones, else RGB.
+def bit_depth(pix_fmt: str | None) -> int:
+    """Return the bits per sample a decoder's pixel format carries (8 when unknown).
 
     Parameters
     ----------
     pix_fmt : str or None
-        The decoder's pixel format (``"yuv420p"``, ``"gray"``, ...).
+        The decoder's pixel format (``"yuv420p"``, ``"yuv420p10le"``, ``"gray16le"``...).
+
+    Returns
+    -------
+    int
+        The largest bit depth of its components: 8 for ``yuv420p``, 10 for
+        ``yuv420p10le``, 16 for ``gray16le``.
+    """
+    if not pix_fmt:
+        return 8
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, TypeError, av.FFmpegError):
+        return 8
+
+
+def frame_format(pix_fmt: str | None) -> str:
+    """Choose the format to read a video's frames in: grey for grey ones, else RGB.
+
+    Parameters
+    ----------
+    pix_fmt : str or None
+        The decoder's pixel format (``"yuv420p"``, ``"gray"``, ``"yuv420p10le"``...).
 
     Returns
     -------
     str
-        ``"gray"`` or ``"rgb24"`` (a PyAV format name).
+        A PyAV format name: ``"gray"`` or ``"rgb24"`` (uint8) for 8-bit video;
+        ``"gray16le"`` or ``"rgb48le"`` (uint16, the samples scaled to 0-65535) when the
+        codec carries more than 8 bits (10-, 12-, 16-bit scientific and HDR video),
+        which 8 bits would round away.
     """
-    grey = pix_fmt is not None and pix_fmt.startswith(GREY_PIXEL_FORMATS)
-    return "gray" if grey else "rgb24"
+    grey = pix_fmt is not None and (
+        pix_fmt.startswith(GREY_PIXEL_FORMATS) or pix_fmt.startswith("gray")
+    )
+    deep = bit_depth(pix_fmt) > 8
+    if grey:
+        return "gray16le" if deep else "gray"
+    return "rgb48le" if deep else "rgb24"
+
+
+def format_dtype(fmt: str) -> np.dtype:
+    """Return the dtype of frames read in a format of :func:`frame_format`.
+
+    Parameters
+    ----------
+    fmt : str
+        ``"gray"``, ``"rgb24"``, ``"gray16le"`` or ``"rgb48le"``.
+
+    Returns
+    -------
+    numpy.dtype
+        uint8 or uint16.
+    """
+    return np.dtype(np.uint16 if fmt in ("gray16le", "rgb48le") else np.uint8)
 
 
 def _natural_key(path: Path) -> list:
