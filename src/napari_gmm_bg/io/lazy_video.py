@@ -31,6 +31,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import av
 import dask.array as da
@@ -227,7 +228,7 @@ class _FromOffset(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:
+    def readinto(self, buffer: Any) -> int:
         return self._file.readinto(buffer)
 
     def seek(self, pos: int, whence: int = 0) -> int:
@@ -252,7 +253,7 @@ def _open_at(path: Path, offset: int) -> tuple[InputContainer, VideoStream, _Fro
         fmt = probe.format.name.split(",")[0]
     source = _FromOffset(path, offset)
     try:
-        container = av.open(source, format=fmt)
+        container = cast(InputContainer, av.open(source, format=fmt))
     except BaseException:
         source.close()
         raise
@@ -363,6 +364,8 @@ def build_index(path: str | os.PathLike) -> VideoIndex:
     container, stream = open_stream(path)
     try:
         shape = (stream.codec_context.height, stream.codec_context.width)
+        if stream.time_base is None:
+            raise ValueError(f"video {path.name} has no time base")
         time_base = float(stream.time_base)
         pts, dts, keys, where = [], [], [], []
         try:
@@ -401,7 +404,8 @@ def _counted(path: Path, keys: list, where: list, time_base: float, shape: tuple
     offset only to packets that start a PES packet: a keyframe is read from the last
     offset before it, and counting starts at the first keyframe after that offset.
     """
-    offsets, firsts = [], []  # per keyframe packet, in decode order
+    offsets: list[int] = []  # per keyframe packet, in decode order
+    firsts: list[int] = []
     offset, first = -1, -1
     for pos, key in zip(where, keys, strict=True):
         if pos >= 0:
@@ -426,11 +430,11 @@ def _counted(path: Path, keys: list, where: list, time_base: float, shape: tuple
         raise ValueError(f"video {path.name} holds no frames")
     if len(key_out) != len(offsets) or min(offsets, default=0) < 0:
         raise ValueError(f"cannot index the frames of {path.name}: keyframes do not match")
-    key_out = np.array(key_out, np.int64)
-    keyframes = np.concatenate([[0], key_out]) if key_out[0] != 0 else key_out
-    seek_ts = [offsets[k] for k in range(len(key_out))]
-    sync = [int(key_out[firsts[k]]) for k in range(len(key_out))]
-    if key_out[0] != 0:  # frame 0 is reached by reopening the file
+    key_frames = np.array(key_out, np.int64)
+    keyframes = np.concatenate([[0], key_frames]) if key_frames[0] != 0 else key_frames
+    seek_ts = [offsets[k] for k in range(len(key_frames))]
+    sync = [int(key_frames[firsts[k]]) for k in range(len(key_frames))]
+    if key_frames[0] != 0:  # frame 0 is reached by reopening the file
         seek_ts, sync = [0, *seek_ts], [0, *sync]
     return VideoIndex(
         np.array(labels, np.int64),
@@ -516,7 +520,7 @@ def _load_index(path: Path) -> tuple[VideoIndex, str | None]:
                 index = VideoIndex(
                     z["pts"],
                     float(z["time_base"]),
-                    tuple(int(v) for v in z["shape"]),
+                    (int(z["shape"][0]), int(z["shape"][1])),
                     z["keyframes"],
                     z["seek_ts"],
                     bool(z["ordered"]),
@@ -551,10 +555,12 @@ class _Decoder:
     """One open container and codec, used by one thread at a time."""
 
     def __init__(self) -> None:
-        self.container = None
-        self.stream = None
+        # PyAV's container and stream (their classes vary with the format): None if closed
+        self.container: Any = None
+        self.stream: Any = None
         self.source: _FromOffset | None = None  # the file under an MPEG container
-        self.frames = None  # the frame iterator; None until seeked, and after the end
+        # the frame iterator; None until seeked, and after the end
+        self.frames: Iterator[av.VideoFrame] | None = None
         self.pos = -1  # the last frame produced
         self.busy = False
         self.first = 0  # the first frame this job wants: non-reference frames before it skip
@@ -628,6 +634,7 @@ class _FrameReader:
         self._setup()
 
     def __call__(self, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        assert block_id is not None  # dask's map_blocks always passes it
         start = block_id[0] * self.chunk
         return self.read(start, min(start + self.chunk, self.n))
 
@@ -768,6 +775,7 @@ class _FrameReader:
                         self.path, int(self.index.seek_ts[at])
                     )
                     d.stream.thread_type = THREAD_TYPE
+                    assert self.index.sync is not None  # counted indexes carry it
                     d.count_from = int(self.index.sync[at])
                     seek = min(seek, d.count_from)
                 else:
@@ -790,6 +798,7 @@ class _FrameReader:
                     d.goal, d.ahead = min(d.goal, d.pos), min(d.ahead, d.pos)
                 continue
             self.stats["decoded"] += 1
+            k: int | None
             if self.index.counted:
                 if d.count is None and frame.key_frame:
                     d.count = d.count_from  # the keyframe read first: frames before it are
