@@ -36,17 +36,14 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _data import SHARED_DATA, shared  # noqa: E402
 
-from napari_gmm_bg import fit_background  # noqa: E402
-from napari_gmm_bg.core.baseline import median_baseline  # noqa: E402
+from napari_gmm_bg import get_method  # noqa: E402
 from napari_gmm_bg.core.metrics import evaluate_mask  # noqa: E402
-from napari_gmm_bg.core.mog2 import Mog2Settings, run_mog2  # noqa: E402
-from napari_gmm_bg.core.online import run_online  # noqa: E402
+from napari_gmm_bg.core.mog2 import Mog2Settings  # noqa: E402
 from napari_gmm_bg.io.cdnet import read_cdnet  # noqa: E402
 
 SCENES_DEV = (
@@ -70,29 +67,22 @@ WHERE = """\
   cdnet_highway_dev: CDnet 2014 baseline/highway (http://changedetection.net)."""
 
 
-def _knn(video):
-    knn = cv2.createBackgroundSubtractorKNN()
-    mask = np.empty(video.shape[:3], np.uint8)
-    for t, frame in enumerate(video):
-        raw = knn.apply(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.ndim == 3 else frame)
-        mask[t] = raw == 255  # 127 (shadow) counts as background
-    return mask
+def _run(name, settings=None):
+    # Every row through the one method interface; shadows (label 2) count as background.
+    def labels(video):
+        return get_method(name).run(video, settings).labels()
+
+    return labels
 
 
-def _gmm(video):
-    return fit_background(video).foreground(video)
-
-
+#: key: (row label, labels of a clip)
 METHODS = {
-    "gmm": ("GMM offline", _gmm),
-    "online": ("GMM on-line", lambda v: run_online(v).foreground()),
-    "mog2": ("MOG2", lambda v: run_mog2(v).mask),
-    "mog2_noshadow": (
-        "MOG2 no shadows",
-        lambda v: run_mog2(v, Mog2Settings(detect_shadows=False)).mask,
-    ),
-    "knn": ("KNN", _knn),
-    "median": ("median baseline", median_baseline),
+    "gmm": ("GMM offline", _run("gmm")),
+    "online": ("GMM on-line", _run("online")),
+    "mog2": ("MOG2", _run("mog2")),
+    "mog2_noshadow": ("MOG2 no shadows", _run("mog2", Mog2Settings(detect_shadows=False))),
+    "knn": ("KNN", _run("knn")),
+    "median": ("median baseline", _run("baseline")),
 }
 
 
