@@ -5,6 +5,9 @@ draws on clicks, not on layer selection, and needs 3-D axes and ellipsoids; matp
 already a dependency of the statistics widget, so no other package is needed.
 """
 
+import contextlib
+import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +15,85 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton, create_widget
 from napari.layers import Image
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 
 from ..core._files import atomic_write
 from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
-from ..core.inspect import pixel_components, pixel_history_steps, pixel_log_likelihood
+from ..core.inspect import pixel_components, pixel_log_likelihood
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, write_or_notify
+from ._plots import embed_figure, export_path, theme_colours, themed_plots, write_or_notify
 from .layers import result_names
+
+#: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
+DRAG_PIXELS = 4.0
+#: Partial plots of a lazy read are drawn at most this often (seconds).
+PARTIAL_DRAW_SECONDS = 0.4
+#: Exported plots: inches and dots per inch.
+EXPORT_SIZE = (8.0, 9.0)
+EXPORT_DPI = 150
+
+
+def _is_video(layer: Any) -> bool:
+    """True for an image with a time axis: (T, Y, X) or (T, Y, X, C)."""
+    ndim = layer.data.ndim
+    return isinstance(layer, Image) and (ndim == 4 or ndim == 3 and not layer.rgb)
+
+
+def _frame_shape(layer: Any) -> tuple[int, int]:
+    shape = layer.data.shape
+    return (int(shape[-3]), int(shape[-2])) if layer.rgb else (int(shape[-2]), int(shape[-1]))
+
+
+def pixel_trace_steps(
+    video: Any, y: int, x: int, model: BackgroundModel | None, chunk: int = 16
+) -> Generator[tuple, None, tuple]:
+    """Read a pixel's values over time chunk by chunk, scored as the score layer scores them.
+
+    Each chunk of whole frames is read once (a video is decoded frame by frame anyway):
+    the pixel's values come from it and, when the model compensates brightness, the
+    frames' brightness too, so the scores equal the log-likelihood layer's at that pixel.
+
+    Parameters
+    ----------
+    video : array-like
+        ``(T, Y, X[, C])``, numpy or dask.
+    y, x : int
+        The pixel.
+    model : BackgroundModel or None
+        The fitted model; None reads values only.
+    chunk : int
+        Frames per step.
+
+    Yields
+    ------
+    tuple
+        Frames read so far, frames in all, the samples ``(n, C)`` and scores ``(n,)``
+        (None without a model) read so far.
+
+    Returns
+    -------
+    tuple
+        ``(samples, scores)`` for the whole clip.
+    """
+    frames = as_frames(video)
+    n = frames.n_frames
+    samples = np.empty((n, frames.n_channels), dtype=frames.dtype)
+    scores = None if model is None else np.empty(n, dtype=np.float32)
+    whole_frames = model is not None and model.params.compensate_brightness
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        correction = None
+        if whole_frames:
+            block = np.asarray(frames.data[start:stop])
+            samples[start:stop] = block[:, y, x]
+            correction = model.brightness(block)
+        else:
+            samples[start:stop] = np.asarray(frames.data[start:stop, y, x])
+        if model is not None:
+            scores[start:stop] = pixel_log_likelihood(model, y, x, samples[start:stop], correction)
+        yield stop, n, samples[:stop], None if scores is None else scores[:stop]
+    return samples, scores
 
 
 def ask_png_path(parent: Any) -> str:
@@ -79,34 +152,80 @@ class InspectorWidget(Container):
         self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
         self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
         self.pixel: tuple[int, int] | None = None
+        self._queued: tuple[int, int] | None = None
+        self._frame_line: Any = None
+        self._n_frames = 0
+        self._last_partial = 0.0
         self._brightness_cache: tuple = (None, None)
         self.plotted: dict[str, Any] = {}
         self._again.changed.connect(lambda *_: self.pixel and self.inspect(*self.pixel))
         self._cancel.changed.connect(self.job.cancel)
         self._export.changed.connect(self.export_png)
         viewer.mouse_drag_callbacks.append(self._on_mouse)
+        viewer.dims.events.current_step.connect(self._on_frame)
         self.native.destroyed.connect(lambda *_: self._disconnect())
 
     def _disconnect(self) -> None:
         self.job.shutdown()
         if self._on_mouse in self._viewer.mouse_drag_callbacks:
             self._viewer.mouse_drag_callbacks.remove(self._on_mouse)
+        with contextlib.suppress(TypeError, RuntimeError):
+            self._viewer.dims.events.current_step.disconnect(self._on_frame)
 
-    def _on_mouse(self, viewer: Any, event: Any) -> None:
+    def _on_mouse(self, viewer: Any, event: Any) -> Any:
+        """Inspect on a click: a press and a release without a drag in between.
+
+        A drag pans the view: the press that starts it must not start a read.
+        """
         layer = self._video.value
         if not self._active.value or layer is None or event.type != "mouse_press":
             return
-        position = np.round(layer.world_to_data(event.position)).astype(int)
+        position = tuple(event.position)
+        pressed_at = np.asarray(getattr(event, "pos", (0, 0)), dtype=float)
+        yield
+        while event.type == "mouse_move":
+            moved = np.asarray(getattr(event, "pos", pressed_at), dtype=float) - pressed_at
+            if np.hypot(*moved[:2]) > DRAG_PIXELS:
+                return  # a pan, not a click
+            yield
+        if event.type == "mouse_release":
+            self.click(position)
+
+    def click(self, world_position: tuple) -> Any:
+        """Inspect the pixel under a world position (a click on the canvas).
+
+        Parameters
+        ----------
+        world_position : tuple of float
+            The click, in world coordinates.
+
+        Returns
+        -------
+        superqt.utils.GeneratorWorker or None
+            The reading worker for a lazy video, else None.
+        """
+        layer = self._video.value
+        if layer is None:
+            return None
+        if not _is_video(layer):
+            show_info(
+                f"'{layer.name}' is a single 2-D image: the pixel inspector shows a pixel "
+                "over time, so choose a video (an image with a time axis)"
+            )
+            return None
+        position = np.round(layer.world_to_data(world_position)).astype(int)
         y, x = int(position[-2]), int(position[-1])
-        height, width = layer.data.shape[1:3]
+        height, width = _frame_shape(layer)
         if 0 <= y < height and 0 <= x < width:
-            self.inspect(y, x)
+            return self.inspect(y, x)
+        return None
 
     def inspect(self, y: int, x: int) -> Any:
         """Show pixel ``(y, x)`` of the chosen video.
 
-        A video in memory is drawn at once; a lazy one is read in the background, and
-        drawn as its frames arrive.
+        A video in memory is drawn at once; a lazy one is read in the background, chunk
+        of frames by chunk, and drawn as its frames arrive (at most a few times a
+        second).  A click during a read cancels it and starts the new one.
 
         Parameters
         ----------
@@ -122,35 +241,54 @@ class InspectorWidget(Container):
         if layer is None:
             show_error("choose the video layer to inspect")
             return None
+        if not _is_video(layer):
+            show_info(f"'{layer.name}' is a single 2-D image; choose a video to inspect")
+            return None
         self.pixel = (y, x)
+        self._n_frames = int(layer.data.shape[0])
         model = fitted_model(self._viewer, layer.name)
         data = layer.data
         if isinstance(data, np.ndarray):
             samples = data[:, y, x].reshape(data.shape[0], -1)
-            correction = self._brightness(model, data)
-            self._draw(layer.name, y, x, samples, model, complete=True, correction=correction)
+            loglik = None
+            if model is not None:
+                correction = self._brightness(model, data)
+                loglik = pixel_log_likelihood(model, y, x, samples, correction)
+            self._draw(layer.name, y, x, samples, loglik, model, complete=True)
             return None
         if self.job.running:
+            # Cancel the read under way; the new one starts once it has stopped.
+            self._queued = (y, x)
             self.job.cancel()
+            self.job.set_status(f"cancelled; reading pixel ({y}, {x}) next…")
             return None
-        steps = pixel_history_steps(data, y, x, chunk=16)
+        chunk = int(data.chunks[0][0]) if hasattr(data, "chunks") else 16
+        steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)))
+        self._last_partial = 0.0
 
-        def job() -> Any:
-            last = None
-            for done, total, partial in steps:
-                last = partial
-                yield done, total, partial.copy()
-            return last
+        def on_yielded(step: tuple) -> None:
+            # Drawn at a bounded rate: each draw costs the GUI thread some milliseconds.
+            now = time.perf_counter()
+            if now - self._last_partial >= PARTIAL_DRAW_SECONDS:
+                self._last_partial = now
+                self._draw(layer.name, y, x, step[2], step[3], model, complete=False)
 
-        return self.job.start(
-            job,
+        worker = self.job.start(
+            lambda: (yield from steps),
             total=data.shape[0],
-            on_returned=lambda samples: self._draw(
-                layer.name, y, x, samples, model, complete=True
+            on_returned=lambda out: self._draw(
+                layer.name, y, x, out[0], out[1], model, complete=True
             ),
             status=f"reading pixel ({y}, {x})…",
-            on_yielded=lambda step: self._draw(layer.name, y, x, step[2], model, complete=False),
+            on_yielded=on_yielded,
         )
+        worker.finished.connect(self._start_queued)
+        return worker
+
+    def _start_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        if queued is not None and not self.job.closed:
+            self.inspect(*queued)
 
     def _brightness(self, model: BackgroundModel | None, data: np.ndarray) -> Any:
         """Each frame's brightness, as the mask layer uses it: found once per video."""
@@ -161,20 +299,45 @@ class InspectorWidget(Container):
             self._brightness_cache = (key, model.brightness(as_frames(data).data))
         return self._brightness_cache[1]
 
+    def _current_frame(self) -> int:
+        layer = self._video.value
+        try:
+            return int(round(float(layer.world_to_data(self._viewer.dims.point)[0])))
+        except (AttributeError, IndexError, ValueError, TypeError):
+            return int(self._viewer.dims.current_step[0])
+
+    def _on_frame(self, *_: Any) -> None:
+        """Move the current-frame marker with the viewer's time slider."""
+        if self._frame_line is None:
+            return
+        t = self._current_frame()
+        self._frame_line.set_xdata([t, t])
+        self.canvas.draw_idle()
+
     def _draw(
         self,
         name: str,
         y: int,
         x: int,
         samples: np.ndarray,
+        loglik: np.ndarray | None,
         model: BackgroundModel | None,
         complete: bool,
-        correction: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        with themed_plots(self._viewer):
+            self._draw_figure(name, y, x, samples, loglik, model, complete)
+
+    def _draw_figure(
+        self,
+        name: str,
+        y: int,
+        x: int,
+        samples: np.ndarray,
+        loglik: np.ndarray | None,
+        model: BackgroundModel | None,
+        complete: bool,
     ) -> None:
         frames = np.arange(len(samples))
-        loglik = None
-        if model is not None:
-            loglik = pixel_log_likelihood(model, y, x, samples, correction)
         threshold = model.threshold if model is not None else None
         mog2_name = f"{name} MOG2 mask"
         mog2 = None
@@ -189,6 +352,7 @@ class InspectorWidget(Container):
             "gmm_foreground": gmm,
             "mog2_foreground": mog2,
         }
+        fg = theme_colours(self._viewer)["text"]
         self.figure.clear()
         colour = loglik if loglik is not None else frames
         colour_label = "log-likelihood" if loglik is not None else "frame"
@@ -199,6 +363,8 @@ class InspectorWidget(Container):
             ax.set_xlabel("R")
             ax.set_ylabel("G")
             ax.set_zlabel("B")
+            for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+                axis.set_pane_color(theme_colours(self._viewer)["axes"])
             if model is not None:
                 comps = pixel_components(model, y, x)
                 for k in range(len(comps.weights)):
@@ -239,7 +405,7 @@ class InspectorWidget(Container):
             line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
             line.axhline(
                 threshold,
-                color="black",
+                color=fg,
                 linestyle="--",
                 linewidth=0.8,
                 label=f"threshold {threshold:g}",
@@ -271,7 +437,10 @@ class InspectorWidget(Container):
                 transform=line.transAxes,
             )
         line.set_xlabel("frame")
-        line.set_xlim(0, max(len(samples) - 1, 1))
+        n_total = self._n_frames or len(samples)
+        line.set_xlim(0, max(n_total - 1, 1))
+        t = self._current_frame()
+        self._frame_line = line.axvline(t, color=fg, linewidth=0.8, alpha=0.6, label="_frame")
         self.canvas.draw_idle()
         self._export.enabled = True
         if complete:
@@ -293,7 +462,14 @@ class InspectorWidget(Container):
         if not self.plotted:
             return None
         path = export_path(path, lambda: ask_png_path(self.native))
-        return write_or_notify(
-            path,
-            lambda: atomic_write(Path(path), lambda f: self.figure.savefig(f, format="png")),
-        )
+        return write_or_notify(path, lambda: atomic_write(Path(path), self._save_png))
+
+    def _save_png(self, file: Any) -> None:
+        """Save at a printable size (``EXPORT_SIZE`` at ``EXPORT_DPI``), not the dock's."""
+        size = self.figure.get_size_inches().copy()
+        self.figure.set_size_inches(*EXPORT_SIZE, forward=False)
+        try:
+            self.figure.savefig(file, format="png", dpi=EXPORT_DPI)
+        finally:
+            self.figure.set_size_inches(*size, forward=False)
+            self.canvas.draw_idle()
