@@ -1,0 +1,103 @@
+"""One home for the plugin: every tool in one dock, in tabs that scroll.
+
+The five tools (Fit, Compare methods, Compare masks, Statistics, Inspect) stay separate
+widgets (each is also its own dock); the panel holds one of each, each tab in a
+scroll area, so the whole plugin fits a 1280x800 screen beside the canvas.
+"""
+
+from typing import Any
+
+import napari
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+
+from .compare_widget import CompareWidget, StatsWidget
+from .inspector import InspectorWidget
+from .methods_widget import MethodsWidget
+from .widgets import FitWidget
+
+#: Width the panel asks for: enough for the forms and plots, leaving the canvas room.
+PANEL_WIDTH = 420
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """Wrap a widget in a vertical scroll area that follows the dock's width.
+
+    Parameters
+    ----------
+    widget : QWidget
+        The content.
+
+    Returns
+    -------
+    QScrollArea
+        The scroll area holding it.
+    """
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
+class GmmPanel(QWidget):
+    """Every tool of the plugin in one dock widget: tabs, each scrolling.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer the tools work on.
+
+    Attributes
+    ----------
+    fit, methods, compare, stats, inspector
+        The tools (the same classes as the separate docks).
+    tabs : QTabWidget
+        The tabs, in the order of the work: fit, compare, score, count, inspect.
+    """
+
+    TABS = ("Fit", "Methods", "Evaluate", "Statistics", "Inspect")
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.fit = FitWidget(viewer)
+        self.methods = MethodsWidget(viewer)
+        self.compare = CompareWidget(viewer)
+        self.stats = StatsWidget(viewer)
+        self.inspector = InspectorWidget(viewer)
+        self.tabs = QTabWidget()
+        self.tabs.setUsesScrollButtons(True)
+        tips = (
+            "Fit the per-pixel Gaussian mixture to a video and show its mask",
+            "Run another method (MOG2, KNN, median baseline) on the same video",
+            "Compare two masks, and score them against ground truth",
+            "Foreground area and number of blobs per frame of a mask",
+            "Click a pixel to see its values over time and how the model scores them",
+        )
+        tools = (self.fit, self.methods, self.compare, self.stats, self.inspector)
+        for title, tip, tool in zip(self.TABS, tips, tools, strict=True):
+            index = self.tabs.addTab(scrolled(tool.native), title)
+            self.tabs.setTabToolTip(index, tip)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+        self.setMinimumWidth(PANEL_WIDTH)
+
+    def show_tab(self, title: str) -> Any:
+        """Bring a tab to the front by its title and return its tool.
+
+        Parameters
+        ----------
+        title : str
+            One of :attr:`TABS`.
+
+        Returns
+        -------
+        magicgui.widgets.Container
+            The tool in that tab.
+        """
+        index = self.TABS.index(title)
+        self.tabs.setCurrentIndex(index)
+        return (self.fit, self.methods, self.compare, self.stats, self.inspector)[index]
