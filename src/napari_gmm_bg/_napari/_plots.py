@@ -52,7 +52,7 @@ def theme_colours(viewer: Any) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def themed_plots(viewer: Any) -> Iterator[dict[str, str]]:
+def themed_plots(viewer: Any, figure: Any = None) -> Iterator[dict[str, str]]:
     """Draw inside this context to follow napari's theme (dark by default).
 
     Matplotlib reads its style when an axis is made, so the figure's axes are made
@@ -62,6 +62,8 @@ def themed_plots(viewer: Any) -> Iterator[dict[str, str]]:
     ----------
     viewer : napari.viewer.Viewer or None
         The viewer whose theme is followed.
+    figure : matplotlib.figure.Figure, optional
+        A figure to give the theme's background (its axes are made in the context).
 
     Yields
     ------
@@ -86,6 +88,8 @@ def themed_plots(viewer: Any) -> Iterator[dict[str, str]]:
         "legend.edgecolor": colours["grid"],
         "legend.labelcolor": colours["text"],
     }
+    if figure is not None:
+        figure.set_facecolor(colours["background"])
     with matplotlib.rc_context(style):
         yield colours
 

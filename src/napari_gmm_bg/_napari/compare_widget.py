@@ -382,7 +382,7 @@ class CompareWidget(Container):
         self.canvas.setVisible(curve is not None)
         if curve is None:
             return
-        with themed_plots(self._viewer):
+        with themed_plots(self._viewer, self.figure):
             self._draw_curve(curve, points)
         self.canvas.draw_idle()
 
@@ -538,7 +538,7 @@ class StatsWidget(Container):
 
     def _show(self, stats: dict, name: str) -> None:
         self.stats = stats
-        with themed_plots(self._viewer):
+        with themed_plots(self._viewer, self.figure):
             self.figure.clear()
             area = self.figure.add_subplot(111)
             area.plot(stats["frame"], 100 * stats["foreground_fraction"], color="tab:orange")

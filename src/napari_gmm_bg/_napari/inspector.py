@@ -22,7 +22,14 @@ from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_log_likelihood
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, theme_colours, themed_plots, write_or_notify
+from ._plots import (
+    embed_figure,
+    export_path,
+    style_figure,
+    theme_colours,
+    themed_plots,
+    write_or_notify,
+)
 from .layers import result_names
 
 #: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
@@ -134,23 +141,39 @@ class InspectorWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._video = create_widget(annotation=Image, label="video")
-        self._active = CheckBox(value=True, text="inspect the pixel I click")
-        self._again = PushButton(text="Read again")
-        self._cancel = PushButton(text="Cancel")
-        self._export = PushButton(text="Export PNG…", enabled=False)
-        self._status = Label(value="click a pixel")
+        self._video.tooltip = "The video whose pixels you click (an image with a time axis)"
+        self._active = CheckBox(
+            value=True,
+            text="inspect the pixel I click",
+            tooltip="When on, a click (not a drag) on the canvas shows that pixel over time",
+        )
+        self._again = PushButton(
+            text="Read again", tooltip="Read and draw the last pixel again (after a refit)"
+        )
+        self._cancel = PushButton(text="Cancel", tooltip="Stop reading the pixel's history")
+        self._export = PushButton(
+            text="Export PNG…", enabled=False, tooltip="Save the plots as a PNG image"
+        )
+        self._status = Label(value="click a pixel (a click, not a drag)")
+        self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
         self.extend(
             [
                 self._video,
                 self._active,
                 Container(widgets=[self._again, self._cancel, self._export], layout="horizontal"),
+                self.job.bar,
                 self._status,
             ]
         )
         self.figure, self.canvas = embed_figure(self, (5, 7), 420)
+        style_figure(self.figure, viewer)
+        self.canvas.setToolTip(
+            "Top: the pixel's colours in every frame, coloured by score, with the model's "
+            "components (green: background). Bottom: the score over time, the threshold, "
+            "the frames called foreground and the current frame (vertical line)"
+        )
         # A fixed layout: tight_layout on every click costs more than the plot itself.
         self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
-        self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
         self.pixel: tuple[int, int] | None = None
         self._queued: tuple[int, int] | None = None
         self._frame_line: Any = None
@@ -324,7 +347,7 @@ class InspectorWidget(Container):
         model: BackgroundModel | None,
         complete: bool,
     ) -> None:
-        with themed_plots(self._viewer):
+        with themed_plots(self._viewer, self.figure):
             self._draw_figure(name, y, x, samples, loglik, model, complete)
 
     def _draw_figure(

@@ -20,6 +20,24 @@ from .widgets import FitWidget
 PANEL_WIDTH = 420
 
 
+def open_panel(viewer: napari.viewer.Viewer) -> "GmmPanel":
+    """Dock the panel on the right of a viewer and fit the frame in the canvas left.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer.
+
+    Returns
+    -------
+    GmmPanel
+        The docked panel.
+    """
+    panel = GmmPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="GMM background", area="right")
+    return panel
+
+
 def scrolled(widget: QWidget) -> QScrollArea:
     """Wrap a widget in a vertical scroll area that follows the dock's width.
 
@@ -84,6 +102,27 @@ class GmmPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
         self.setMinimumWidth(PANEL_WIDTH)
+        # Clicks on the canvas inspect a pixel only while the Inspect tab is open: a click
+        # made to paint or select must not start a read of a long video.
+        self.tabs.currentChanged.connect(self._on_tab)
+        self._on_tab(self.tabs.currentIndex())
+        # napari refreshes a dock's layer choices through its reset_choices; the tools
+        # inside the panel are not docks themselves.
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.reset_choices)
+        self.destroyed.connect(self._disconnect)
+
+    def _disconnect(self, *_: Any) -> None:
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.disconnect(self.reset_choices)
+
+    def _on_tab(self, index: int) -> None:
+        self.inspector._active.value = self.TABS[index] == "Inspect"
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh every tool's layer choices (napari calls this when layers change)."""
+        for tool in (self.fit, self.methods, self.compare, self.stats, self.inspector):
+            tool.reset_choices()
 
     def show_tab(self, title: str) -> Any:
         """Bring a tab to the front by its title and return its tool.

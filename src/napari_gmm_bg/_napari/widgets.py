@@ -472,7 +472,7 @@ class FitWidget(Container):
 
     def _draw_histogram(self) -> None:
         figure = self.histogram_figure
-        with themed_plots(self._viewer) as colours:
+        with themed_plots(self._viewer, figure) as colours:
             figure.clear()
             ax = figure.add_axes((0.02, 0.3, 0.96, 0.68))
             ax.set_yticks([])
