@@ -44,6 +44,8 @@ class BackgroundJob:
         self.bar = ProgressBar(value=0, min=0, max=1, visible=False, label="")
         self.bar.tooltip = "progress of the running job; Cancel stops it"
         self._started = 0.0
+        self._in_napari_update = False
+        self._last_napari_update = 0.0
 
     @property
     def running(self) -> bool:
@@ -123,11 +125,24 @@ class BackgroundJob:
             self._status.value = text
 
     def _on_progress(self, step: Any) -> None:
-        if self._progress is not None and isinstance(step, tuple):
-            done = step[0]  # (done, total, ...)
+        if self._progress is None or not isinstance(step, tuple):
+            return
+        done = int(step[0])  # (done, total, ...)
+        total = int(step[1]) if len(step) > 1 else self.bar.max
+        if not self.closed:
+            self._show_step(done, total)
+        # napari's activity-dock bar runs a nested event loop on every update (its
+        # setValue calls processEvents): update it a few times a second, never from
+        # inside itself, or each yielded step recurses into the next one.
+        now = time.perf_counter()
+        if self._in_napari_update or (now - self._last_napari_update < 0.25 and done < total):
+            return
+        self._in_napari_update = True
+        try:
+            self._last_napari_update = now
             self._progress.update(done - self._progress.n)
-            if not self.closed:
-                self._show_step(int(done), int(step[1]) if len(step) > 1 else self.bar.max)
+        finally:
+            self._in_napari_update = False
 
     def _show_step(self, done: int, total: int) -> None:
         total = max(total, 1)

@@ -262,6 +262,8 @@ class CompareWidget(Container):
             if tuple(layer.data.shape) != tuple(a.data.shape) or id(layer) in self._prefilled:
                 continue
             self._prefilled.add(id(layer))
+            self._truth.reset_choices()
+            self._region.reset_choices()
             self._truth.value = layer
             start, stop = (int(v) for v in meta["temporal_roi"])
             self._range.enabled.value = True

@@ -8,16 +8,28 @@ scroll area, so the whole plugin fits a 1280x800 screen beside the canvas.
 from typing import Any
 
 import napari
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTableWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .compare_widget import CompareWidget, StatsWidget
 from .inspector import InspectorWidget
 from .methods_widget import MethodsWidget
 from .widgets import FitWidget
 
-#: Width the panel asks for: enough for the forms and plots, leaving the canvas room.
-PANEL_WIDTH = 420
+#: Width the panel asks for: enough for the forms and plots, leaving the canvas room
+#: on a 1280-pixel screen; it may be made narrower down to ``PANEL_MIN_WIDTH``.
+PANEL_WIDTH = 400
+PANEL_MIN_WIDTH = 320
 
 
 def open_panel(viewer: napari.viewer.Viewer) -> "GmmPanel":
@@ -36,6 +48,21 @@ def open_panel(viewer: napari.viewer.Viewer) -> "GmmPanel":
     panel = GmmPanel(viewer)
     viewer.window.add_dock_widget(panel, name="GMM background", area="right")
     return panel
+
+
+def narrow(widget: QWidget) -> None:
+    """Let a form shrink to the dock's width: long layer names and messages wrap or
+    elide instead of pushing controls out of sight."""
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(12)
+    for label in widget.findChildren(QLabel):
+        if label.text() and len(label.text()) > 20 or not label.text():
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    for table in widget.findChildren(QTableWidget):
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideLeft)
 
 
 def scrolled(widget: QWidget) -> QScrollArea:
@@ -96,12 +123,14 @@ class GmmPanel(QWidget):
         )
         tools = (self.fit, self.methods, self.compare, self.stats, self.inspector)
         for title, tip, tool in zip(self.TABS, tips, tools, strict=True):
+            tool.native.layout().addStretch(1)  # rows packed at the top, not spread out
             index = self.tabs.addTab(scrolled(tool.native), title)
             self.tabs.setTabToolTip(index, tip)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
-        self.setMinimumWidth(PANEL_WIDTH)
+        narrow(self.tabs)
+        self.setMinimumWidth(PANEL_MIN_WIDTH)
         # Clicks on the canvas inspect a pixel only while the Inspect tab is open: a click
         # made to paint or select must not start a read of a long video.
         self.tabs.currentChanged.connect(self._on_tab)
@@ -111,6 +140,10 @@ class GmmPanel(QWidget):
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.reset_choices)
         self.destroyed.connect(self._disconnect)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """Ask napari for a dock ``PANEL_WIDTH`` wide: the canvas keeps the rest."""
+        return QSize(PANEL_WIDTH, 600)
 
     def _disconnect(self, *_: Any) -> None:
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
