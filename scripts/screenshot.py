@@ -109,6 +109,8 @@ def main() -> int:
     world = np.asarray(video.data_to_world((frame, y, x)))
     inspector.click(tuple(world))
     wait(inspector)
+    inspector.view.wait()  # the plots are drawn off the GUI thread
+    settle(0.5)
     shoot(viewer, panel, "Inspect", "inspect")
     viewer.close()
     return 0

@@ -105,23 +105,27 @@ def test_lazy_video_is_read_in_the_background(qtbot, viewer, rgb_sample):
     inspector = InspectorWidget(viewer)
     viewer.window.add_dock_widget(inspector)
     inspector._video.value = layer
-    drawn = []
-    draw = inspector._draw
+    shown = []
+    show = inspector._show
 
-    def record(*args, **kwargs):
-        drawn.append((len(args[3]), args[-1] if len(args) > 6 else kwargs["complete"]))
-        return draw(*args, **kwargs)
+    def record(composed):
+        shown.append((len(composed[1]["samples"]), composed[3]))
+        return show(composed)
 
-    inspector._draw = record
+    inspector._show = record
     worker = inspector.inspect(10, 12)
     assert worker is not None
     wait_for_job(qtbot, inspector)
     # The first chunk is drawn as soon as it arrives, the whole clip once it is read; the
-    # partial draws in between are at a bounded rate (the clip is read in well under
+    # partial plots in between at a bounded rate (the clip is read in well under
     # PARTIAL_DRAW_SECONDS here, so none).
-    assert drawn[0] == (8, False)
-    assert drawn[-1] == (60, True)
-    assert len(drawn) <= 2 + 60 // 8
+    assert shown[0] == (8, False)
+    assert shown[-1] == (60, True)
+    assert len(shown) <= 2 + 60 // 8
+    # The plots are drawn off the GUI thread, then shown.
+    inspector.view.wait()
+    qtbot.waitUntil(lambda: inspector.view.label.pixmap() is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: not inspector.view.label.pixmap().isNull(), timeout=10_000)
     np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
     assert inspector.plotted["loglik"] is None  # no model fitted yet: samples only
 
@@ -229,7 +233,7 @@ def test_current_frame_is_marked(qtbot, viewer, widget, video_layer):
     inspector._video.value = video_layer
     inspector.inspect(4, 5)
     viewer.dims.set_current_step(0, 17)
-    assert list(inspector._frame_line.get_xdata()) == [17, 17]
+    qtbot.waitUntil(lambda: list(inspector._frame_line.get_xdata()) == [17, 17], timeout=10_000)
     assert inspector._frame_line in inspector.figure.axes[-1].lines
 
 

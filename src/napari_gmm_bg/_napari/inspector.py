@@ -6,8 +6,10 @@ already a dependency of the statistics widget, so no other package is needed.
 """
 
 import contextlib
+import threading
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton, create_widget
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
 
 from ..core._files import atomic_write
 from ..core.frames import as_frames
@@ -23,9 +26,7 @@ from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_log_likelihood
 from ._jobs import BackgroundJob
 from ._plots import (
-    embed_figure,
     export_path,
-    style_figure,
     theme_colours,
     themed_plots,
     write_or_notify,
@@ -35,7 +36,9 @@ from .layers import result_names
 #: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
 DRAG_PIXELS = 4.0
 #: Partial plots of a lazy read are drawn at most this often (seconds).
-PARTIAL_DRAW_SECONDS = 0.4
+PARTIAL_DRAW_SECONDS = 1.0
+#: Dots per inch of the plots in the dock.
+FIGURE_DPI = 100
 #: Exported plots: inches and dots per inch.
 EXPORT_SIZE = (8.0, 9.0)
 EXPORT_DPI = 150
@@ -103,6 +106,96 @@ def pixel_trace_steps(
     return samples, scores
 
 
+class FigureView(QObject):
+    """Shows a matplotlib figure drawn off the GUI thread.
+
+    Drawing the inspector's plots (3-D axes, text, legends) takes a few hundred
+    milliseconds: a render thread draws each figure into an image and the GUI thread
+    only shows it.  Requests made while a drawing is under way are merged: the latest
+    wins.
+
+    Parameters
+    ----------
+    widget : magicgui.widgets.Container
+        The widget it belongs to (its width sets the figure's).
+    """
+
+    rendered = Signal(object)
+
+    def __init__(self, widget: Any) -> None:
+        super().__init__()
+        from qtpy.QtWidgets import QLabel, QSizePolicy
+
+        self.label = QLabel()
+        self.label.setMinimumHeight(420)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.lock = threading.Lock()
+        self._widget = widget
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspector-draw")
+        self._next: tuple | None = None
+        self._busy = False
+        self._guard = threading.Lock()
+        self.image: Any = None
+        self.closed = False
+        self.rendered.connect(self._on_rendered)
+        self.label.destroyed.connect(self.shutdown)
+
+    def figure_size(self) -> tuple[float, float]:
+        """Inches for a figure as wide as the dock, 1.35 times as tall."""
+        width = max(self._widget.native.width() - 20, 360)
+        return width / FIGURE_DPI, 1.35 * width / FIGURE_DPI
+
+    def request(self, figure: Any, frame_line: Any, frame: int) -> None:
+        """Draw ``figure`` (with its current-frame line at ``frame``) off the GUI thread."""
+        with self._guard:
+            self._next = (figure, frame_line, frame)
+            if self._busy:
+                return
+            self._busy = True
+        self._pool.submit(self._run)
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                job, self._next = self._next, None
+                if job is None:
+                    self._busy = False
+                    return
+            figure, frame_line, frame = job
+            with self.lock:
+                if frame_line is not None:
+                    frame_line.set_xdata([frame, frame])
+                figure.canvas.draw()
+                image = np.asarray(figure.canvas.buffer_rgba()).copy()
+            with contextlib.suppress(RuntimeError):  # the widget is gone
+                self.rendered.emit(image)
+
+    def _on_rendered(self, image: np.ndarray) -> None:
+        from qtpy.QtGui import QImage, QPixmap
+
+        if self.closed:
+            return
+        self.image = image
+        height, width = image.shape[:2]
+        qimage = QImage(image.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
+        with contextlib.suppress(RuntimeError):  # the label is gone with its widget
+            self.label.setPixmap(QPixmap.fromImage(qimage))
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until every requested drawing is done (scripts and tests)."""
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            with self._guard:
+                if not self._busy:
+                    return
+            time.sleep(0.005)
+
+    def shutdown(self) -> None:
+        """Stop the render thread once its drawing is done."""
+        self.closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def ask_png_path(parent: Any) -> str:
     """Ask where to save the plot (a Qt dialog; tests replace this function)."""
     from qtpy.QtWidgets import QFileDialog
@@ -165,18 +258,18 @@ class InspectorWidget(Container):
                 self._status,
             ]
         )
-        self.figure, self.canvas = embed_figure(self, (5, 7), 420)
-        style_figure(self.figure, viewer)
-        self.canvas.setToolTip(
+        self.figure = _new_figure((5.0, 7.0))
+        self.view = FigureView(self)
+        self.view.label.setToolTip(
             "Top: the pixel's colours in every frame, coloured by score, with the model's "
             "components (green: background). Bottom: the score over time, the threshold, "
             "the frames called foreground and the current frame (vertical line)"
         )
-        # A fixed layout: tight_layout on every click costs more than the plot itself.
-        self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
+        self.native.layout().addWidget(self.view.label)
         self.pixel: tuple[int, int] | None = None
         self._queued: tuple[int, int] | None = None
         self._frame_line: Any = None
+        self._frame = 0
         self._n_frames = 0
         self._last_partial = 0.0
         self._brightness_cache: tuple = (None, None)
@@ -190,6 +283,7 @@ class InspectorWidget(Container):
 
     def _disconnect(self) -> None:
         self.job.shutdown()
+        self.view.shutdown()
         if self._on_mouse in self._viewer.mouse_drag_callbacks:
             self._viewer.mouse_drag_callbacks.remove(self._on_mouse)
         with contextlib.suppress(TypeError, RuntimeError):
@@ -287,23 +381,31 @@ class InspectorWidget(Container):
             return None
         chunk = int(data.chunks[0][0]) if hasattr(data, "chunks") else 16
         steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)))
-        self._last_partial = 0.0
+        compose = self._composer(layer.name, y, x, model)
 
-        def on_yielded(step: tuple) -> None:
-            # Drawn at a bounded rate: each draw costs the GUI thread some milliseconds.
-            now = time.perf_counter()
-            if now - self._last_partial >= PARTIAL_DRAW_SECONDS:
-                self._last_partial = now
-                self._draw(layer.name, y, x, step[2], step[3], model, complete=False)
+        def job() -> Any:
+            # Reading, scoring, and laying out the plots all happen here, off the GUI
+            # thread; the GUI thread only shows the picture the render thread draws.
+            last = 0.0
+            while True:
+                try:
+                    done, total, samples, loglik = next(steps)
+                except StopIteration as stop:
+                    samples, loglik = stop.value
+                    return compose(samples, loglik, True)
+                now = time.perf_counter()
+                if now - last >= PARTIAL_DRAW_SECONDS:
+                    last = now
+                    yield done, total, compose(samples.copy(), _copy(loglik), False)
+                else:
+                    yield done, total, None
 
         worker = self.job.start(
-            lambda: (yield from steps),
+            job,
             total=data.shape[0],
-            on_returned=lambda out: self._draw(
-                layer.name, y, x, out[0], out[1], model, complete=True
-            ),
+            on_returned=self._show,
             status=f"reading pixel ({y}, {x})…",
-            on_yielded=on_yielded,
+            on_yielded=lambda step: step[2] is not None and self._show(step[2]),
         )
         worker.finished.connect(self._start_queued)
         return worker
@@ -330,12 +432,65 @@ class InspectorWidget(Container):
             return int(self._viewer.dims.current_step[0])
 
     def _on_frame(self, *_: Any) -> None:
-        """Move the current-frame marker with the viewer's time slider."""
-        if self._frame_line is None:
+        """Move the current-frame marker with the viewer's time slider (redrawn off the
+        GUI thread)."""
+        self._frame = self._current_frame()
+        if self._frame_line is not None:
+            self.view.request(self.figure, self._frame_line, self._frame)
+
+    def _composer(self, name: str, y: int, x: int, model: BackgroundModel | None) -> Any:
+        """A function that lays out the plots in a new figure; callable from any thread.
+
+        What it needs from the viewer (the MOG2 mask's data, the theme, the size, the
+        frame) is gathered here, on the GUI thread.
+        """
+        mog2_name = f"{name} MOG2 mask"
+        mog2_data = (
+            self._viewer.layers[mog2_name].data if mog2_name in self._viewer.layers else None
+        )
+        colours = theme_colours(self._viewer)
+        size = self.view.figure_size()
+        n_total = self._n_frames
+        frame = self._current_frame()
+        components = pixel_components(model, y, x) if model is not None else None
+
+        def compose(samples: np.ndarray, loglik: Any, complete: bool) -> tuple:
+            figure = _new_figure(size)
+            mog2 = None
+            if mog2_data is not None:
+                mog2 = np.asarray(mog2_data[: len(samples), y, x]) == 1
+            with themed_plots(None, figure):
+                plotted, line = _compose(
+                    figure,
+                    name,
+                    y,
+                    x,
+                    samples,
+                    loglik,
+                    model,
+                    components,
+                    mog2,
+                    n_total,
+                    frame,
+                    colours,
+                    complete,
+                )
+            return figure, plotted, line, complete
+
+        return compose
+
+    def _show(self, composed: tuple) -> None:
+        """Adopt a laid-out figure (GUI thread) and have it drawn off the GUI thread."""
+        if self.job.closed:
             return
-        t = self._current_frame()
-        self._frame_line.set_xdata([t, t])
-        self.canvas.draw_idle()
+        figure, plotted, line, complete = composed
+        self.figure, self.plotted, self._frame_line = figure, plotted, line
+        self._frame = self._current_frame()
+        self.view.request(figure, line, self._frame)
+        self._export.enabled = True
+        if complete:
+            y, x = plotted["pixel"]
+            self.job.set_status(f"pixel ({y}, {x}): {len(plotted['samples'])} frames")
 
     def _draw(
         self,
@@ -347,127 +502,8 @@ class InspectorWidget(Container):
         model: BackgroundModel | None,
         complete: bool,
     ) -> None:
-        with themed_plots(self._viewer, self.figure):
-            self._draw_figure(name, y, x, samples, loglik, model, complete)
-
-    def _draw_figure(
-        self,
-        name: str,
-        y: int,
-        x: int,
-        samples: np.ndarray,
-        loglik: np.ndarray | None,
-        model: BackgroundModel | None,
-        complete: bool,
-    ) -> None:
-        frames = np.arange(len(samples))
-        threshold = model.threshold if model is not None else None
-        mog2_name = f"{name} MOG2 mask"
-        mog2 = None
-        if mog2_name in self._viewer.layers:
-            mog2 = np.asarray(self._viewer.layers[mog2_name].data[: len(samples), y, x]) == 1
-        gmm = loglik < threshold if loglik is not None else None
-        self.plotted = {
-            "pixel": (y, x),
-            "samples": samples,
-            "loglik": loglik,
-            "threshold": threshold,
-            "gmm_foreground": gmm,
-            "mog2_foreground": mog2,
-        }
-        fg = theme_colours(self._viewer)["text"]
-        self.figure.clear()
-        colour = loglik if loglik is not None else frames
-        colour_label = "log-likelihood" if loglik is not None else "frame"
-        vmin = None if loglik is None else max(float(np.min(loglik)), threshold - 30)
-        if samples.shape[1] == 3:
-            ax = self.figure.add_subplot(211, projection="3d")
-            points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmin=vmin)
-            ax.set_xlabel("R")
-            ax.set_ylabel("G")
-            ax.set_zlabel("B")
-            for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
-                axis.set_pane_color(theme_colours(self._viewer)["axes"])
-            if model is not None:
-                comps = pixel_components(model, y, x)
-                for k in range(len(comps.weights)):
-                    if comps.weights[k] <= 0:
-                        continue
-                    background = comps.background[k]
-                    ax.plot_wireframe(
-                        *_ellipsoid(comps.means[k], comps.stds[k]),
-                        color="tab:green" if background else "tab:gray",
-                        linewidth=0.8 if background else 0.4,
-                        alpha=0.7,
-                        label=f"{'background' if background else 'other'} "
-                        f"w={comps.weights[k]:.2f}",
-                    )
-                ax.legend(fontsize=7, loc="upper left")
-        else:
-            ax = self.figure.add_subplot(211)
-            points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmin=vmin)
-            ax.set_xlabel("frame")
-            ax.set_ylabel("value")
-            if model is not None:
-                comps = pixel_components(model, y, x)
-                for k in range(len(comps.weights)):
-                    low = comps.means[k, 0] - 2 * comps.stds[k, 0]
-                    high = comps.means[k, 0] + 2 * comps.stds[k, 0]
-                    ax.axhspan(
-                        low,
-                        high,
-                        alpha=0.2,
-                        color="tab:green" if comps.background[k] else "tab:gray",
-                    )
-        self.figure.colorbar(points, ax=ax, label=colour_label, shrink=0.7)
-        ax.set_title(
-            f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9
-        )
-        line = self.figure.add_subplot(212)
-        if loglik is not None:
-            line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
-            line.axhline(
-                threshold,
-                color=fg,
-                linestyle="--",
-                linewidth=0.8,
-                label=f"threshold {threshold:g}",
-            )
-            bottom = max(float(np.min(loglik)), threshold - 40)
-            line.set_ylim(bottom - 6, max(float(np.max(loglik)), threshold) + 2)
-            line.scatter(
-                frames[gmm],
-                np.full(int(gmm.sum()), bottom - 2),
-                marker="|",
-                color="tab:orange",
-                label="GMM foreground",
-            )
-            if mog2 is not None:
-                line.scatter(
-                    frames[: len(mog2)][mog2],
-                    np.full(int(mog2.sum()), bottom - 4),
-                    marker="|",
-                    color="tab:blue",
-                    label="MOG2 foreground",
-                )
-            line.legend(fontsize=7, loc="lower right")
-        else:
-            line.text(
-                0.5,
-                0.5,
-                "fit a model to see log-likelihoods",
-                ha="center",
-                transform=line.transAxes,
-            )
-        line.set_xlabel("frame")
-        n_total = self._n_frames or len(samples)
-        line.set_xlim(0, max(n_total - 1, 1))
-        t = self._current_frame()
-        self._frame_line = line.axvline(t, color=fg, linewidth=0.8, alpha=0.6, label="_frame")
-        self.canvas.draw_idle()
-        self._export.enabled = True
-        if complete:
-            self.job.set_status(f"pixel ({y}, {x}): {len(samples)} frames")
+        """Lay out the plots now (a video in memory) and have them drawn."""
+        self._show(self._composer(name, y, x, model)(samples, loglik, complete))
 
     def export_png(self, path: str | None = None) -> Path | None:
         """Save the current plot as PNG (asks for a file when no path is given).
@@ -489,10 +525,140 @@ class InspectorWidget(Container):
 
     def _save_png(self, file: Any) -> None:
         """Save at a printable size (``EXPORT_SIZE`` at ``EXPORT_DPI``), not the dock's."""
-        size = self.figure.get_size_inches().copy()
-        self.figure.set_size_inches(*EXPORT_SIZE, forward=False)
-        try:
-            self.figure.savefig(file, format="png", dpi=EXPORT_DPI)
-        finally:
-            self.figure.set_size_inches(*size, forward=False)
-            self.canvas.draw_idle()
+        with self.view.lock:  # not while the render thread draws this figure
+            size = self.figure.get_size_inches().copy()
+            self.figure.set_size_inches(*EXPORT_SIZE, forward=False)
+            try:
+                self.figure.savefig(file, format="png", dpi=EXPORT_DPI)
+            finally:
+                self.figure.set_size_inches(*size, forward=False)
+        self.view.request(self.figure, self._frame_line, self._frame)
+
+
+def _copy(array: Any) -> Any:
+    return None if array is None else array.copy()
+
+
+def _new_figure(size: tuple[float, float]) -> Any:
+    """A matplotlib figure on an Agg canvas: drawable from any thread, no Qt involved."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=FIGURE_DPI)
+    FigureCanvasAgg(figure)
+    # A fixed layout: tight_layout on every click costs more than the plot itself.
+    figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
+    return figure
+
+
+def _compose(
+    figure: Any,
+    name: str,
+    y: int,
+    x: int,
+    samples: np.ndarray,
+    loglik: np.ndarray | None,
+    model: BackgroundModel | None,
+    comps: Any,
+    mog2: np.ndarray | None,
+    n_total: int,
+    frame: int,
+    colours: dict,
+    complete: bool,
+) -> tuple[dict, Any]:
+    """Lay out the inspector's two plots in ``figure``; returns what was plotted and the
+    current-frame line."""
+    frames = np.arange(len(samples))
+    threshold = model.threshold if model is not None else None
+    gmm = loglik < threshold if loglik is not None else None
+    plotted = {
+        "pixel": (y, x),
+        "samples": samples,
+        "loglik": loglik,
+        "threshold": threshold,
+        "gmm_foreground": gmm,
+        "mog2_foreground": mog2,
+    }
+    fg = colours["text"]
+    colour = loglik if loglik is not None else frames
+    colour_label = "log-likelihood" if loglik is not None else "frame"
+    vmin = None if loglik is None else max(float(np.min(loglik)), threshold - 30)
+    if samples.shape[1] == 3:
+        ax = figure.add_subplot(211, projection="3d")
+        points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmin=vmin)
+        ax.set_xlabel("R")
+        ax.set_ylabel("G")
+        ax.set_zlabel("B")
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_pane_color(colours["axes"])
+        if comps is not None:
+            for k in range(len(comps.weights)):
+                if comps.weights[k] <= 0:
+                    continue
+                background = comps.background[k]
+                ax.plot_wireframe(
+                    *_ellipsoid(comps.means[k], comps.stds[k]),
+                    color="tab:green" if background else "tab:gray",
+                    linewidth=0.8 if background else 0.4,
+                    alpha=0.7,
+                    label=f"{'background' if background else 'other'} w={comps.weights[k]:.2f}",
+                )
+            ax.legend(fontsize=7, loc="upper left")
+    else:
+        ax = figure.add_subplot(211)
+        points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmin=vmin)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("value")
+        if comps is not None:
+            for k in range(len(comps.weights)):
+                low = comps.means[k, 0] - 2 * comps.stds[k, 0]
+                high = comps.means[k, 0] + 2 * comps.stds[k, 0]
+                ax.axhspan(
+                    low,
+                    high,
+                    alpha=0.2,
+                    color="tab:green" if comps.background[k] else "tab:gray",
+                )
+    figure.colorbar(points, ax=ax, label=colour_label, shrink=0.7)
+    ax.set_title(f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9)
+    line = figure.add_subplot(212)
+    if loglik is not None:
+        line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
+        line.axhline(
+            threshold,
+            color=fg,
+            linestyle="--",
+            linewidth=0.8,
+            label=f"threshold {threshold:g}",
+        )
+        bottom = max(float(np.min(loglik)), threshold - 40)
+        line.set_ylim(bottom - 6, max(float(np.max(loglik)), threshold) + 2)
+        line.scatter(
+            frames[gmm],
+            np.full(int(gmm.sum()), bottom - 2),
+            marker="|",
+            color="tab:orange",
+            label="GMM foreground",
+        )
+        if mog2 is not None:
+            line.scatter(
+                frames[: len(mog2)][mog2],
+                np.full(int(mog2.sum()), bottom - 4),
+                marker="|",
+                color="tab:blue",
+                label="MOG2 foreground",
+            )
+        line.legend(fontsize=7, loc="lower right")
+    else:
+        line.text(
+            0.5,
+            0.5,
+            "fit a model to see log-likelihoods",
+            ha="center",
+            transform=line.transAxes,
+        )
+    line.set_xlabel("frame")
+    n_total = n_total or len(samples)
+    line.set_xlim(0, max(n_total - 1, 1))
+    frame_line = line.axvline(frame, color=fg, linewidth=0.8, alpha=0.6, label="_frame")
+    return plotted, frame_line
