@@ -40,7 +40,8 @@ def main():
         y, x = int(rng.integers(0, 360)), int(rng.integers(0, 640))
         start = time.perf_counter()
         inspector.inspect(y, x)
-        inspector.canvas.draw()  # the redraw draw_idle would do on the next event loop turn
+        inspector.view.wait()  # drawn by the render thread
+        QApplication.processEvents()  # and shown
         times.append(time.perf_counter() - start)
     print(
         f"pixel inspector, 240 frames in memory: median {1000 * statistics.median(times):.0f} ms, "

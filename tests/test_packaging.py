@@ -60,5 +60,5 @@ def test_sdist_carries_the_docs_and_the_manifest(dist):
     (sdist,) = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
-    for name in ("docs/screenshot.png", "napari.yaml", "LICENSE", "README.md", "pyproject.toml"):
+    for name in ("docs/fit-1280x800.png", "napari.yaml", "LICENSE", "README.md", "pyproject.toml"):
         assert name in names

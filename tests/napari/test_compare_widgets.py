@@ -299,3 +299,65 @@ def test_knn_and_baseline_layers_in_their_own_colours(qtbot, viewer, video_layer
     }
     assert len(colours) == 2
     assert mask_colour("knn") != mask_colour("baseline") != mask_colour("gmm")
+
+
+def test_compare_prefills_cdnet_and_offers_two_different_masks(
+    qtbot, make_napari_viewer, cdnet_folder, monkeypatch
+):
+    import napari_gmm_bg._napari.compare_widget as module
+
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(cdnet_folder), plugin="napari-gmm-bg")
+    truth = viewer.layers["highway ground truth"]
+    # The "not scored" values are clear, the moving objects drawn.
+    colours = truth.colormap.map(np.array([85, 170, 255]))
+    assert colours[0][3] == 0 and colours[1][3] == 0 and colours[2][3] > 0
+    video = np.asarray(viewer.layers["highway"].data)
+    a = viewer.add_labels((video[..., 0] > 128).astype(np.uint8), name="bright")
+    b = viewer.add_labels((video[..., 0] > 100).astype(np.uint8), name="brighter")
+    compare = CompareWidget(viewer)
+    viewer.window.add_dock_widget(compare)
+    compare._mask_a.value = a
+    assert a not in compare._mask_b.choices and b in compare._mask_b.choices
+    assert compare._truth.value is truth
+    assert compare._region.value is viewer.layers["highway ROI"]
+    start, stop = truth.metadata["temporal_roi"]
+    assert compare._range.value == (start, min(stop, len(video)))
+    compare._mask_b.value = b
+    reads = []
+    real = module._compute
+    monkeypatch.setattr(module, "_compute", lambda *x: reads.append(1) or real(*x))
+    wait(qtbot, compare, compare.compare())
+    n = compare._range.value[1] - compare._range.value[0]
+    assert len(reads) == -(-n // module.BLOCK_FRAMES)  # a block of frames per read
+    # The difference layer's colours are fixed and explained in the panel.
+    diff = viewer.layers["bright vs brighter difference"]
+    for label, colour in module.DIFFERENCE_COLOURS.items():
+        np.testing.assert_allclose(
+            diff.colormap.map(np.array([label]))[0][:3],
+            [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)],
+            atol=1e-2,
+        )
+    assert not compare.legend.native.isHidden() and "only A (bright)" in compare.legend.value
+    # The table shows all its rows.
+    table = compare.table.native
+    assert table.height() >= sum(table.rowHeight(r) for r in range(table.rowCount()))
+    assert table.minimumHeight() >= sum(table.rowHeight(r) for r in range(7))
+
+
+def test_stats_counts_cdnet_truth_and_says_what_it_counts(qtbot, viewer):
+    truth = np.zeros((3, 10, 10), np.uint8)
+    truth[1, 2:5, 2:5] = 255
+    truth[2, 0:2, 0:2] = 170  # not foreground
+    layer = viewer.add_labels(truth, name="gt", metadata={"temporal_roi": [0, 3]})
+    widget = StatsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._mask.value = layer
+    wait(qtbot, widget, widget.compute())
+    np.testing.assert_array_equal(widget.stats["foreground_pixels"], [0, 9, 0])
+    assert "255" in widget._status.value
+    other = viewer.add_labels(truth, name="painted")
+    widget._mask.value = other
+    wait(qtbot, widget, widget.compute())
+    np.testing.assert_array_equal(widget.stats["foreground_pixels"], [0, 9, 4])
+    assert "non-zero" in widget._status.value

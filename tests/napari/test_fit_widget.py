@@ -60,6 +60,7 @@ def test_threshold_changes_the_mask_without_refit(qtbot, viewer, widget, video_l
     mask = viewer.layers["traffic GMM mask"]
     before = np.asarray(mask.data).sum()
     widget._threshold.value = -60.0
+    widget.settle()  # the mask is redrawn once the value settles
     assert widget.result.model is model
     after = np.asarray(mask.data).sum()
     assert after < before
@@ -83,6 +84,7 @@ def test_region_limits_the_mask(qtbot, viewer, widget, video_layer):
     shapes = viewer.add_shapes([[[0, 0], [0, 30], [30, 30], [30, 0]]], name="box")
     widget.reset_choices()
     widget._region.value = shapes
+    widget.settle()
     mask = np.asarray(viewer.layers["traffic GMM mask"].data)
     assert mask[:, 31:, :].sum() == 0 and mask[:, :, 31:].sum() == 0
     assert mask[:, :30, :30].sum() > 0
@@ -237,8 +239,10 @@ def test_shadow_setting_redraws_the_mask_with_label_2(qtbot, viewer, widget):
     mask = viewer.layers["shade GMM mask"]
     assert (np.asarray(mask.data[31]) == 1).sum() > 300  # off: the shadow is foreground
     widget._shadows.value = "show"
+    widget.settle()
     assert (np.asarray(mask.data[31]) == 2).sum() > 300
     widget._shadows.value = "background"
+    widget.settle()
     assert np.asarray(mask.data[31]).max() == 0
 
 
@@ -258,10 +262,12 @@ def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sampl
         viewer.layers["traffic GMM log-likelihood"].data, expected.log_likelihood
     )
     widget._threshold.value = -40.0  # re-thresholds the stored scores, no refit
+    widget.settle()
     np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
     assert not widget._save_button.enabled
     # Shadows were not computed on-line: asking for them is said, and the mask is kept.
     widget._shadows.value = "show"
+    widget.settle()
     assert errors and "did not compute" in errors[-1]
     np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
 
@@ -286,3 +292,79 @@ def test_frame_range_bounds_follow_the_check_box_and_the_mode(widget):
     assert widget._range.enabled.native.isHidden() and all(b.isHidden() for b in bounds)
     widget._mode.value = "offline"
     assert not any(b.isHidden() for b in bounds)
+
+
+def test_after_fit_the_video_shows_with_its_mask(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    # The score heatmap is there to toggle, not on top of the video.
+    assert not viewer.layers["traffic GMM log-likelihood"].visible
+    assert video_layer.visible and viewer.layers["traffic GMM mask"].visible
+    mask = viewer.layers["traffic GMM mask"]
+    assert viewer.layers.index(mask) > viewer.layers.index(video_layer)
+    colour = mask.colormap.map(np.array([1]))[0]
+    assert colour[3] > 0 and not np.allclose(colour[:3], colour[0])  # a colour, not grey
+
+
+def test_threshold_slider_histogram_and_settling(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    assert widget.histogram is None
+    run_fit(qtbot, widget)
+    hist = widget.histogram
+    assert hist is not None and hist["counts"].sum() > 0
+    low, high = widget._slider.min, widget._slider.max
+    assert low < widget._threshold.value < high
+    assert widget._threshold_line is not None
+    mask = viewer.layers["traffic GMM mask"]
+    redraws = []
+    mask.events.data.connect(lambda *_: redraws.append(1))
+    for value in (-30.0, -35.0, -40.0, -45.0):  # a drag: several values in a row
+        widget._slider.value = value
+    assert widget._threshold.value == -45.0
+    assert list(widget._threshold_line.get_xdata()) == [-45.0, -45.0]
+    assert redraws == []  # not yet: the value has not settled
+    qtbot.waitUntil(lambda: len(redraws) > 0, timeout=3000)
+    qtbot.wait(400)
+    assert len(redraws) == 1  # once, with the last value
+    assert mask.metadata["napari-gmm-bg"]["threshold"] == -45.0
+
+
+def test_progress_bar_in_the_widget(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    widget.fit()
+    assert not widget.job.bar.native.isHidden()
+    assert widget.job.bar.native.parent() is not None
+    run_fit_done = lambda: not widget.job.running  # noqa: E731
+    qtbot.waitUntil(run_fit_done, timeout=60_000)
+    assert widget.job.bar.native.isHidden()
+    widget.job._show_step(5, 10)
+    assert widget.job.bar.native.format().startswith("Fitting GMM background: 5/10")
+
+
+def test_removing_the_video_mid_fit_says_so(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    widget.fit()
+    viewer.layers.remove(video_layer)
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=60_000)
+    assert "fitting" not in widget._status.value
+    assert "removed" in widget._status.value or "cancelled" in widget._status.value
+    assert not [n for n in names(viewer) if "GMM" in n]
+
+
+def test_threshold_after_deleting_the_mask_says_so(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    viewer.layers.remove("traffic GMM mask")
+    widget._threshold.value = -50.0
+    widget.settle()
+    assert "deleted" in widget._status.value
+
+
+def test_renaming_the_video_and_refitting_keeps_one_set_of_layers(
+    qtbot, viewer, widget, video_layer
+):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    video_layer.name = "road"
+    run_fit(qtbot, widget)
+    assert names(viewer) == ["road", *(n.replace("traffic", "road") for n in LAYERS)]

@@ -1,6 +1,12 @@
 import dask.array as da
 import numpy as np
-from napari.utils.interactions import mouse_press_callbacks
+import pytest
+from napari.utils._proxies import ReadOnlyWrapper
+from napari.utils.interactions import (
+    mouse_move_callbacks,
+    mouse_press_callbacks,
+    mouse_release_callbacks,
+)
 
 from napari_gmm_bg._napari.inspector import InspectorWidget
 from napari_gmm_bg.core.inspect import pixel_log_likelihood, precision_recall_curve
@@ -8,11 +14,13 @@ from tests.napari.conftest import run_fit, wait_for_job
 
 
 class Click:
-    """A mouse press as napari's canvas delivers it, at a world position."""
+    """A mouse event as napari's canvas delivers it, at a world position."""
 
-    def __init__(self, position):
-        self.type = "mouse_press"
+    def __init__(self, position, type="mouse_press", pos=(100, 100)):
+        self.type = type
         self.position = tuple(position)
+        self.pos = pos
+        self.is_dragging = type == "mouse_move"
         self.view_direction = None
         self.dims_displayed = [1, 2]
         self.modifiers = []
@@ -21,7 +29,17 @@ class Click:
 
 
 def click(viewer, world_position):
-    mouse_press_callbacks(viewer, Click(world_position))
+    """Press and release at one place: a click."""
+    mouse_press_callbacks(viewer, ReadOnlyWrapper(Click(world_position), exceptions=("handled",)))
+    mouse_release_callbacks(viewer, Click(world_position, "mouse_release"))
+
+
+def drag(viewer, world_position):
+    """Press, move 40 screen pixels, release: a pan."""
+    mouse_press_callbacks(viewer, ReadOnlyWrapper(Click(world_position), exceptions=("handled",)))
+    mouse_move_callbacks(viewer, Click(world_position, "mouse_move", pos=(120, 100)))
+    mouse_move_callbacks(viewer, Click(world_position, "mouse_move", pos=(140, 100)))
+    mouse_release_callbacks(viewer, Click(world_position, "mouse_release", pos=(140, 100)))
 
 
 def test_click_updates_the_plotted_data(qtbot, viewer, widget, video_layer, rgb_sample):
@@ -87,20 +105,136 @@ def test_lazy_video_is_read_in_the_background(qtbot, viewer, rgb_sample):
     inspector = InspectorWidget(viewer)
     viewer.window.add_dock_widget(inspector)
     inspector._video.value = layer
-    drawn = []
-    draw = inspector._draw
+    shown = []
+    show = inspector._show
 
-    def record(*args, **kwargs):
-        drawn.append(len(args[3]))  # the samples drawn so far
-        return draw(*args, **kwargs)
+    def record(composed):
+        shown.append((len(composed[1]["samples"]), composed[3]))
+        return show(composed)
 
-    inspector._draw = record  # set before the worker starts: no yield is missed
+    inspector._show = record
     worker = inspector.inspect(10, 12)
     assert worker is not None
     wait_for_job(qtbot, inspector)
-    assert drawn[:4] == [16, 32, 48, 60]  # drawn as the frames arrived, then once complete
+    # The first chunk is drawn as soon as it arrives, the whole clip once it is read; the
+    # partial plots in between at a bounded rate (the clip is read in well under
+    # PARTIAL_DRAW_SECONDS here, so none).
+    assert shown[0] == (8, False)
+    assert shown[-1] == (60, True)
+    assert len(shown) <= 2 + 60 // 8
+    # The plots are drawn off the GUI thread, then shown.
+    inspector.view.wait()
+    qtbot.waitUntil(lambda: inspector.view.label.pixmap() is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: not inspector.view.label.pixmap().isNull(), timeout=10_000)
     np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
     assert inspector.plotted["loglik"] is None  # no model fitted yet: samples only
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_trace_equals_the_score_layer(qtbot, viewer, widget, rgb_sample, lazy):
+    """The inspector scores as the score layer does: brightness compensation included."""
+    video = rgb_sample.video.astype(np.float32)
+    # A global brightness change over time: without compensation the scores differ.
+    gain = np.linspace(0.7, 1.3, len(video), dtype=np.float32)[:, None, None, None]
+    video = np.clip(video * gain + 10, 0, 255).astype(np.uint8)
+    data = da.from_array(video, chunks=(16, -1, -1, -1)) if lazy else video
+    layer = viewer.add_image(
+        data, name="clip", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    widget._video.value = layer
+    run_fit(qtbot, widget)
+    assert widget.result.model.params.compensate_brightness
+    score = viewer.layers["clip GMM log-likelihood"].data
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    for y, x in ((20, 30), (5, 60)):
+        inspector.inspect(y, x)
+        wait_for_job(qtbot, inspector)
+        expected = np.asarray(score[:, y, x])
+        np.testing.assert_allclose(inspector.plotted["loglik"], expected, rtol=1e-5, atol=1e-3)
+        threshold = widget.result.model.threshold
+        np.testing.assert_array_equal(inspector.plotted["gmm_foreground"], expected < threshold)
+
+
+def test_drag_does_not_inspect_but_a_click_does(qtbot, viewer, widget, video_layer):
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = video_layer
+    drag(viewer, (5, 3 + 0.5 * 20, 4 + 0.5 * 30))
+    assert inspector.pixel is None  # a pan starts with a press: no read
+    # A press alone does nothing yet: the release decides.
+    mouse_press_callbacks(
+        viewer, ReadOnlyWrapper(Click((5, 3 + 10, 4 + 15)), exceptions=("handled",))
+    )
+    assert inspector.pixel is None
+    mouse_release_callbacks(viewer, Click((5, 3 + 10, 4 + 15), "mouse_release"))
+    assert inspector.pixel == (20, 30)
+
+
+def test_click_during_a_read_starts_the_new_one(qtbot, viewer, rgb_sample, monkeypatch):
+    import threading
+
+    from napari_gmm_bg._napari import inspector as module
+
+    gate = threading.Event()
+    real = module.pixel_trace_steps
+
+    def slow(*args, **kwargs):
+        for step in real(*args, **kwargs):
+            gate.wait(5)
+            yield step
+        return step[2], step[3]
+
+    monkeypatch.setattr(module, "pixel_trace_steps", slow)
+    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    assert inspector.inspect(1, 2) is not None
+    inspector.inspect(10, 12)  # while the first read waits
+    gate.set()
+    qtbot.waitUntil(
+        lambda: (
+            inspector.plotted.get("pixel") == (10, 12)
+            and len(inspector.plotted["samples"]) == 60
+            and not inspector.job.running
+        ),
+        timeout=20_000,
+    )
+    np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
+
+
+def test_click_on_a_2d_image_gives_a_notification(qtbot, viewer, monkeypatch):
+    from napari_gmm_bg._napari import inspector as module
+
+    shown = []
+    monkeypatch.setattr(module, "show_info", lambda message: shown.append(message))
+    layer = viewer.add_image(np.zeros((20, 30), np.uint8), name="flat")
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    click(viewer, (5, 6))  # raised ValueError: not enough values to unpack
+    assert shown and "2-D" in shown[0]
+    rgb = viewer.add_image(np.zeros((20, 30, 3), np.uint8), name="photo", rgb=True)
+    inspector._video.value = rgb
+    click(viewer, (5, 6))
+    assert len(shown) == 2
+
+
+def test_current_frame_is_marked(qtbot, viewer, widget, video_layer):
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = video_layer
+    inspector.inspect(4, 5)
+    viewer.dims.set_current_step(0, 17)
+    qtbot.waitUntil(lambda: list(inspector._frame_line.get_xdata()) == [17, 17], timeout=10_000)
+    assert inspector._frame_line in inspector.figure.axes[-1].lines
 
 
 def test_grey_pixel_plot(qtbot, viewer, widget, grey_sample):

@@ -5,10 +5,11 @@ reach the widget on the main thread through ``on_returned``; errors become a
 notification; a cancelled job returns nothing, so no layer is half made.
 """
 
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from magicgui.widgets import Label, PushButton
+from magicgui.widgets import Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error
@@ -38,6 +39,13 @@ class BackgroundJob:
         self.worker: Any = None
         self.closed = False
         cancel_button.enabled = False
+        #: The progress bar shown in the widget itself (the widget places it): the step
+        #: and the time left, not only in napari's activity dock.
+        self.bar = ProgressBar(value=0, min=0, max=1, visible=False, label="")
+        self.bar.tooltip = "progress of the running job; Cancel stops it"
+        self._started = 0.0
+        self._in_napari_update = False
+        self._last_napari_update = 0.0
 
     @property
     def running(self) -> bool:
@@ -87,6 +95,11 @@ class BackgroundJob:
         worker.aborted.connect(lambda: self.set_status("cancelled; no layer changed"))
         worker.finished.connect(self._on_finished)
         self.worker = worker
+        self._started = time.perf_counter()
+        self.bar.max = max(int(total), 1)
+        self.bar.value = 0
+        self.bar.native.setFormat(f"{self._description}: starting…")
+        self.bar.visible = True
         self._run_button.enabled = False
         self._cancel_button.enabled = True
         self.set_status(status)
@@ -112,9 +125,34 @@ class BackgroundJob:
             self._status.value = text
 
     def _on_progress(self, step: Any) -> None:
-        if self._progress is not None and isinstance(step, tuple):
-            done = step[0]  # (done, total, ...)
+        if self._progress is None or not isinstance(step, tuple):
+            return
+        done = int(step[0])  # (done, total, ...)
+        total = int(step[1]) if len(step) > 1 else self.bar.max
+        if not self.closed:
+            self._show_step(done, total)
+        # napari's activity-dock bar runs a nested event loop on every update (its
+        # setValue calls processEvents): update it a few times a second, never from
+        # inside itself, or each yielded step recurses into the next one.
+        now = time.perf_counter()
+        if self._in_napari_update or (now - self._last_napari_update < 0.25 and done < total):
+            return
+        self._in_napari_update = True
+        try:
+            self._last_napari_update = now
             self._progress.update(done - self._progress.n)
+        finally:
+            self._in_napari_update = False
+
+    def _show_step(self, done: int, total: int) -> None:
+        total = max(total, 1)
+        self.bar.max = total
+        self.bar.value = min(max(done, 0), total)
+        elapsed = time.perf_counter() - self._started
+        text = f"{self._description}: {done}/{total}"
+        if 0 < done < total:
+            text += f", about {_duration(elapsed / done * (total - done))} left"
+        self.bar.native.setFormat(text)
 
     def _on_error(self, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
@@ -127,5 +165,14 @@ class BackgroundJob:
             self._progress = None
         self.worker = None
         if not self.closed:
+            self.bar.visible = False
             self._run_button.enabled = True
             self._cancel_button.enabled = False
+
+
+def _duration(seconds: float) -> str:
+    """``"12 s"`` or ``"3 min 05 s"``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"

@@ -1,12 +1,14 @@
-"""Open napari with the plugin docked and the built-in sample fitted."""
+"""Open napari with the plugin's panel docked and the built-in sample fitted."""
 
 import napari
+from qtpy.QtWidgets import QApplication
 
+from .panel import GmmPanel, open_panel
 from .widgets import FitWidget
 
 
 def open_demo_viewer(show: bool = True) -> tuple[napari.Viewer, FitWidget]:
-    """Open a viewer with the RGB sample, dock the Fit widget and start a fit.
+    """Open a viewer with the RGB sample, dock the plugin's panel and start a fit.
 
     Parameters
     ----------
@@ -16,12 +18,17 @@ def open_demo_viewer(show: bool = True) -> tuple[napari.Viewer, FitWidget]:
     Returns
     -------
     tuple
-        The viewer and the docked widget (its ``worker`` is the running fit).
+        The viewer and the panel's Fit tool (its ``worker`` is the running fit; the
+        panel is its ``panel`` attribute).
     """
     viewer = napari.Viewer(title="napari-gmm-bg demo", show=show)
     viewer.open_sample("napari-gmm-bg", "moving-shapes")
-    widget = FitWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Fit GMM background", area="right")
+    panel: GmmPanel = open_panel(viewer)
+    # The dock squeezes the canvas: let the layout settle, then fit the frame in view.
+    QApplication.processEvents()
+    viewer.reset_view()
+    widget = panel.fit
+    widget.panel = panel
     widget._video.value = viewer.layers["moving-shapes"]
     widget.fit()
     return viewer, widget

@@ -5,6 +5,11 @@ draws on clicks, not on layer selection, and needs 3-D axes and ellipsoids; matp
 already a dependency of the statistics widget, so no other package is needed.
 """
 
+import contextlib
+import threading
+import time
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +17,183 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton, create_widget
 from napari.layers import Image
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
 
 from ..core._files import atomic_write
 from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
-from ..core.inspect import pixel_components, pixel_history_steps, pixel_log_likelihood
+from ..core.inspect import pixel_components, pixel_log_likelihood
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, write_or_notify
+from ._plots import (
+    export_path,
+    theme_colours,
+    themed_plots,
+    write_or_notify,
+)
 from .layers import result_names
+
+#: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
+DRAG_PIXELS = 4.0
+#: Partial plots of a lazy read are drawn at most this often (seconds).
+PARTIAL_DRAW_SECONDS = 1.0
+#: Dots per inch of the plots in the dock.
+FIGURE_DPI = 100
+#: Exported plots: inches and dots per inch.
+EXPORT_SIZE = (8.0, 9.0)
+EXPORT_DPI = 150
+
+
+def _is_video(layer: Any) -> bool:
+    """True for an image with a time axis: (T, Y, X) or (T, Y, X, C)."""
+    ndim = layer.data.ndim
+    return isinstance(layer, Image) and (ndim == 4 or ndim == 3 and not layer.rgb)
+
+
+def _frame_shape(layer: Any) -> tuple[int, int]:
+    shape = layer.data.shape
+    return (int(shape[-3]), int(shape[-2])) if layer.rgb else (int(shape[-2]), int(shape[-1]))
+
+
+def pixel_trace_steps(
+    video: Any, y: int, x: int, model: BackgroundModel | None, chunk: int = 16
+) -> Generator[tuple, None, tuple]:
+    """Read a pixel's values over time chunk by chunk, scored as the score layer scores them.
+
+    Each chunk of whole frames is read once (a video is decoded frame by frame anyway):
+    the pixel's values come from it and, when the model compensates brightness, the
+    frames' brightness too, so the scores equal the log-likelihood layer's at that pixel.
+
+    Parameters
+    ----------
+    video : array-like
+        ``(T, Y, X[, C])``, numpy or dask.
+    y, x : int
+        The pixel.
+    model : BackgroundModel or None
+        The fitted model; None reads values only.
+    chunk : int
+        Frames per step.
+
+    Yields
+    ------
+    tuple
+        Frames read so far, frames in all, the samples ``(n, C)`` and scores ``(n,)``
+        (None without a model) read so far.
+
+    Returns
+    -------
+    tuple
+        ``(samples, scores)`` for the whole clip.
+    """
+    frames = as_frames(video)
+    n = frames.n_frames
+    samples = np.empty((n, frames.n_channels), dtype=frames.dtype)
+    scores = None if model is None else np.empty(n, dtype=np.float32)
+    whole_frames = model is not None and model.params.compensate_brightness
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        correction = None
+        if whole_frames:
+            block = np.asarray(frames.data[start:stop])
+            samples[start:stop] = block[:, y, x]
+            correction = model.brightness(block)
+        else:
+            samples[start:stop] = np.asarray(frames.data[start:stop, y, x])
+        if model is not None:
+            scores[start:stop] = pixel_log_likelihood(model, y, x, samples[start:stop], correction)
+        yield stop, n, samples[:stop], None if scores is None else scores[:stop]
+    return samples, scores
+
+
+class FigureView(QObject):
+    """Shows a matplotlib figure drawn off the GUI thread.
+
+    Drawing the inspector's plots (3-D axes, text, legends) takes a few hundred
+    milliseconds: a render thread draws each figure into an image and the GUI thread
+    only shows it.  Requests made while a drawing is under way are merged: the latest
+    wins.
+
+    Parameters
+    ----------
+    widget : magicgui.widgets.Container
+        The widget it belongs to (its width sets the figure's).
+    """
+
+    rendered = Signal(object)
+
+    def __init__(self, widget: Any) -> None:
+        super().__init__()
+        from qtpy.QtWidgets import QLabel, QSizePolicy
+
+        self.label = QLabel()
+        self.label.setMinimumHeight(420)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.lock = threading.Lock()
+        self._widget = widget
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspector-draw")
+        self._next: tuple | None = None
+        self._busy = False
+        self._guard = threading.Lock()
+        self.image: Any = None
+        self.closed = False
+        self.rendered.connect(self._on_rendered)
+        self.label.destroyed.connect(self.shutdown)
+
+    def figure_size(self) -> tuple[float, float]:
+        """Inches for a figure as wide as the dock, 1.35 times as tall."""
+        width = max(self._widget.native.width() - 20, 360)
+        return width / FIGURE_DPI, 1.35 * width / FIGURE_DPI
+
+    def request(self, figure: Any, frame_line: Any, frame: int) -> None:
+        """Draw ``figure`` (with its current-frame line at ``frame``) off the GUI thread."""
+        with self._guard:
+            self._next = (figure, frame_line, frame)
+            if self._busy:
+                return
+            self._busy = True
+        self._pool.submit(self._run)
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                job, self._next = self._next, None
+                if job is None:
+                    self._busy = False
+                    return
+            figure, frame_line, frame = job
+            with self.lock:
+                if frame_line is not None:
+                    frame_line.set_xdata([frame, frame])
+                figure.canvas.draw()
+                image = np.asarray(figure.canvas.buffer_rgba()).copy()
+            with contextlib.suppress(RuntimeError):  # the widget is gone
+                self.rendered.emit(image)
+
+    def _on_rendered(self, image: np.ndarray) -> None:
+        from qtpy.QtGui import QImage, QPixmap
+
+        if self.closed:
+            return
+        self.image = image
+        height, width = image.shape[:2]
+        qimage = QImage(image.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
+        with contextlib.suppress(RuntimeError):  # the label is gone with its widget
+            self.label.setPixmap(QPixmap.fromImage(qimage))
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until every requested drawing is done (scripts and tests)."""
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            with self._guard:
+                if not self._busy:
+                    return
+            time.sleep(0.005)
+
+    def shutdown(self) -> None:
+        """Stop the render thread once its drawing is done."""
+        self.closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def ask_png_path(parent: Any) -> str:
@@ -61,52 +234,115 @@ class InspectorWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._video = create_widget(annotation=Image, label="video")
-        self._active = CheckBox(value=True, text="inspect the pixel I click")
-        self._again = PushButton(text="Read again")
-        self._cancel = PushButton(text="Cancel")
-        self._export = PushButton(text="Export PNG…", enabled=False)
-        self._status = Label(value="click a pixel")
+        self._video.tooltip = "The video whose pixels you click (an image with a time axis)"
+        self._active = CheckBox(
+            value=True,
+            text="inspect the pixel I click",
+            tooltip="When on, a click (not a drag) on the canvas shows that pixel over time",
+        )
+        self._again = PushButton(
+            text="Read again", tooltip="Read and draw the last pixel again (after a refit)"
+        )
+        self._cancel = PushButton(text="Cancel", tooltip="Stop reading the pixel's history")
+        self._export = PushButton(
+            text="Export PNG…", enabled=False, tooltip="Save the plots as a PNG image"
+        )
+        self._status = Label(value="click a pixel (a click, not a drag)")
+        self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
         self.extend(
             [
                 self._video,
                 self._active,
                 Container(widgets=[self._again, self._cancel, self._export], layout="horizontal"),
+                self.job.bar,
                 self._status,
             ]
         )
-        self.figure, self.canvas = embed_figure(self, (5, 7), 420)
-        # A fixed layout: tight_layout on every click costs more than the plot itself.
-        self.figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
-        self.job = BackgroundJob(self._again, self._cancel, self._status, "Reading pixel history")
+        self.figure = _new_figure((5.0, 7.0))
+        self.view = FigureView(self)
+        self.view.label.setToolTip(
+            "Top: the pixel's colours in every frame, coloured by score, with the model's "
+            "components (green: background). Bottom: the score over time, the threshold, "
+            "the frames called foreground and the current frame (vertical line)"
+        )
+        self.native.layout().addWidget(self.view.label)
         self.pixel: tuple[int, int] | None = None
+        self._queued: tuple[int, int] | None = None
+        self._frame_line: Any = None
+        self._frame = 0
+        self._n_frames = 0
+        self._last_partial = 0.0
         self._brightness_cache: tuple = (None, None)
         self.plotted: dict[str, Any] = {}
         self._again.changed.connect(lambda *_: self.pixel and self.inspect(*self.pixel))
         self._cancel.changed.connect(self.job.cancel)
         self._export.changed.connect(self.export_png)
         viewer.mouse_drag_callbacks.append(self._on_mouse)
+        viewer.dims.events.current_step.connect(self._on_frame)
         self.native.destroyed.connect(lambda *_: self._disconnect())
 
     def _disconnect(self) -> None:
         self.job.shutdown()
+        self.view.shutdown()
         if self._on_mouse in self._viewer.mouse_drag_callbacks:
             self._viewer.mouse_drag_callbacks.remove(self._on_mouse)
+        with contextlib.suppress(TypeError, RuntimeError):
+            self._viewer.dims.events.current_step.disconnect(self._on_frame)
 
-    def _on_mouse(self, viewer: Any, event: Any) -> None:
+    def _on_mouse(self, viewer: Any, event: Any) -> Any:
+        """Inspect on a click: a press and a release without a drag in between.
+
+        A drag pans the view: the press that starts it must not start a read.
+        """
         layer = self._video.value
         if not self._active.value or layer is None or event.type != "mouse_press":
             return
-        position = np.round(layer.world_to_data(event.position)).astype(int)
+        position = tuple(event.position)
+        pressed_at = np.asarray(getattr(event, "pos", (0, 0)), dtype=float)
+        yield
+        while event.type == "mouse_move":
+            moved = np.asarray(getattr(event, "pos", pressed_at), dtype=float) - pressed_at
+            if np.hypot(*moved[:2]) > DRAG_PIXELS:
+                return  # a pan, not a click
+            yield
+        if event.type == "mouse_release":
+            self.click(position)
+
+    def click(self, world_position: tuple) -> Any:
+        """Inspect the pixel under a world position (a click on the canvas).
+
+        Parameters
+        ----------
+        world_position : tuple of float
+            The click, in world coordinates.
+
+        Returns
+        -------
+        superqt.utils.GeneratorWorker or None
+            The reading worker for a lazy video, else None.
+        """
+        layer = self._video.value
+        if layer is None:
+            return None
+        if not _is_video(layer):
+            show_info(
+                f"'{layer.name}' is a single 2-D image: the pixel inspector shows a pixel "
+                "over time, so choose a video (an image with a time axis)"
+            )
+            return None
+        position = np.round(layer.world_to_data(world_position)).astype(int)
         y, x = int(position[-2]), int(position[-1])
-        height, width = layer.data.shape[1:3]
+        height, width = _frame_shape(layer)
         if 0 <= y < height and 0 <= x < width:
-            self.inspect(y, x)
+            return self.inspect(y, x)
+        return None
 
     def inspect(self, y: int, x: int) -> Any:
         """Show pixel ``(y, x)`` of the chosen video.
 
-        A video in memory is drawn at once; a lazy one is read in the background, and
-        drawn as its frames arrive.
+        A video in memory is drawn at once; a lazy one is read in the background, chunk
+        of frames by chunk, and drawn as its frames arrive (at most a few times a
+        second).  A click during a read cancels it and starts the new one.
 
         Parameters
         ----------
@@ -122,35 +358,62 @@ class InspectorWidget(Container):
         if layer is None:
             show_error("choose the video layer to inspect")
             return None
+        if not _is_video(layer):
+            show_info(f"'{layer.name}' is a single 2-D image; choose a video to inspect")
+            return None
         self.pixel = (y, x)
+        self._n_frames = int(layer.data.shape[0])
         model = fitted_model(self._viewer, layer.name)
         data = layer.data
         if isinstance(data, np.ndarray):
             samples = data[:, y, x].reshape(data.shape[0], -1)
-            correction = self._brightness(model, data)
-            self._draw(layer.name, y, x, samples, model, complete=True, correction=correction)
+            loglik = None
+            if model is not None:
+                correction = self._brightness(model, data)
+                loglik = pixel_log_likelihood(model, y, x, samples, correction)
+            self._draw(layer.name, y, x, samples, loglik, model, complete=True)
             return None
         if self.job.running:
+            # Cancel the read under way; the new one starts once it has stopped.
+            self._queued = (y, x)
             self.job.cancel()
+            self.job.set_status(f"cancelled; reading pixel ({y}, {x}) next…")
             return None
-        steps = pixel_history_steps(data, y, x, chunk=16)
+        chunk = int(data.chunks[0][0]) if hasattr(data, "chunks") else 16
+        steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)))
+        compose = self._composer(layer.name, y, x, model)
 
         def job() -> Any:
-            last = None
-            for done, total, partial in steps:
-                last = partial
-                yield done, total, partial.copy()
-            return last
+            # Reading, scoring, and laying out the plots all happen here, off the GUI
+            # thread; the GUI thread only shows the picture the render thread draws.
+            last = 0.0
+            while True:
+                try:
+                    done, total, samples, loglik = next(steps)
+                except StopIteration as stop:
+                    samples, loglik = stop.value
+                    return compose(samples, loglik, True)
+                now = time.perf_counter()
+                if now - last >= PARTIAL_DRAW_SECONDS:
+                    last = now
+                    yield done, total, compose(samples.copy(), _copy(loglik), False)
+                else:
+                    yield done, total, None
 
-        return self.job.start(
+        worker = self.job.start(
             job,
             total=data.shape[0],
-            on_returned=lambda samples: self._draw(
-                layer.name, y, x, samples, model, complete=True
-            ),
+            on_returned=self._show,
             status=f"reading pixel ({y}, {x})…",
-            on_yielded=lambda step: self._draw(layer.name, y, x, step[2], model, complete=False),
+            on_yielded=lambda step: step[2] is not None and self._show(step[2]),
         )
+        worker.finished.connect(self._start_queued)
+        return worker
+
+    def _start_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        if queued is not None and not self.job.closed:
+            self.inspect(*queued)
 
     def _brightness(self, model: BackgroundModel | None, data: np.ndarray) -> Any:
         """Each frame's brightness, as the mask layer uses it: found once per video."""
@@ -161,121 +424,86 @@ class InspectorWidget(Container):
             self._brightness_cache = (key, model.brightness(as_frames(data).data))
         return self._brightness_cache[1]
 
+    def _current_frame(self) -> int:
+        layer = self._video.value
+        try:
+            return int(round(float(layer.world_to_data(self._viewer.dims.point)[0])))
+        except (AttributeError, IndexError, ValueError, TypeError):
+            return int(self._viewer.dims.current_step[0])
+
+    def _on_frame(self, *_: Any) -> None:
+        """Move the current-frame marker with the viewer's time slider (redrawn off the
+        GUI thread)."""
+        self._frame = self._current_frame()
+        if self._frame_line is not None:
+            self.view.request(self.figure, self._frame_line, self._frame)
+
+    def _composer(self, name: str, y: int, x: int, model: BackgroundModel | None) -> Any:
+        """A function that lays out the plots in a new figure; callable from any thread.
+
+        What it needs from the viewer (the MOG2 mask's data, the theme, the size, the
+        frame) is gathered here, on the GUI thread.
+        """
+        mog2_name = f"{name} MOG2 mask"
+        mog2_data = (
+            self._viewer.layers[mog2_name].data if mog2_name in self._viewer.layers else None
+        )
+        colours = theme_colours(self._viewer)
+        size = self.view.figure_size()
+        n_total = self._n_frames
+        frame = self._current_frame()
+        components = pixel_components(model, y, x) if model is not None else None
+
+        def compose(samples: np.ndarray, loglik: Any, complete: bool) -> tuple:
+            figure = _new_figure(size)
+            mog2 = None
+            if mog2_data is not None:
+                mog2 = np.asarray(mog2_data[: len(samples), y, x]) == 1
+            with themed_plots(None, figure):
+                plotted, line = _compose(
+                    figure,
+                    name,
+                    y,
+                    x,
+                    samples,
+                    loglik,
+                    model,
+                    components,
+                    mog2,
+                    n_total,
+                    frame,
+                    colours,
+                    complete,
+                )
+            return figure, plotted, line, complete
+
+        return compose
+
+    def _show(self, composed: tuple) -> None:
+        """Adopt a laid-out figure (GUI thread) and have it drawn off the GUI thread."""
+        if self.job.closed:
+            return
+        figure, plotted, line, complete = composed
+        self.figure, self.plotted, self._frame_line = figure, plotted, line
+        self._frame = self._current_frame()
+        self.view.request(figure, line, self._frame)
+        self._export.enabled = True
+        if complete:
+            y, x = plotted["pixel"]
+            self.job.set_status(f"pixel ({y}, {x}): {len(plotted['samples'])} frames")
+
     def _draw(
         self,
         name: str,
         y: int,
         x: int,
         samples: np.ndarray,
+        loglik: np.ndarray | None,
         model: BackgroundModel | None,
         complete: bool,
-        correction: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        frames = np.arange(len(samples))
-        loglik = None
-        if model is not None:
-            loglik = pixel_log_likelihood(model, y, x, samples, correction)
-        threshold = model.threshold if model is not None else None
-        mog2_name = f"{name} MOG2 mask"
-        mog2 = None
-        if mog2_name in self._viewer.layers:
-            mog2 = np.asarray(self._viewer.layers[mog2_name].data[: len(samples), y, x]) == 1
-        gmm = loglik < threshold if loglik is not None else None
-        self.plotted = {
-            "pixel": (y, x),
-            "samples": samples,
-            "loglik": loglik,
-            "threshold": threshold,
-            "gmm_foreground": gmm,
-            "mog2_foreground": mog2,
-        }
-        self.figure.clear()
-        colour = loglik if loglik is not None else frames
-        colour_label = "log-likelihood" if loglik is not None else "frame"
-        vmin = None if loglik is None else max(float(np.min(loglik)), threshold - 30)
-        if samples.shape[1] == 3:
-            ax = self.figure.add_subplot(211, projection="3d")
-            points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmin=vmin)
-            ax.set_xlabel("R")
-            ax.set_ylabel("G")
-            ax.set_zlabel("B")
-            if model is not None:
-                comps = pixel_components(model, y, x)
-                for k in range(len(comps.weights)):
-                    if comps.weights[k] <= 0:
-                        continue
-                    background = comps.background[k]
-                    ax.plot_wireframe(
-                        *_ellipsoid(comps.means[k], comps.stds[k]),
-                        color="tab:green" if background else "tab:gray",
-                        linewidth=0.8 if background else 0.4,
-                        alpha=0.7,
-                        label=f"{'background' if background else 'other'} "
-                        f"w={comps.weights[k]:.2f}",
-                    )
-                ax.legend(fontsize=7, loc="upper left")
-        else:
-            ax = self.figure.add_subplot(211)
-            points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmin=vmin)
-            ax.set_xlabel("frame")
-            ax.set_ylabel("value")
-            if model is not None:
-                comps = pixel_components(model, y, x)
-                for k in range(len(comps.weights)):
-                    low = comps.means[k, 0] - 2 * comps.stds[k, 0]
-                    high = comps.means[k, 0] + 2 * comps.stds[k, 0]
-                    ax.axhspan(
-                        low,
-                        high,
-                        alpha=0.2,
-                        color="tab:green" if comps.background[k] else "tab:gray",
-                    )
-        self.figure.colorbar(points, ax=ax, label=colour_label, shrink=0.7)
-        ax.set_title(
-            f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9
-        )
-        line = self.figure.add_subplot(212)
-        if loglik is not None:
-            line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
-            line.axhline(
-                threshold,
-                color="black",
-                linestyle="--",
-                linewidth=0.8,
-                label=f"threshold {threshold:g}",
-            )
-            bottom = max(float(np.min(loglik)), threshold - 40)
-            line.set_ylim(bottom - 6, max(float(np.max(loglik)), threshold) + 2)
-            line.scatter(
-                frames[gmm],
-                np.full(int(gmm.sum()), bottom - 2),
-                marker="|",
-                color="tab:orange",
-                label="GMM foreground",
-            )
-            if mog2 is not None:
-                line.scatter(
-                    frames[: len(mog2)][mog2],
-                    np.full(int(mog2.sum()), bottom - 4),
-                    marker="|",
-                    color="tab:blue",
-                    label="MOG2 foreground",
-                )
-            line.legend(fontsize=7, loc="lower right")
-        else:
-            line.text(
-                0.5,
-                0.5,
-                "fit a model to see log-likelihoods",
-                ha="center",
-                transform=line.transAxes,
-            )
-        line.set_xlabel("frame")
-        line.set_xlim(0, max(len(samples) - 1, 1))
-        self.canvas.draw_idle()
-        self._export.enabled = True
-        if complete:
-            self.job.set_status(f"pixel ({y}, {x}): {len(samples)} frames")
+        """Lay out the plots now (a video in memory) and have them drawn."""
+        self._show(self._composer(name, y, x, model)(samples, loglik, complete))
 
     def export_png(self, path: str | None = None) -> Path | None:
         """Save the current plot as PNG (asks for a file when no path is given).
@@ -293,7 +521,144 @@ class InspectorWidget(Container):
         if not self.plotted:
             return None
         path = export_path(path, lambda: ask_png_path(self.native))
-        return write_or_notify(
-            path,
-            lambda: atomic_write(Path(path), lambda f: self.figure.savefig(f, format="png")),
+        return write_or_notify(path, lambda: atomic_write(Path(path), self._save_png))
+
+    def _save_png(self, file: Any) -> None:
+        """Save at a printable size (``EXPORT_SIZE`` at ``EXPORT_DPI``), not the dock's."""
+        with self.view.lock:  # not while the render thread draws this figure
+            size = self.figure.get_size_inches().copy()
+            self.figure.set_size_inches(*EXPORT_SIZE, forward=False)
+            try:
+                self.figure.savefig(file, format="png", dpi=EXPORT_DPI)
+            finally:
+                self.figure.set_size_inches(*size, forward=False)
+        self.view.request(self.figure, self._frame_line, self._frame)
+
+
+def _copy(array: Any) -> Any:
+    return None if array is None else array.copy()
+
+
+def _new_figure(size: tuple[float, float]) -> Any:
+    """A matplotlib figure on an Agg canvas: drawable from any thread, no Qt involved."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=FIGURE_DPI)
+    FigureCanvasAgg(figure)
+    # A fixed layout: tight_layout on every click costs more than the plot itself.
+    figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
+    return figure
+
+
+def _compose(
+    figure: Any,
+    name: str,
+    y: int,
+    x: int,
+    samples: np.ndarray,
+    loglik: np.ndarray | None,
+    model: BackgroundModel | None,
+    comps: Any,
+    mog2: np.ndarray | None,
+    n_total: int,
+    frame: int,
+    colours: dict,
+    complete: bool,
+) -> tuple[dict, Any]:
+    """Lay out the inspector's two plots in ``figure``; returns what was plotted and the
+    current-frame line."""
+    frames = np.arange(len(samples))
+    threshold = model.threshold if model is not None else None
+    gmm = loglik < threshold if loglik is not None else None
+    plotted = {
+        "pixel": (y, x),
+        "samples": samples,
+        "loglik": loglik,
+        "threshold": threshold,
+        "gmm_foreground": gmm,
+        "mog2_foreground": mog2,
+    }
+    fg = colours["text"]
+    colour = loglik if loglik is not None else frames
+    colour_label = "log-likelihood" if loglik is not None else "frame"
+    vmin = None if loglik is None else max(float(np.min(loglik)), threshold - 30)
+    if samples.shape[1] == 3:
+        ax = figure.add_subplot(211, projection="3d")
+        points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmin=vmin)
+        ax.set_xlabel("R")
+        ax.set_ylabel("G")
+        ax.set_zlabel("B")
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_pane_color(colours["axes"])
+        if comps is not None:
+            for k in range(len(comps.weights)):
+                if comps.weights[k] <= 0:
+                    continue
+                background = comps.background[k]
+                ax.plot_wireframe(
+                    *_ellipsoid(comps.means[k], comps.stds[k]),
+                    color="tab:green" if background else "tab:gray",
+                    linewidth=0.8 if background else 0.4,
+                    alpha=0.7,
+                    label=f"{'background' if background else 'other'} w={comps.weights[k]:.2f}",
+                )
+            ax.legend(fontsize=7, loc="upper left")
+    else:
+        ax = figure.add_subplot(211)
+        points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmin=vmin)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("value")
+        if comps is not None:
+            for k in range(len(comps.weights)):
+                low = comps.means[k, 0] - 2 * comps.stds[k, 0]
+                high = comps.means[k, 0] + 2 * comps.stds[k, 0]
+                ax.axhspan(
+                    low,
+                    high,
+                    alpha=0.2,
+                    color="tab:green" if comps.background[k] else "tab:gray",
+                )
+    figure.colorbar(points, ax=ax, label=colour_label, shrink=0.7)
+    ax.set_title(f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9)
+    line = figure.add_subplot(212)
+    if loglik is not None:
+        line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
+        line.axhline(
+            threshold,
+            color=fg,
+            linestyle="--",
+            linewidth=0.8,
+            label=f"threshold {threshold:g}",
         )
+        bottom = max(float(np.min(loglik)), threshold - 40)
+        line.set_ylim(bottom - 6, max(float(np.max(loglik)), threshold) + 2)
+        line.scatter(
+            frames[gmm],
+            np.full(int(gmm.sum()), bottom - 2),
+            marker="|",
+            color="tab:orange",
+            label="GMM foreground",
+        )
+        if mog2 is not None:
+            line.scatter(
+                frames[: len(mog2)][mog2],
+                np.full(int(mog2.sum()), bottom - 4),
+                marker="|",
+                color="tab:blue",
+                label="MOG2 foreground",
+            )
+        line.legend(fontsize=7, loc="lower right")
+    else:
+        line.text(
+            0.5,
+            0.5,
+            "fit a model to see log-likelihoods",
+            ha="center",
+            transform=line.transAxes,
+        )
+    line.set_xlabel("frame")
+    n_total = n_total or len(samples)
+    line.set_xlim(0, max(n_total - 1, 1))
+    frame_line = line.axvline(frame, color=fg, linewidth=0.8, alpha=0.6, label="_frame")
+    return plotted, frame_line

@@ -143,6 +143,28 @@ def mask_colormap(method: str) -> Any:
     )
 
 
+#: CDnet ground truth: what each value means and how it is drawn.  "Not scored" values
+#: (85 outside the region of interest, 170 unknown motion) are transparent, so the
+#: frames before the scored range are not tinted.
+TRUTH_COLOURS = {50: "#7f7f7f", 85: "transparent", 170: "transparent", 255: "#ffffff"}
+TRUTH_MEANING = {
+    50: "shadow",
+    85: "outside the scored region",
+    170: "unknown (not scored)",
+    255: "moving object",
+}
+
+
+def truth_colormap() -> Any:
+    """A labels colormap for CDnet ground truth (and 0/1 truth): foreground white, hard
+    shadow grey, everything not scored clear."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(
+        color_dict={None: "transparent", 0: "transparent", 1: "#ffffff", **TRUTH_COLOURS}
+    )
+
+
 def mask_data(
     result: MethodResult,
     threshold: float,
@@ -250,6 +272,9 @@ def fit_layer_data(
                 "colormap": "magma",
                 "contrast_limits": contrast_limits,
                 "multiscale": False,
+                # Hidden: an opaque heatmap over the video would hide what the user came
+                # for (their video with its mask); one click on the eye shows it.
+                "visible": False,
                 "metadata": scores_meta,
                 **placement.kwargs(),
             },

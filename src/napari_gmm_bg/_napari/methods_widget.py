@@ -102,17 +102,18 @@ class MethodsWidget(Container):
         self._run_button = PushButton(text="Run", tooltip="run the method on the whole clip")
         self._cancel_button = PushButton(text="Cancel", tooltip="stop; no layer changes")
         self._status = Label(value="")
+        self.job = BackgroundJob(
+            self._run_button, self._cancel_button, self._status, "Running a method"
+        )
         self.extend(
             [
                 self._video,
                 self._method,
                 self._form,
                 Container(widgets=[self._run_button, self._cancel_button], layout="horizontal"),
+                self.job.bar,
                 self._status,
             ]
-        )
-        self.job = BackgroundJob(
-            self._run_button, self._cancel_button, self._status, "Running a method"
         )
         self._method.changed.connect(self._build_form)
         self._run_button.changed.connect(self.run)

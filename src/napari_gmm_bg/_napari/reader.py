@@ -91,6 +91,8 @@ def read(path: str | os.PathLike) -> list[tuple]:
             kwargs.update(rgb=bool(layer.get("rgb")), multiscale=False)
         return [(data, kwargs, layer["layer_type"])]
     if path.is_dir() and is_cdnet_folder(path):
+        from .layers import truth_colormap
+
         seq = open_cdnet(path)  # lazily: frames and labels are read as napari shows them
         temporal = [seq.temporal_roi.start, seq.temporal_roi.stop]
         layers = [
@@ -100,6 +102,7 @@ def read(path: str | os.PathLike) -> list[tuple]:
                 {
                     "name": f"{seq.name} ground truth",
                     "opacity": 0.5,
+                    "colormap": truth_colormap(),  # "not scored" values clear
                     "multiscale": False,
                     "metadata": {"temporal_roi": temporal},
                 },

@@ -16,6 +16,7 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
+    FloatSlider,
     FloatSpinBox,
     Label,
     PushButton,
@@ -24,6 +25,7 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Labels, Layer, Shapes
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 
 from ..core import (
     BackgroundModel,
@@ -40,7 +42,7 @@ from ..core.labels import SHADOW_MODES
 from ..core.online import OnlineSettings, online_result, run_online_steps
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
-from ._plots import export_path
+from ._plots import embed_figure, export_path, themed_plots
 from .layers import (
     Placement,
     contrast_limits_of,
@@ -51,6 +53,9 @@ from .layers import (
     set_layer,
     video_frames,
 )
+
+#: Milliseconds a mask setting must stay still before the mask is recomputed.
+SETTLE_MS = 250
 
 
 @dataclass
@@ -115,12 +120,51 @@ def region_mask(layer: Layer | None, frame_shape: tuple[int, int]) -> np.ndarray
     raise ValueError(f"region layer '{layer.name}' must be a Labels or Shapes layer")
 
 
+#: Frames scored after a fit for the threshold's histogram.
+HISTOGRAM_FRAMES = 8
+
+
+def score_histogram(scores: np.ndarray, threshold: float, bins: int = 80) -> dict:
+    """The distribution of scores the threshold cuts, and a slider range around it.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        Scores (log-likelihoods) of some frames.
+    threshold : float
+        The current threshold.
+    bins : int
+        Histogram bins.
+
+    Returns
+    -------
+    dict
+        ``counts``, ``edges`` and ``range`` (low, high) for the slider.
+    """
+    finite = scores[np.isfinite(scores)].astype(np.float64)
+    if finite.size == 0:
+        low, high = threshold - 60.0, threshold + 20.0
+        return {
+            "counts": np.zeros(bins),
+            "edges": np.linspace(low, high, bins + 1),
+            "range": (low, high),
+        }
+    low = max(min(float(np.percentile(finite, 0.5)), threshold - 10.0), threshold - 150.0)
+    high = max(float(np.percentile(finite, 99.9)), threshold + 5.0)
+    counts, edges = np.histogram(np.clip(finite, low, high), bins=bins, range=(low, high))
+    return {"counts": counts, "edges": edges, "range": (low, high)}
+
+
 def _fit_job(steps: Any) -> Any:
-    """Worker body: finish the fit, then score the middle frame for the display range."""
+    """Worker body: finish the fit, then score a few learning frames for the display range
+    and the threshold's histogram."""
     result = yield from steps
     score = result.score()
-    limits = contrast_limits_of(np.asarray(score[len(score) // 2]), result.threshold)
-    return result, limits
+    n = len(score)
+    picks = np.unique(np.linspace(0, n - 1, min(HISTOGRAM_FRAMES, n)).astype(int))
+    sample = np.stack([np.asarray(score[int(t)]) for t in picks])
+    limits = contrast_limits_of(sample[len(sample) // 2], result.threshold)
+    return result, limits, score_histogram(sample, float(result.threshold))
 
 
 def _online_steps(frames: da.Array, settings: OnlineSettings) -> Any:
@@ -159,76 +203,205 @@ class FitWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._video = create_widget(annotation=Image, label="video")
+        self._video.tooltip = "The video to model: an image layer with a time axis"
         self._components = SpinBox(
-            value=FitParameters.n_components, min=1, max=8, label="components"
+            value=FitParameters.n_components,
+            min=1,
+            max=8,
+            label="components",
+            tooltip="Colours each pixel may take (Gaussians per pixel): 3 suits most scenes; "
+            "more for flickering or waving backgrounds",
         )
         self._learning_frames = SpinBox(
-            value=FitParameters.learning_frames, min=2, max=100_000, label="learning frames"
+            value=FitParameters.learning_frames,
+            min=2,
+            max=100_000,
+            label="learning frames",
+            tooltip="How many frames, spread over the clip, the model learns the "
+            "background from: more is slower and steadier",
         )
         self._range = FrameRange("learn from a frame range only")
+        self._range.enabled.tooltip = (
+            "Learn the background from part of the clip only (e.g. frames without people)"
+        )
+        self._range.start.tooltip = "First frame to learn from"
+        self._range.stop.tooltip = "Learn from frames before this one"
         self._region = ComboBox(
-            choices=self._region_choices, nullable=True, value=None, label="region"
+            choices=self._region_choices,
+            nullable=True,
+            value=None,
+            label="region",
+            tooltip="Optional Labels or Shapes layer: nothing outside it is foreground",
         )
         self._iterations = SpinBox(
-            value=FitParameters.max_iter, min=1, max=500, label="EM iterations"
+            value=FitParameters.max_iter,
+            min=1,
+            max=500,
+            label="EM iterations",
+            tooltip="Refinement passes of the fit: 10 is plenty, more is slower",
         )
-        self._mode = ComboBox(choices=["offline", "online"], value="offline", label="mode")
+        self._mode = ComboBox(
+            choices=["offline", "online"],
+            value="offline",
+            label="mode",
+            tooltip="offline: learn once from the clip, then score every frame (best for a "
+            "recorded clip). online: learn while playing, like MOG2 (follows slow changes)",
+        )
         self._history = SpinBox(
-            value=OnlineSettings.history, min=1, max=10**7, label="history", visible=False
+            value=OnlineSettings.history,
+            min=1,
+            max=10**7,
+            label="history",
+            visible=False,
+            tooltip="On-line mode: how many recent frames the model remembers",
         )
         self._compensate = CheckBox(
             value=FitParameters.compensate_brightness,
             text="compensate global brightness (exposure changes, clouds)",
+            tooltip="Score each frame as if it were as bright as the background, so a "
+            "camera's exposure change or a cloud does not make the whole frame foreground",
         )
         self._shadows = ComboBox(
-            choices=list(SHADOW_MODES), value=FitParameters.shadows, label="shadows"
+            choices=list(SHADOW_MODES),
+            value=FitParameters.shadows,
+            label="shadows",
+            tooltip="off: shadows are foreground like anything else. show: shadows get "
+            "their own grey label. background: shadows are not foreground",
         )
         self._threshold = FloatSpinBox(
-            value=default_threshold(3), min=-1e6, max=1e3, step=0.5, label="threshold"
+            value=default_threshold(3),
+            min=-1e6,
+            max=1e3,
+            step=0.5,
+            label="threshold",
+            tooltip="A pixel is foreground when its log-likelihood (how well the background "
+            "explains it, in nats) is below this: lower finds less, higher finds more",
+        )
+        self._threshold.native.setKeyboardTracking(False)  # no redraw per keystroke
+        self._slider = FloatSlider(
+            value=default_threshold(3),
+            min=default_threshold(3) - 60,
+            max=default_threshold(3) + 20,
+            step=0.5,
+            label="",
+            readout=False,
+            tooltip="Drag to change the threshold; the mask is redrawn once you stop. "
+            "The histogram below shows the learning frames' scores",
         )
         defaults = MaskCleanup()
-        self._median = SpinBox(value=defaults.median, min=0, max=31, step=1, label="median filter")
-        self._opening = SpinBox(value=defaults.opening, min=0, max=31, label="opening")
-        self._closing = SpinBox(value=defaults.closing, min=0, max=31, label="closing")
-        self._min_area = SpinBox(value=defaults.min_area, min=0, max=10**6, label="min blob area")
-        self._fit_button = PushButton(text="Fit")
-        self._cancel_button = PushButton(text="Cancel")
-        self._save_button = PushButton(text="Save model…", enabled=False)
-        self._load_button = PushButton(text="Load model…")
+        self._median = SpinBox(
+            value=defaults.median,
+            min=0,
+            max=31,
+            step=1,
+            label="median filter",
+            tooltip="Smooth the mask with a median filter this wide (pixels, odd; 0 off): "
+            "removes speckle",
+        )
+        self._opening = SpinBox(
+            value=defaults.opening,
+            min=0,
+            max=31,
+            label="opening",
+            tooltip="Remove foreground specks thinner than this (pixels; 0 off)",
+        )
+        self._closing = SpinBox(
+            value=defaults.closing,
+            min=0,
+            max=31,
+            label="closing",
+            tooltip="Fill holes and gaps in objects narrower than this (pixels; 0 off)",
+        )
+        self._min_area = SpinBox(
+            value=defaults.min_area,
+            min=0,
+            max=10**6,
+            label="min blob area",
+            tooltip="Drop foreground blobs smaller than this many pixels (0 keeps all)",
+        )
+        self._fit_button = PushButton(
+            text="Fit", tooltip="Learn the background of the video and show its mask"
+        )
+        self._cancel_button = PushButton(
+            text="Cancel", tooltip="Stop the fit; no layer is created or changed"
+        )
+        self._save_button = PushButton(
+            text="Save model…",
+            enabled=False,
+            tooltip="Save the fitted model (.npz) to apply it later without refitting",
+        )
+        self._load_button = PushButton(
+            text="Load model…", tooltip="Apply a saved model (.npz) to the chosen video"
+        )
         self._status = Label(value="")
-        self.extend(
-            [
-                self._video,
-                self._mode,
+        self.job = BackgroundJob(
+            self._fit_button, self._cancel_button, self._status, "Fitting GMM background"
+        )
+        self._advanced = Container(
+            widgets=[
                 self._history,
                 self._components,
                 self._learning_frames,
                 *self._range.widgets,
-                self._region,
                 self._iterations,
                 self._compensate,
                 self._shadows,
-                self._threshold,
                 self._median,
                 self._opening,
                 self._closing,
                 self._min_area,
-                Container(widgets=[self._fit_button, self._cancel_button], layout="horizontal"),
-                Container(widgets=[self._save_button, self._load_button], layout="horizontal"),
-                self._status,
             ]
         )
-        self.result: FitResult | None = None
-        self.job = BackgroundJob(
-            self._fit_button, self._cancel_button, self._status, "Fitting GMM background"
+        self.extend(
+            [
+                self._video,
+                self._mode,
+                self._region,
+                self._threshold,
+                self._slider,
+                Container(widgets=[self._fit_button, self._cancel_button], layout="horizontal"),
+                self.job.bar,
+                self._status,
+                Container(widgets=[self._save_button, self._load_button], layout="horizontal"),
+            ]
         )
+        self.histogram_figure, self.histogram_canvas = embed_figure(self, (4, 1.1), 90)
+        # Under the slider: the distribution it cuts.
+        layout = self.native.layout()
+        layout.removeWidget(self.histogram_canvas)
+        layout.insertWidget(5, self.histogram_canvas)
+        self.histogram_canvas.setMaximumHeight(110)
+        self.histogram_canvas.setToolTip(
+            "How the learning frames' pixels score: the background is the tall hump on the "
+            "right; pixels left of the line (the threshold) are foreground"
+        )
+        self.histogram: dict | None = None
+        self._threshold_line: Any = None
+        self._draw_histogram()
+        from superqt import QCollapsible
+
+        self.advanced = QCollapsible("Advanced settings")
+        self.advanced.setToolTip("Model size, learning frames, shadows and mask clean-up")
+        self.advanced.addWidget(self._advanced.native)
+        self.advanced.collapse(animate=False)
+        layout.insertWidget(6, self.advanced)
+        self.result: FitResult | None = None
+        self._fitting: Image | None = None
+        self._names_of: dict[int, dict[str, str]] = {}
+        # The mask is redrawn once a setting has settled, not on every step of a drag.
+        self._settle = QTimer()
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._redraw_mask)
 
         self._mode.changed.connect(self._on_mode)
         self._video.changed.connect(self._on_video)
-        for widget in (self._threshold, self._region, self._median, self._opening, self._shadows):
-            widget.changed.connect(self._redraw_mask)
+        self._slider.changed.connect(self._on_slider)
+        self._threshold.changed.connect(self._on_threshold)
+        for widget in (self._region, self._median, self._opening, self._shadows):
+            widget.changed.connect(self._schedule_redraw)
         for widget in (self._closing, self._min_area):
-            widget.changed.connect(self._redraw_mask)
+            widget.changed.connect(self._schedule_redraw)
         self._fit_button.changed.connect(self.fit)
         self._cancel_button.changed.connect(self.job.cancel)
         self._save_button.changed.connect(self.save_model)
@@ -266,9 +439,90 @@ class FitWidget(Container):
         self._threshold.value = default_threshold(channels)
 
     def _on_layer_removed(self, event: Any) -> None:
+        if self._fitting is not None and event.value is self._fitting and self.job.running:
+            self.job.cancel()
+            self.job.set_status(f"'{event.value.name}' was removed: fit cancelled")
         if self.result is not None and event.value is self.result.source:
             self.result = None
             self._save_button.enabled = False
+
+    # --- threshold ---------------------------------------------------------------------
+    def _on_slider(self, value: float) -> None:
+        if abs(float(self._threshold.value) - float(value)) > 1e-9:
+            self._threshold.value = float(value)
+
+    def _on_threshold(self, value: float) -> None:
+        low, high = self._slider.min, self._slider.max
+        if not low <= value <= high:  # a typed value beyond the slider: widen it
+            self._slider.min, self._slider.max = min(low, value), max(high, value)
+        if abs(float(self._slider.value) - float(value)) > 1e-9:
+            self._slider.value = float(value)
+        self._move_threshold_line(float(value))
+        self._schedule_redraw()
+
+    def _schedule_redraw(self, *_: Any) -> None:
+        """Redraw the mask once the settings have been still for ``SETTLE_MS``."""
+        self._settle.start()
+
+    def settle(self) -> None:
+        """Redraw the mask now if a settings change is waiting (tests, scripts)."""
+        if self._settle.isActive():
+            self._settle.stop()
+            self._redraw_mask()
+
+    def _draw_histogram(self) -> None:
+        figure = self.histogram_figure
+        with themed_plots(self._viewer, figure) as colours:
+            figure.clear()
+            ax = figure.add_axes((0.02, 0.3, 0.96, 0.68))
+            ax.set_yticks([])
+            ax.tick_params(labelsize=7)
+            for side in ("top", "right", "left"):
+                ax.spines[side].set_visible(False)
+            hist = self.histogram
+            if hist is None:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "fit to see the scores the threshold cuts",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    transform=ax.transAxes,
+                )
+                ax.set_xticks([])
+                self._threshold_line = None
+            else:
+                edges = hist["edges"]
+                counts = np.sqrt(hist["counts"])  # the foreground tail stays visible
+                ax.bar(
+                    edges[:-1],
+                    counts,
+                    width=np.diff(edges),
+                    align="edge",
+                    color=colours["text"],
+                    alpha=0.55,
+                    linewidth=0,
+                )
+                ax.set_xlim(*hist["range"])
+                ax.set_xlabel("log-likelihood (sqrt count)", fontsize=7, labelpad=1)
+                self._threshold_line = ax.axvline(
+                    float(self._threshold.value), color="#ff2bd6", linewidth=1.5
+                )
+        self.histogram_canvas.draw_idle()
+
+    def _move_threshold_line(self, value: float) -> None:
+        if self._threshold_line is not None:
+            self._threshold_line.set_xdata([value, value])
+            self.histogram_canvas.draw_idle()
+
+    def _show_histogram(self, hist: dict) -> None:
+        self.histogram = hist
+        low, high = hist["range"]
+        value = float(self._threshold.value)
+        self._slider.min, self._slider.max = min(low, value), max(high, value)
+        self._slider.value = value
+        self._draw_histogram()
 
     # --- settings --------------------------------------------------------------------
     def cleanup(self) -> MaskCleanup:
@@ -318,6 +572,7 @@ class FitWidget(Container):
         except ValueError as exc:
             show_error(str(exc))
             return None
+        self._fitting = layer
         return self.job.start(
             _fit_job,
             steps,
@@ -352,17 +607,33 @@ class FitWidget(Container):
         self.job.cancel()
 
     def _on_fitted(self, result: tuple, layer: Image, frames: da.Array) -> None:
+        self._fitting = None
         if layer not in self._viewer.layers:
+            self.job.set_status(f"'{layer.name}' was removed during the fit; nothing added")
             return
-        method_result, limits = result
+        method_result, limits, hist = result
         self.result = FitResult(method_result=method_result, source=layer, frames=frames)
         self._show_result(limits)
+        self._show_histogram(hist)
         offline = isinstance(method_result.model, BackgroundModel)
         self._save_button.enabled = offline  # an on-line state is not a reusable model
         self.job.set_status(f"fitted {layer.name} ({'offline' if offline else 'online'})")
 
+    def _adopt_renamed(self, source: Image) -> dict[str, str]:
+        """Rename the layers of an earlier fit of this source if the source was renamed,
+        so a refit updates them instead of leaving them behind."""
+        names = result_names(source.name)
+        old = self._names_of.get(id(source), names)
+        for kind, name in names.items():
+            was = old.get(kind)
+            if was != name and was in self._viewer.layers and name not in self._viewer.layers:
+                self._viewer.layers[was].name = name
+        self._names_of[id(source)] = names
+        return names
+
     def _show_result(self, limits: tuple[float, float]) -> None:
         result = self.result
+        self._adopt_renamed(result.source)
         region = region_mask(self._region.value, result.frame_shape)
         tuples = fit_layer_data(
             result.method_result,
@@ -381,8 +652,11 @@ class FitWidget(Container):
         result = self.result
         if result is None:
             return
-        name = result_names(result.source.name)["mask"]
+        name = self._adopt_renamed(result.source)["mask"]
         if name not in self._viewer.layers:
+            message = f"the mask layer '{name}' was deleted: press Fit to show it again"
+            show_info(message)
+            self.job.set_status(message)
             return
         try:
             region = region_mask(self._region.value, result.frame_shape)
