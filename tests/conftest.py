@@ -12,8 +12,11 @@ from napari_gmm_bg import make_sample
 
 @pytest.fixture(scope="session")
 def rgb_sample():
-    """A small RGB clip with moving objects and its ground truth."""
-    return make_sample("moving-shapes", n_frames=60, shape=(64, 96), seed=0)
+    """A small RGB clip with moving objects and its ground truth (read-only: shared by
+    the whole session, so no test may change it for the tests after it)."""
+    sample = make_sample("moving-shapes", n_frames=60, shape=(64, 96), seed=0)
+    sample.video.setflags(write=False)
+    return sample
 
 
 @pytest.fixture(scope="session")

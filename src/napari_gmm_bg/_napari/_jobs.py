@@ -128,7 +128,7 @@ class BackgroundJob:
         if self._progress is None or not isinstance(step, tuple):
             return
         done = int(step[0])  # (done, total, ...)
-        total = int(step[1]) if len(step) > 1 else self.bar.max
+        total = int(step[1]) if len(step) > 1 else int(self.bar.max)
         if not self.closed:
             self._show_step(done, total)
         # napari's activity-dock bar runs a nested event loop on every update (its

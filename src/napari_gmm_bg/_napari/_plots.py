@@ -90,7 +90,7 @@ def themed_plots(viewer: Any, figure: Any = None) -> Iterator[dict[str, str]]:
     }
     if figure is not None:
         figure.set_facecolor(colours["background"])
-    with matplotlib.rc_context(style):
+    with matplotlib.rc_context(style):  # type: ignore[arg-type]  # its keys are rcParams
         yield colours
 
 

@@ -97,7 +97,7 @@ def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range, loglik: An
             positives.append(ll[pos])
             negatives.append(ll[neg])
         yield min(first + BLOCK_FRAMES, n), n
-    scores = {key: {**c.metrics(), **c.as_dict()} for key, c in totals.items()}
+    scores: dict[str, Any] = {key: {**c.metrics(), **c.as_dict()} for key, c in totals.items()}
     if loglik is not None:
         pos, neg = np.concatenate(positives), np.concatenate(negatives)
         # The curve is read off quantiles: a regular sample of a million scores draws
@@ -113,7 +113,7 @@ def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range, loglik: An
 
 
 #: Fixed colours of the difference layer, with the legend the panel shows.
-DIFFERENCE_COLOURS = {1: "#f2f2f2", 2: "#ff4a4a", 3: "#3aa0ff"}
+DIFFERENCE_COLOURS: dict[int | None, str] = {1: "#f2f2f2", 2: "#ff4a4a", 3: "#3aa0ff"}
 DIFFERENCE_MEANING = {1: "both masks", 2: "only mask A", 3: "only mask B"}
 
 
@@ -121,9 +121,9 @@ def difference_colormap() -> Any:
     """A labels colormap: 1 both (white), 2 only A (red), 3 only B (blue), 0 clear."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(
-        color_dict={None: "transparent", 0: "transparent", **DIFFERENCE_COLOURS}
-    )
+    colours: dict[int | None, str] = {None: "transparent", 0: "transparent"}
+    colours.update(DIFFERENCE_COLOURS)
+    return DirectLabelColormap(color_dict=colours)
 
 
 def legend_html(colours: dict, meanings: dict) -> str:
@@ -152,10 +152,12 @@ class CompareWidget(Container):
         The viewer whose layers are read and written.
     """
 
+    _mask_a: Any  # a layer choice (create_widget is typed as a bare Widget)
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = viewer
-        self._mask_a = create_widget(annotation=Labels, label="mask A")
+        self._mask_a: Any = create_widget(annotation=Labels, label="mask A")
         self._mask_a.tooltip = "The first mask (a Labels layer; label 1 is foreground)"
         self._mask_b = ComboBox(
             choices=self._b_choices,
@@ -486,7 +488,7 @@ class StatsWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = viewer
-        self._mask = create_widget(annotation=Labels, label="mask")
+        self._mask: Any = create_widget(annotation=Labels, label="mask")
         self._mask.tooltip = (
             "The mask to count: label 1 of this plugin's masks, 255 of CDnet ground "
             "truth, any non-zero label of other layers"

@@ -95,12 +95,13 @@ def pixel_trace_steps(
         stop = min(start + chunk, n)
         correction = None
         if whole_frames:
+            assert model is not None  # whole frames are read only to compensate brightness
             block = np.asarray(frames.data[start:stop])
             samples[start:stop] = block[:, y, x]
             correction = model.brightness(block)
         else:
             samples[start:stop] = np.asarray(frames.data[start:stop, y, x])
-        if model is not None:
+        if model is not None and scores is not None:
             scores[start:stop] = pixel_log_likelihood(model, y, x, samples[start:stop], correction)
         yield stop, n, samples[:stop], None if scores is None else scores[:stop]
     return samples, scores
@@ -177,7 +178,8 @@ class FigureView(QObject):
             return
         self.image = image
         height, width = image.shape[:2]
-        qimage = QImage(image.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
+        pixels = image.tobytes()  # alive until fromImage copies it
+        qimage = QImage(pixels, width, height, 4 * width, QImage.Format.Format_RGBA8888)
         with contextlib.suppress(RuntimeError):  # the label is gone with its widget
             self.label.setPixmap(QPixmap.fromImage(qimage))
 
@@ -233,7 +235,7 @@ class InspectorWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = viewer
-        self._video = create_widget(annotation=Image, label="video")
+        self._video: Any = create_widget(annotation=Image, label="video")
         self._video.tooltip = "The video whose pixels you click (an image with a time axis)"
         self._active = CheckBox(
             value=True,
@@ -405,7 +407,7 @@ class InspectorWidget(Container):
             total=data.shape[0],
             on_returned=self._show,
             status=f"reading pixel ({y}, {x})…",
-            on_yielded=lambda step: step[2] is not None and self._show(step[2]),
+            on_yielded=self._show_partial,
         )
         worker.finished.connect(self._start_queued)
         return worker
@@ -478,6 +480,10 @@ class InspectorWidget(Container):
             return figure, plotted, line, complete
 
         return compose
+
+    def _show_partial(self, step: tuple) -> None:
+        if step[2] is not None:  # (done, total, laid-out figure or None)
+            self._show(step[2])
 
     def _show(self, composed: tuple) -> None:
         """Adopt a laid-out figure (GUI thread) and have it drawn off the GUI thread."""
@@ -582,7 +588,9 @@ def _compose(
     fg = colours["text"]
     colour = loglik if loglik is not None else frames
     colour_label = "log-likelihood" if loglik is not None else "frame"
-    vmin = None if loglik is None else max(float(np.min(loglik)), threshold - 30)
+    vmin = None
+    if loglik is not None and threshold is not None:
+        vmin = max(float(np.min(loglik)), threshold - 30)
     if samples.shape[1] == 3:
         ax = figure.add_subplot(211, projection="3d")
         points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmin=vmin)
@@ -623,6 +631,7 @@ def _compose(
     ax.set_title(f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9)
     line = figure.add_subplot(212)
     if loglik is not None:
+        assert threshold is not None and gmm is not None  # a model scored the pixel
         line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
         line.axhline(
             threshold,

@@ -146,7 +146,12 @@ def mask_colormap(method: str) -> Any:
 #: CDnet ground truth: what each value means and how it is drawn.  "Not scored" values
 #: (85 outside the region of interest, 170 unknown motion) are transparent, so the
 #: frames before the scored range are not tinted.
-TRUTH_COLOURS = {50: "#7f7f7f", 85: "transparent", 170: "transparent", 255: "#ffffff"}
+TRUTH_COLOURS: dict[int | None, str] = {
+    50: "#7f7f7f",
+    85: "transparent",
+    170: "transparent",
+    255: "#ffffff",
+}
 TRUTH_MEANING = {
     50: "shadow",
     85: "outside the scored region",
@@ -160,9 +165,9 @@ def truth_colormap() -> Any:
     shadow grey, everything not scored clear."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(
-        color_dict={None: "transparent", 0: "transparent", 1: "#ffffff", **TRUTH_COLOURS}
-    )
+    colours: dict[int | None, str] = {None: "transparent", 0: "transparent", 1: "#ffffff"}
+    colours.update(TRUTH_COLOURS)
+    return DirectLabelColormap(color_dict=colours)
 
 
 def mask_data(

@@ -90,15 +90,15 @@ class MethodsWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._methods = {m.name: m for m in comparison_methods()}
-        self._video = create_widget(annotation=Image, label="video")
+        self._video: Any = create_widget(annotation=Image, label="video")
         self._video.tooltip = "the video layer (an Image with a time axis) to run the method on"
         self._method = ComboBox(
             choices=[(m.title, m.name) for m in self._methods.values()],
             label="method",
             tooltip="the method to compare with the GMM; its settings follow",
         )
-        self._form = Container(labels=True)
-        self._settings: dict[str, Widget] = {}
+        self._form: Container[Widget] = Container(labels=True)
+        self._settings: dict[str, Any] = {}  # value widgets, by field name
         self._run_button = PushButton(text="Run", tooltip="run the method on the whole clip")
         self._cancel_button = PushButton(text="Cancel", tooltip="stop; no layer changes")
         self._status = Label(value="")

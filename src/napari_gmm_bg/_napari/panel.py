@@ -61,8 +61,10 @@ def narrow(widget: QWidget) -> None:
             label.setWordWrap(True)
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     for table in widget.findChildren(QTableWidget):
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideLeft)
+        header = table.horizontalHeader()
+        if header is not None:
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+            header.setTextElideMode(Qt.TextElideMode.ElideLeft)
 
 
 def scrolled(widget: QWidget) -> QScrollArea:

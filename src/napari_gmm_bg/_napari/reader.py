@@ -144,8 +144,9 @@ def read(path: str | os.PathLike) -> list[tuple]:
 
 def _image_kwargs(data: Any, name: str, source: Path) -> dict:
     """Layer settings for a lazy clip: napari must not scan it for its contrast limits."""
+    limits: tuple[float, float]
     if data.dtype == np.uint8:
-        limits = (0, 255)
+        limits = (0.0, 255.0)
     else:  # from the first frame holding numbers (the first, middle or last)
         low, high = 0.0, 1.0
         for t in dict.fromkeys((0, len(data) // 2, len(data) - 1)):
@@ -154,7 +155,7 @@ def _image_kwargs(data: Any, name: str, source: Path) -> dict:
             if finite.size:
                 low, high = float(finite.min()), float(finite.max())
                 break
-        limits = (low, high if high > low else low + 1)
+        limits = (low, high if high > low else low + 1.0)
     rgb = data.ndim == 4 and data.shape[-1] in (3, 4)
     return {
         "name": name,

@@ -199,10 +199,12 @@ class FitWidget(Container):
         The viewer whose layers are read and written.
     """
 
+    _video: Any  # a layer choice (create_widget is typed as a bare Widget)
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = viewer
-        self._video = create_widget(annotation=Image, label="video")
+        self._video: Any = create_widget(annotation=Image, label="video")
         self._video.tooltip = "The video to model: an image layer with a time axis"
         self._components = SpinBox(
             value=FitParameters.n_components,
@@ -337,7 +339,7 @@ class FitWidget(Container):
         self.job = BackgroundJob(
             self._fit_button, self._cancel_button, self._status, "Fitting GMM background"
         )
-        self._advanced = Container(
+        self._advanced: Container[Any] = Container(
             widgets=[
                 self._history,
                 self._components,
@@ -633,6 +635,8 @@ class FitWidget(Container):
 
     def _show_result(self, limits: tuple[float, float]) -> None:
         result = self.result
+        if result is None:
+            return
         self._adopt_renamed(result.source)
         region = region_mask(self._region.value, result.frame_shape)
         tuples = fit_layer_data(
