@@ -413,3 +413,27 @@ def test_a_video_the_decoder_reports_damaged_is_refused(tmp_path, request, sourc
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "decoder reported" in lines[0] and path.name in lines[0]
     assert sorted(os.listdir(path.parent)) == before  # no output, no hidden index
+
+
+def test_online_mode_refuses_a_learning_range(tmp_path):
+    result = _run_cli(
+        "fit",
+        "--sample",
+        "moving-shapes",
+        "--out",
+        str(tmp_path),
+        "--mode",
+        "online",
+        "--frames",
+        "0:10",
+    )
+    assert result.returncode == 2 and "drop --frames" in result.stderr
+
+
+def test_evaluate_clean_up_options_reach_the_baseline(cdnet_folder, capsys):
+    args = ["evaluate", str(cdnet_folder), "--methods", "baseline", "--json"]
+    assert main(args) == 0
+    filtered = json.loads(capsys.readouterr().out)["methods"]["baseline"]
+    assert main([*args, "--median", "0"]) == 0
+    raw = json.loads(capsys.readouterr().out)["methods"]["baseline"]
+    assert (raw["tp"], raw["fp"]) != (filtered["tp"], filtered["fp"])  # no median filter

@@ -353,6 +353,8 @@ def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> i
     if args.mode == "online":
         if args.scheduler:
             raise ValueError("the online mode runs frame by frame here; drop --scheduler")
+        if args.frames is not None:
+            raise ValueError("the online mode learns from every frame; drop --frames")
         written = _run_online(args, video, out, stem, check)
     elif args.scheduler:
         # A client of its own, not the process default: closed when the command ends.
@@ -458,6 +460,14 @@ def _fit_settings(args: argparse.Namespace) -> dict:
     return values
 
 
+def _evaluate_settings(args: argparse.Namespace) -> dict:
+    # The given options by settings field name, the clean-up ones also on their own (the
+    # median baseline has a ``median`` setting of its own).
+    values = _fit_settings(args)
+    values.update({name: getattr(args, name) for name in _CLEANUP_OPTIONS if hasattr(args, name)})
+    return values
+
+
 def evaluate_methods(
     seq: CDnetSequence, methods: Sequence[str], frames: range, settings: dict
 ) -> dict[str, dict]:
@@ -505,7 +515,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     reports: list[dict[str, Any]] = []
     for seq in sequences:
         frames = seq.temporal_roi if args.frames is None else range(*args.frames)
-        results = evaluate_methods(seq, args.methods, frames, _fit_settings(args))
+        results = evaluate_methods(seq, args.methods, frames, _evaluate_settings(args))
         reports.append(
             {"sequence": seq.name, "frames": [frames.start, frames.stop], "methods": results}
         )

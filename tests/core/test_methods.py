@@ -125,3 +125,13 @@ def test_every_method_finds_the_moving_objects(name):
     assert result.background is not None and result.background.shape == (120, 160, 3)
     if result.has_score:
         assert np.asarray(result.score()).shape == labels.shape
+
+
+def test_online_relabel_refuses_a_region_of_another_size():
+    sample = make_sample(n_frames=20, shape=(32, 48))
+    result = get_method("online").run(sample.video)
+    with pytest.raises(ValueError, match="region of shape"):
+        result.relabel(region=np.ones((10, 10), bool))
+    inside = np.zeros((32, 48), bool)
+    inside[:, :24] = True
+    assert not result.relabel(region=inside)[:, :, 24:].any()

@@ -333,7 +333,7 @@ class CompareWidget(Container):
             roi,
             frames,
             loglik,
-            total=2 * len(frames),
+            total=len(frames),
             on_returned=lambda scores: self._show(scores, difference, names, placement),
             status="scoring…",
         )

@@ -24,6 +24,7 @@ from ..core._files import atomic_write
 from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_log_likelihood
+from ..core.registry import get_method
 from ._jobs import BackgroundJob
 from ._plots import (
     export_path,
@@ -446,7 +447,7 @@ class InspectorWidget(Container):
         What it needs from the viewer (the MOG2 mask's data, the theme, the size, the
         frame) is gathered here, on the GUI thread.
         """
-        mog2_name = f"{name} MOG2 mask"
+        mog2_name = f"{name} {get_method('mog2').title} mask"  # as the methods widget names it
         mog2_data = (
             self._viewer.layers[mog2_name].data if mog2_name in self._viewer.layers else None
         )

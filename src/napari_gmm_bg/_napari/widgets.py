@@ -698,6 +698,9 @@ class FitWidget(Container):
         if self.result is None:
             show_error("nothing to save: fit a model first")
             return None
+        if not isinstance(self.result.model, BackgroundModel):
+            show_error("an on-line run keeps no reusable model: fit offline to save one")
+            return None
         path = export_path(path, lambda: ask_model_path(self.native, True))
         if not path:
             return None

@@ -919,6 +919,7 @@ def fit_background_steps(
     means = np.empty((height, width, k, c), np.float32)
     variances = np.empty((height, width, k, c), np.float32)
     own_client = None  # a client made here, for an address: closed when the fit ends
+    tiles: Any = None
     try:
         if client is None:
             tiles, done, total, intensity = yield from _fit_locally(frames, indices, params)
@@ -932,6 +933,10 @@ def fit_background_steps(
             done += 1
             yield done, total
     finally:
+        # The tiles first: a cluster's generator cancels its futures on its client,
+        # which must still be open.
+        if tiles is not None and hasattr(tiles, "close"):
+            tiles.close()
         if own_client is not None:
             own_client.close()
 

@@ -638,9 +638,16 @@ def online_result(result: OnlineResult) -> MethodResult:
         shadows: str | None = None,
         region: np.ndarray | None = None,
     ) -> np.ndarray:
-        labels = result.foreground(threshold=threshold, cleanup=cleanup, shadows=shadows)
         if region is not None:
-            labels[:, ~np.asarray(region, bool)] = 0
+            region = np.asarray(region, bool)
+            if region.shape != result.frame_shape:
+                raise ValueError(
+                    f"region of shape {region.shape} does not match the frames "
+                    f"{result.frame_shape}"
+                )
+        labels = result.foreground(threshold=threshold, cleanup=cleanup, shadows=shadows)
+        if region is not None:  # last, as the offline model does: no clean-up grows out
+            labels[:, ~region] = 0
         return labels
 
     return MethodResult(

@@ -61,19 +61,21 @@ def _load(target: str) -> Method:
 
 def _loaded() -> dict[str, Method]:
     if not _methods:
+        found: dict[str, Method] = {}  # published whole: a failed import leaves none
         for target in BUILTIN:
             method = _load(target)
-            _methods[method.name] = method
+            found[method.name] = method
         for point in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 method = point.load()
             except Exception as exc:  # another package's bug must not break ours
                 warnings.warn(f"method {point.name!r} failed to load: {exc}", stacklevel=2)
                 continue
-            if isinstance(method, Method) and method.name not in _methods:
-                _methods[method.name] = method
+            if isinstance(method, Method) and method.name not in found:
+                found[method.name] = method
             else:
                 warnings.warn(f"entry point {point.name!r} is not a new Method", stacklevel=2)
+        _methods.update(found)
     return _methods
 
 
