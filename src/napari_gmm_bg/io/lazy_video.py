@@ -26,9 +26,8 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -107,45 +106,6 @@ def _index_path(path: Path) -> Path:
         f"{INDEX_VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
     )
     return path.with_name(f".{path.name}.{key.hexdigest()[:12]}.frames.npz")
-
-
-@contextmanager
-def decoder_errors(source: str | os.PathLike) -> Iterator[Callable[[], None]]:
-    """Count the errors FFmpeg's decoders report while the block runs (any thread).
-
-    A damaged video often decodes without an exception: the decoder conceals the
-    damage (grey blocks, smeared motion) and only logs an error.  The yielded check
-    raises ValueError if any was logged, so the command writes nothing from damaged
-    frames.  (On a cluster the workers decode: their logs are not seen here.)
-
-    Parameters
-    ----------
-    source : str or os.PathLike
-        The video, named in the error.
-
-    Yields
-    ------
-    callable
-        ``check()``: raises ValueError if a decoder has logged an error so far.
-    """
-    import av.logging
-
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture(local=False) as logs:
-
-            def check() -> None:
-                errors = [m for lvl, _, m in list(logs) if lvl <= av.logging.ERROR]
-                if errors:
-                    raise ValueError(
-                        f"{source}: the decoder reported {len(errors)} errors (damaged "
-                        f"data; the first: {errors[0].strip()})"
-                    )
-
-            yield check
-    finally:
-        av.logging.set_level(level)
 
 
 def video_bit_depth(path: str | os.PathLike) -> int:
