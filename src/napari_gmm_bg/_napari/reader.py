@@ -122,9 +122,9 @@ def read(path: str | os.PathLike) -> list[tuple]:
     if suffix in VIDEO_SUFFIXES:
         # Lazily: frames are decoded as napari asks for them.
         # The frames napari shows first (it opens on the middle one) and the ends are
-        # decoded now: a file that fails there is
-        # refused here, before napari makes a layer that it then cannot draw.  (Damage
-        # the decoder conceals, logging only, is not seen: see cli._fit_command.)
+        # decoded now: a file that fails there is refused here, before napari makes a
+        # layer that it then cannot draw.  (Damage the decoder conceals, logging only,
+        # is not seen: see cli._fit_command.)
         video, index = open_video(path)
         for t in dict.fromkeys((0, len(video) // 2, len(video) - 1)):
             np.asarray(video[t])
