@@ -270,7 +270,7 @@ def write_fit_outputs(
         Prefix of the file names.
     before_commit : callable, optional
         Called once every file is written, before any replaces an existing one: an
-        exception it raises (say, the decoder reported damaged data) writes nothing.
+        exception it raises writes nothing.
 
     Returns
     -------
