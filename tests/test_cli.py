@@ -268,10 +268,12 @@ def _cli_env():
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
-    # A clip whose scoring (streamed into the outputs) takes a while.
+    # A clip whose scoring (streamed into the outputs) takes a while: long enough that
+    # the signal lands before the save ends, even with every kernel cached (300 frames
+    # were once done before the signal arrived).
     rng = np.random.default_rng(0)
     clip = tmp_path / "clip.tif"
-    tifffile.imwrite(clip, rng.integers(0, 255, (300, 120, 160), dtype=np.uint8))
+    tifffile.imwrite(clip, rng.integers(0, 255, (1500, 120, 160), dtype=np.uint8))
     out = tmp_path / "out"
     out.mkdir()
     old = {f"clip{s}": f"previous clip{s}".encode() for s in OUTPUTS}
@@ -284,6 +286,9 @@ def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal: a test run started in the background (CI, ``&``) ignores
+        # SIGINT, and a child would inherit that and never see the Ctrl+C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") for p in out.iterdir()):
