@@ -73,7 +73,7 @@ def _compute(*arrays: Any) -> list:
 def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range, loglik: Any = None) -> Any:
     """Score both masks against the truth, a block of frames at a time; with A's
     log-likelihood, its precision-recall curve too (from the same reads)."""
-    from ..core.metrics import Confusion, confusion, truth_kind
+    from ..core.metrics import Confusion, confusion, scored_pixels
 
     totals = {"a": Confusion(), "b": Confusion()}
     positives, negatives = [], []
@@ -88,12 +88,7 @@ def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range, loglik: An
         totals["a"] = totals["a"] + confusion(ma, gt, roi)
         totals["b"] = totals["b"] + confusion(mb, gt, roi)
         if ll is not None:
-            if truth_kind(gt) == "binary":
-                pos, neg = gt == 1, gt == 0
-            else:
-                pos, neg = gt == 255, (gt == 0) | (gt == 50)
-            if roi is not None:
-                pos, neg = pos & roi, neg & roi
+            pos, neg = scored_pixels(gt, roi)
             positives.append(ll[pos])
             negatives.append(ll[neg])
         yield min(first + BLOCK_FRAMES, n), n

@@ -167,7 +167,7 @@ def precision_recall_curve(
     dict
         ``threshold``, ``precision``, ``recall`` arrays.
     """
-    from .metrics import check_frame_range, truth_kind
+    from .metrics import check_frame_range, scored_pixels
 
     frames = range(log_likelihood.shape[0]) if frames is None else frames
     check_frame_range(frames, log_likelihood.shape[0])
@@ -175,12 +175,7 @@ def precision_recall_curve(
     for t in frames:
         ll = np.asarray(log_likelihood[t])
         gt = np.asarray(truth[t])
-        if truth_kind(gt) == "binary":
-            pos, neg = gt == 1, gt == 0
-        else:
-            pos, neg = gt == 255, (gt == 0) | (gt == 50)
-        if roi is not None:
-            pos, neg = pos & roi, neg & roi
+        pos, neg = scored_pixels(gt, roi)
         positives.append(ll[pos])
         negatives.append(ll[neg])
     pos_ll = np.concatenate(positives)

@@ -104,6 +104,33 @@ def truth_kind(truth: np.ndarray) -> str:
     )
 
 
+def scored_pixels(
+    truth: np.ndarray, roi: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ground truth into the pixels scored as positive and as negative.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        CDnet labels (255 positive; 0 and 50 negative; others not scored) or binary 0/1.
+    roi : numpy.ndarray, optional
+        Boolean, broadcastable to ``truth``: only pixels inside it are scored.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Boolean ``positive`` and ``negative`` masks of ``truth``'s shape.
+    """
+    if truth_kind(truth) == "binary":
+        positive, negative = truth == 1, truth == 0
+    else:
+        positive, negative = truth == 255, (truth == 0) | (truth == 50)
+    if roi is not None:
+        roi = np.asarray(roi, dtype=bool)
+        positive, negative = positive & roi, negative & roi
+    return positive, negative
+
+
 def confusion(
     predicted: np.ndarray, truth: np.ndarray, roi: np.ndarray | None = None
 ) -> Confusion:
@@ -140,13 +167,7 @@ def confusion(
         raise ValueError(
             f"mask of shape {predicted.shape} and ground truth of shape {truth.shape} differ"
         )
-    if truth_kind(truth) == "binary":
-        positive, negative = truth == 1, truth == 0
-    else:
-        positive, negative = truth == 255, (truth == 0) | (truth == 50)
-    if roi is not None:
-        roi = np.asarray(roi, dtype=bool)
-        positive, negative = positive & roi, negative & roi
+    positive, negative = scored_pixels(truth, roi)
     called = predicted == 1
     tp = int(np.count_nonzero(called & positive))
     fp = int(np.count_nonzero(called & negative))
