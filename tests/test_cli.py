@@ -16,7 +16,7 @@ from napari_gmm_bg.cli import main
 from napari_gmm_bg.io.video import read_video
 from tests.conftest import iou
 
-OUTPUTS = ("_gmm_loglik.tif", "_gmm_mask.tif", "_gmm_background.png", "_gmm_model.npz")
+OUTPUTS = ("_gmm_distance.tif", "_gmm_mask.tif", "_gmm_background.png", "_gmm_model.npz")
 
 
 def test_fit_sample_writes_every_output(tmp_path, capsys):
@@ -25,7 +25,7 @@ def test_fit_sample_writes_every_output(tmp_path, capsys):
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"moving-shapes{s}" for s in OUTPUTS)  # no temporary files left
     mask = tifffile.imread(out / "moving-shapes_gmm_mask.tif")
-    ll = tifffile.imread(out / "moving-shapes_gmm_loglik.tif")
+    ll = tifffile.imread(out / "moving-shapes_gmm_distance.tif")
     assert mask.shape == ll.shape == (80, 120, 160)
     assert mask.dtype == np.uint8 and ll.dtype == np.float32
     from napari_gmm_bg import make_sample
@@ -193,7 +193,7 @@ def test_evaluate_runs_every_method_on_several_folders(cdnet_folder, tmp_path, c
         assert report["mean"][name]["f_measure"] == pytest.approx(first[name]["f_measure"])
     assert all(scores["f_measure"] > 0.5 for scores in first.values())
 
-    assert main([*args, "--threshold", "-20"]) == 0
+    assert main([*args, "--threshold", "2.0"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[-5].split() == ["F-measure"] and table[-4].split() == methods.split(",")
     assert table[-1].split()[0] == "mean" and len(table[-1].split()) == 6
@@ -203,7 +203,7 @@ def test_evaluate_options_apply_to_the_methods_that_have_them(cdnet_folder, caps
     args = ["evaluate", str(cdnet_folder), "--methods", "gmm,online,mog2", "--json"]
     assert main(args) == 0
     default = json.loads(capsys.readouterr().out)["methods"]
-    assert main([*args, "--threshold", "-60"]) == 0  # GMMs only: MOG2 has no threshold
+    assert main([*args, "--threshold", "4.0"]) == 0  # GMMs only: MOG2 has no threshold
     strict = json.loads(capsys.readouterr().out)["methods"]
     for name in ("gmm", "online"):
         assert strict[name]["recall"] < default[name]["recall"]
@@ -331,12 +331,12 @@ def test_online_mode_streams_the_same_files_the_in_memory_run_wrote(
     }
     ref = tmp_path / "ref"
     ref.mkdir()
-    write_tiff_stack(ref / "l.tif", result.log_likelihood, metadata)
+    write_tiff_stack(ref / "l.tif", result.distance, metadata)
     mask = result.foreground()  # the settings' clean-up
     write_tiff_stack(ref / "m.tif", mask, metadata)
     write_png(ref / "b.png", result.background)
     for name, reference in (
-        ("loglik.tif", "l.tif"),
+        ("distance.tif", "l.tif"),
         ("mask.tif", "m.tif"),
         ("background.png", "b.png"),
     ):
@@ -369,7 +369,7 @@ def test_online_mode_holds_one_block_not_the_clip(tmp_path, monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < whole / 4, f"peak {peak / 2**20:.1f} MB"
-    assert tifffile.imread(tmp_path / "o" / "clip_gmm_loglik.tif").shape == (400, 120, 160)
+    assert tifffile.imread(tmp_path / "o" / "clip_gmm_distance.tif").shape == (400, 120, 160)
 
 
 @pytest.mark.parametrize("mode", ["offline", "online"])

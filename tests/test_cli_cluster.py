@@ -102,7 +102,7 @@ def test_cli_fit_on_a_separately_started_cluster_equals_a_local_fit(scheduler, t
     remote, _ = _cli(*args, "--out", str(tmp_path / "remote"), "--scheduler", scheduler)
     assert remote.returncode == 0, remote.stderr
     assert main([*args, "--out", str(tmp_path / "local")]) == 0
-    for suffix in ("_gmm_loglik.tif", "_gmm_mask.tif"):
+    for suffix in ("_gmm_distance.tif", "_gmm_mask.tif"):
         a = tifffile.imread(tmp_path / "remote" / f"moving-shapes{suffix}")
         b = tifffile.imread(tmp_path / "local" / f"moving-shapes{suffix}")
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)

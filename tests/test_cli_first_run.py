@@ -12,6 +12,7 @@ import tifffile
 import napari_gmm_bg
 from napari_gmm_bg import default_threshold
 from napari_gmm_bg.cli import EXIT_BROKEN_PIPE, demo_folder, main
+from napari_gmm_bg.core.online import ONLINE_DISTANCE
 
 
 def _free_display() -> str:
@@ -96,4 +97,4 @@ def test_online_metadata_records_the_threshold_used(tmp_path):
     assert main(args) == 0
     with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
         meta = json.loads(tif.pages[0].description)
-    assert meta["threshold"] == default_threshold(3) and meta["mode"] == "online"
+    assert meta["threshold"] == ONLINE_DISTANCE and meta["mode"] == "online"

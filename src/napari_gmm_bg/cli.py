@@ -29,7 +29,7 @@ from .core.cluster import as_client
 from .core.frames import as_frames
 from .core.gmm import BackgroundModel
 from .core.interface import settings_with
-from .core.labels import SHADOW_MODES, default_threshold
+from .core.labels import SHADOW_MODES
 from .core.metrics import (
     METRIC_NAMES,
     check_frame_range,
@@ -37,7 +37,7 @@ from .core.metrics import (
     frame_statistics,
     statistics_table,
 )
-from .core.online import OnlineModel, OnlineSettings, label_scores, online_blocks
+from .core.online import ONLINE_DISTANCE, OnlineModel, OnlineSettings, label_scores, online_blocks
 from .core.registry import get_method, method_names
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video, video_index_file
@@ -76,10 +76,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser(
         "fit",
-        help="fit the background model and write log-likelihood, mask and background",
+        help="fit the background model and write its score (distance), mask and background",
         description=(
             "Fit a Gaussian mixture to every pixel of INPUT (a video file or a folder of "
-            "frames) and write <name>_gmm_loglik.tif, <name>_gmm_mask.tif, "
+            "frames) and write <name>_gmm_distance.tif, <name>_gmm_mask.tif, "
             "<name>_gmm_background.png and <name>_gmm_model.npz into --out."
         ),
     )
@@ -212,7 +212,8 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
         "--threshold",
         type=float,
         default=default(defaults.threshold),
-        help="log-likelihood below which a pixel is foreground (default: per channel count)",
+        help="distance from the background (standard deviations) above which a pixel is "
+        "foreground (default: 1.0)",
     )
     parser.add_argument(
         "--no-brightness-compensation",
@@ -233,7 +234,8 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
         "--median",
         type=int,
         default=default(clean.median),
-        help="median filter size (odd; 0 for none)",
+        help="median filter size (odd; 0 for none; default: 5%% of the frame's size, "
+        "13 at 320x240)",
     )
     cleanup.add_argument(
         "--opening", type=int, default=default(clean.opening), help="opening size (0 for none)"
@@ -277,7 +279,7 @@ def write_fit_outputs(
     list of pathlib.Path
         The files written.
     """
-    log_likelihood = model.log_likelihood(video)
+    distance = model.distance(video)
     mask = model.foreground(video)
     metadata = {
         "source": stem,
@@ -285,14 +287,14 @@ def write_fit_outputs(
         "threshold": model.threshold,  # the value used, not the parameter (None: default)
     }
     names = {
-        "loglik": f"{stem}_gmm_loglik.tif",
+        "distance": f"{stem}_gmm_distance.tif",
         "mask": f"{stem}_gmm_mask.tif",
         "background": f"{stem}_gmm_background.png",
         "model": f"{stem}_gmm_model.npz",
     }
     files = AtomicFiles(out)
     with files.transaction():
-        write_tiff_stack(files.path(names["loglik"]), log_likelihood, metadata)
+        write_tiff_stack(files.path(names["distance"]), distance, metadata)
         write_tiff_stack(files.path(names["mask"]), mask, metadata)
         write_png(files.path(names["background"]), model.background_image())
         model.save(files.path(names["model"]))
@@ -407,24 +409,22 @@ def _run_online(
     model = OnlineModel(settings)  # checks the settings
     frames = as_frames(video)
     shape = (frames.n_frames, *frames.frame_shape)
-    threshold = (
-        default_threshold(frames.n_channels) if settings.threshold is None else settings.threshold
-    )
+    threshold = ONLINE_DISTANCE if settings.threshold is None else settings.threshold
     metadata = {
         "source": stem,
         "mode": "online",
         **dataclasses.asdict(settings),
         "threshold": threshold,  # the value used, not the setting (None: default)
     }
-    names = [f"{stem}_gmm_loglik.tif", f"{stem}_gmm_mask.tif", f"{stem}_gmm_background.png"]
+    names = [f"{stem}_gmm_distance.tif", f"{stem}_gmm_mask.tif", f"{stem}_gmm_background.png"]
     files = AtomicFiles(out)
     with files.transaction():
         with (
-            tiff_stack_writer(files.path(names[0]), shape, np.float32, metadata) as loglik,
+            tiff_stack_writer(files.path(names[0]), shape, np.float32, metadata) as score,
             tiff_stack_writer(files.path(names[1]), shape, np.uint8, metadata) as mask,
         ):
             for _, scores, shadow in online_blocks(model, frames):
-                loglik(scores)
+                score(scores)
                 labels = label_scores(
                     scores, shadow, model.threshold, settings.shadows, settings.cleanup
                 )

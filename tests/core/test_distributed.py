@@ -115,7 +115,7 @@ def test_cli_fits_scores_and_saves_on_the_cluster(client, tmp_path):
         == 0
     )
     assert main(["fit", "--sample", "moving-shapes", "--out", str(tmp_path / "l")]) == 0
-    for name in ("moving-shapes_gmm_mask.tif", "moving-shapes_gmm_loglik.tif"):
+    for name in ("moving-shapes_gmm_mask.tif", "moving-shapes_gmm_distance.tif"):
         np.testing.assert_array_equal(
             tifffile.imread(tmp_path / "c" / name), tifffile.imread(tmp_path / "l" / name)
         )

@@ -104,6 +104,14 @@ def test_a_saved_model_loads(tmp_path, saved):
         (lambda a, meta: meta.__setitem__("grey", "yes"), "grey"),
         (lambda a, meta: meta.__setitem__("dtype", "|O"), "dtype"),
         (lambda a, meta: meta.__setitem__("version", 99), "version"),
+        (lambda a, meta: meta.__setitem__("version", 1), "version"),  # log-likelihood era
+        (lambda a, meta: a["flags"].__setitem__((0, 0), 0), "flags"),
+        (lambda a, meta: a["flags"].__setitem__((0, 0, 1), 7), "flags"),
+        (lambda a, meta: a.__setitem__("flags", a["flags"].astype(np.int64)), "flags"),
+        (lambda a, meta: a.__setitem__("consensus", a["consensus"][:2]), "consensus"),
+        (lambda a, meta: a["consensus"].__setitem__((0, 0), 200), "consensus"),
+        (lambda a, meta: meta["params"].__setitem__("max_variance", -1), "max_variance"),
+        (lambda a, meta: meta["params"].__setitem__("consensus_radius", 1.5), "consensus"),
         (lambda a, meta: meta.clear(), "format"),
     ],
 )
@@ -137,7 +145,9 @@ _ANY_DTYPE = st.sampled_from(
 
 @EXAMPLES
 @given(
-    name=st.sampled_from(["weights", "means", "variances", "learning_indices"]),
+    name=st.sampled_from(
+        ["weights", "means", "variances", "learning_indices", "flags", "consensus"]
+    ),
     array=_ANY_DTYPE.flatmap(
         lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=5, max_side=9))
     ),
@@ -233,6 +243,8 @@ def test_a_4k_grey_model_still_loads(tmp_path, saved):
         "means": np.zeros((*shape, 1), np.float32),
         "variances": np.ones((*shape, 1), np.float32),
         "learning_indices": saved["learning_indices"],
+        "flags": np.ones(shape, np.uint8),
+        "consensus": np.zeros(shape[:2], np.uint8),
     }
     meta = json.loads(str(saved["meta"]))
     meta["grey"] = True

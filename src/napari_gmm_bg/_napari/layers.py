@@ -52,7 +52,7 @@ class Placement:
 def result_names(source: str) -> dict[str, str]:
     """Names of the layers a fit of ``source`` makes."""
     return {
-        "loglik": f"{source} GMM log-likelihood",
+        "loglik": f"{source} GMM distance",
         "mask": f"{source} GMM mask",
         "background": f"{source} GMM background",
     }
@@ -99,16 +99,12 @@ def lazy_frames(data: Any) -> da.Array:
 
 
 def contrast_limits_of(scores: np.ndarray, threshold: float) -> tuple[float, float]:
-    """Contrast limits from scored frames: from well below the threshold to the top."""
+    """Contrast limits of a distance (the score of every method that has one): from 0 to
+    where the foreground tail thins out, at least twice the threshold."""
     finite = scores[np.isfinite(scores)]
-    if finite.size == 0:
-        return threshold - 10.0, threshold + 10.0
-    high = float(np.percentile(finite, 99.9))
-    low = min(float(np.percentile(finite, 1)), threshold - 10.0)
-    low = max(low, threshold - 100.0)
-    if not high > low:
-        high = low + 1.0
-    return low, high
+    high = 2.0 * threshold if finite.size == 0 else float(np.percentile(finite, 99.5))
+    high = max(high, 2.0 * threshold)
+    return 0.0, high if high > 0 else 1.0
 
 
 def mask_colour(method: str) -> str:
@@ -236,7 +232,7 @@ def fit_layer_data(
     shadows: str,
     contrast_limits: tuple[float, float],
 ) -> list[tuple]:
-    """LayerDataTuples of a fit: log-likelihood, mask and background.
+    """LayerDataTuples of a fit: distance (the score), mask and background.
 
     Parameters
     ----------
@@ -247,7 +243,7 @@ def fit_layer_data(
     placement : Placement
         The source layer's scale, translate and axis labels.
     threshold : float
-        Foreground threshold (log-likelihood).
+        Foreground threshold (distance, standard deviations).
     region : numpy.ndarray or None
         ``(Y, X)`` boolean region outside which nothing is foreground.
     cleanup : MaskCleanup
@@ -255,7 +251,7 @@ def fit_layer_data(
     shadows : str
         "off", "show" (label 2) or "background".
     contrast_limits : tuple of float
-        For the log-likelihood layer.
+        For the distance layer.
 
     Returns
     -------

@@ -28,10 +28,10 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
 from ..core import (
+    DEFAULT_DISTANCE,
     BackgroundModel,
     FitParameters,
     MaskCleanup,
-    default_threshold,
     fit_background_steps,
     load_model,
 )
@@ -130,7 +130,7 @@ def score_histogram(scores: np.ndarray, threshold: float, bins: int = 80) -> dic
     Parameters
     ----------
     scores : numpy.ndarray
-        Scores (log-likelihoods) of some frames.
+        Scores (distances, standard deviations) of some frames.
     threshold : float
         The current threshold.
     bins : int
@@ -142,15 +142,16 @@ def score_histogram(scores: np.ndarray, threshold: float, bins: int = 80) -> dic
         ``counts``, ``edges`` and ``range`` (low, high) for the slider.
     """
     finite = scores[np.isfinite(scores)].astype(np.float64)
+    low = 0.0
     if finite.size == 0:
-        low, high = threshold - 60.0, threshold + 20.0
+        high = 4.0 * threshold
         return {
             "counts": np.zeros(bins),
             "edges": np.linspace(low, high, bins + 1),
             "range": (low, high),
         }
-    low = max(min(float(np.percentile(finite, 0.5)), threshold - 10.0), threshold - 150.0)
-    high = max(float(np.percentile(finite, 99.9)), threshold + 5.0)
+    # Up to where the foreground tail thins out, at least twice the threshold.
+    high = min(max(float(np.percentile(finite, 99.5)), 2.0 * threshold), 10.0 * threshold)
     counts, edges = np.histogram(np.clip(finite, low, high), bins=bins, range=(low, high))
     return {"counts": counts, "edges": edges, "range": (low, high)}
 
@@ -271,20 +272,21 @@ class FitWidget(Container):
             "their own grey label. background: shadows are not foreground",
         )
         self._threshold = FloatSpinBox(
-            value=default_threshold(3),
-            min=-1e6,
+            value=DEFAULT_DISTANCE,
+            min=0.05,
             max=1e3,
-            step=0.5,
+            step=0.05,
             label="threshold",
-            tooltip="A pixel is foreground when its log-likelihood (how well the background "
-            "explains it, in nats) is below this: lower finds less, higher finds more",
+            tooltip="A pixel is foreground when its colour is farther than this from every "
+            "background colour, in standard deviations of that colour (at least 10 grey "
+            "levels): higher finds less, lower finds more",
         )
         self._threshold.native.setKeyboardTracking(False)  # no redraw per keystroke
         self._slider = FloatSlider(
-            value=default_threshold(3),
-            min=default_threshold(3) - 60,
-            max=default_threshold(3) + 20,
-            step=0.5,
+            value=DEFAULT_DISTANCE,
+            min=0.0,
+            max=4.0 * DEFAULT_DISTANCE,
+            step=0.05,
             label="",
             readout=False,
             tooltip="Drag to change the threshold; the mask is redrawn once you stop. "
@@ -292,14 +294,15 @@ class FitWidget(Container):
         )
         defaults = MaskCleanup()
         self._median = SpinBox(
-            value=defaults.median,
-            min=0,
-            max=31,
+            value=-1,
+            min=-1,
+            max=61,
             step=1,
             label="median filter",
             tooltip="Smooth the mask with a median filter this wide (pixels, odd; 0 off): "
-            "removes speckle",
+            "removes speckle.  auto: 5% of the frame's size (13 at 320x240)",
         )
+        self._median.native.setSpecialValueText("auto")  # shown at -1: sized to the frame
         self._opening = SpinBox(
             value=defaults.opening,
             min=0,
@@ -374,8 +377,9 @@ class FitWidget(Container):
         layout.insertWidget(5, self.histogram_canvas)
         self.histogram_canvas.setMaximumHeight(110)
         self.histogram_canvas.setToolTip(
-            "How the learning frames' pixels score: the background is the tall hump on the "
-            "right; pixels left of the line (the threshold) are foreground"
+            "How the learning frames' pixels score (distance from their background, in "
+            "standard deviations): the background is the tall hump on the left; pixels "
+            "right of the line (the threshold) are foreground"
         )
         self.histogram: dict | None = None
         self._threshold_line: Any = None
@@ -437,8 +441,7 @@ class FitWidget(Container):
             return
         n_frames = layer.data.shape[0] if layer.data.ndim >= 3 else 1
         self._range.stop.value = max(1, n_frames)
-        channels = 3 if layer.rgb else 1
-        self._threshold.value = default_threshold(channels)
+        self._threshold.value = DEFAULT_DISTANCE
 
     def _on_layer_removed(self, event: Any) -> None:
         if self._fitting is not None and event.value is self._fitting and self.job.running:
@@ -507,7 +510,7 @@ class FitWidget(Container):
                     linewidth=0,
                 )
                 ax.set_xlim(*hist["range"])
-                ax.set_xlabel("log-likelihood (sqrt count)", fontsize=7, labelpad=1)
+                ax.set_xlabel("distance, standard deviations (sqrt count)", fontsize=7, labelpad=1)
                 self._threshold_line = ax.axvline(
                     float(self._threshold.value), color="#ff2bd6", linewidth=1.5
                 )
@@ -531,7 +534,7 @@ class FitWidget(Container):
         """Return the clean-up the widget's settings describe."""
         median = int(self._median.value)
         return MaskCleanup(
-            median=median if median % 2 else max(median - 1, 0),
+            median=None if median < 0 else median if median % 2 else max(median - 1, 0),
             opening=int(self._opening.value),
             closing=int(self._closing.value),
             min_area=int(self._min_area.value),
@@ -735,7 +738,7 @@ class FitWidget(Container):
                 raise ValueError("choose the video layer to apply the model to first")
             frames = lazy_frames(layer.data)
             middle = np.asarray(frames[frames.shape[0] // 2][None])
-            limits = contrast_limits_of(model.log_likelihood(middle), model.threshold)
+            limits = contrast_limits_of(model.distance(middle), model.threshold)
         except ValueError as exc:
             show_error(f"cannot use model: {exc}")
             return None
@@ -745,7 +748,7 @@ class FitWidget(Container):
         for widget, value in zip(
             (self._median, self._opening, self._closing, self._min_area),
             (
-                model.params.cleanup.median,
+                -1 if model.params.cleanup.median is None else model.params.cleanup.median,
                 model.params.cleanup.opening,
                 model.params.cleanup.closing,
                 model.params.cleanup.min_area,

@@ -873,29 +873,19 @@ def _shadow_labels(x, background, labels, n, tau, distortion2):
         labels[b] = 2 if labels[b] == 1 and shadow else labels[b]
 
 
-# One compiled chain for log-likelihoods and labels: the scores go to out_ll (float32) or
-# the labels to out_lab (uint8), the other being an empty array.  (Before, each out dtype
-# was a compiled specialisation of its own, twice the compilation of a first run.)
+#: Component flags: not background, background, background with its variances capped (the
+#: fallback of a pixel whose every component is too broad).
+NOT_BG, BACKGROUND, BACKGROUND_CAPPED = 0, 1, 2
+
+
+# One compiled chain for distances, log-likelihoods and labels: the scores go to out_sc
+# (float32) or the labels to out_lab (uint8), the other being an empty array.  (Each out
+# dtype compiled separately would double the compilation of a first run.)
 @njit(**_OPTS)
 def _score_tile(
-    frames,
-    off,
-    sc,
-    mu,
-    iv,
-    lc,
-    log_nb,
-    threshold,
-    tau,
-    distortion2,
-    labels,
-    out_ll,
-    out_lab,
-    p0,
-    n,
+    frames, off, sc, mu, iv, lc, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
 ):
     n_components, n_channels, _ = mu.shape
-    lnb = log_nb[p0 : p0 + n]
     if frames.shape[0] < 8:  # a frame or two (scrubbing): read the model in place
         _score_tile_frames(
             frames,
@@ -904,12 +894,11 @@ def _score_tile(
             mu[:, :, p0 : p0 + n],
             iv[:, :, p0 : p0 + n],
             lc[:, p0 : p0 + n],
-            lnb,
             threshold,
             tau,
             distortion2,
-            labels,
-            out_ll,
+            mode,
+            out_sc,
             out_lab,
             p0,
             n,
@@ -926,28 +915,21 @@ def _score_tile(
             m_[k, c] = mu[k, c, p0 : p0 + n]
             i_[k, c] = iv[k, c, p0 : p0 + n]
     _score_tile_frames(
-        frames,
-        off,
-        sc,
-        m_,
-        i_,
-        l_,
-        lnb,
-        threshold,
-        tau,
-        distortion2,
-        labels,
-        out_ll,
-        out_lab,
-        p0,
-        n,
+        frames, off, sc, m_, i_, l_, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
     )
+
+
+#: What ``_score_tile_frames`` computes: labels, distances or log-likelihoods.
+MODE_LABELS, MODE_DISTANCE, MODE_LOG_LIKELIHOOD = 0, 1, 2
 
 
 @njit(**_OPTS)
 def _score_tile_frames(
-    frames, off, sc, m_, i_, l_, lnb, threshold, tau, distortion2, labels, out_ll, out_lab, p0, n
+    frames, off, sc, m_, i_, l_, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
 ):
+    # Distance: with l_ 0 for background components (and hugely negative for the others)
+    # best = -d2 / 2, d2 the smallest squared Mahalanobis distance to a background
+    # component; the distance is sqrt(d2 / C).  Labels threshold that same float32 value.
     n_frames = frames.shape[0]
     n_components, n_channels, _ = m_.shape
     x = np.empty((n_channels, n), np.float32)
@@ -957,28 +939,25 @@ def _score_tile_frames(
     ll = np.empty(n, np.float32)
     lab = np.empty(n, np.uint8)
     fbits, ibits, mbits, mfloat = _log_scratch(n)
+    scale = _F(-2.0) / _F(n_channels)
     for t in range(n_frames):
         _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
         _densities(x, m_, i_, l_, lp, best, n)
-        if not labels:
+        if mode == MODE_LOG_LIKELIHOOD:
             _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
-            out_t = out_ll[t, p0 : p0 + n]
+            out_t = out_sc[t, p0 : p0 + n]
             for b in range(n):
                 out_t[b] = ll[b]
             continue
-        # Most pixels are settled without the log-likelihood: one background component
-        # alone above the threshold makes it background; all of them together (at most
-        # nb times the best) below it, foreground.  Only a tile holding a pixel in
-        # between pays for the exact log-sum-exp.
-        n_unsure = 0
         for b in range(n):
-            above = best[b] >= threshold
-            lab[b] = 0 if above else 1
-            n_unsure += 1 if not above and best[b] >= threshold - lnb[b] else 0
-        if n_unsure > 0:
-            _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
+            ll[b] = math.sqrt(max(best[b] * scale, _ZERO))
+        if mode == MODE_DISTANCE:
+            out_t = out_sc[t, p0 : p0 + n]
             for b in range(n):
-                lab[b] = 1 if ll[b] < threshold else 0
+                out_t[b] = ll[b]
+            continue
+        for b in range(n):
+            lab[b] = 1 if ll[b] > threshold else 0
         if tau > _ZERO:
             _shadow_labels(x, m_[0], lab, n, tau, distortion2)
         out_t = out_lab[t, p0 : p0 + n]
@@ -988,21 +967,7 @@ def _score_tile_frames(
 
 @njit(**_OPTS)
 def _score_tiles(
-    frames,
-    off,
-    sc,
-    mu,
-    iv,
-    lc,
-    log_nb,
-    thr,
-    tau,
-    distortion2,
-    labels,
-    out_ll,
-    out_lab,
-    tile,
-    items,
+    frames, off, sc, mu, iv, lc, thr, tau, distortion2, mode, out_sc, out_lab, tile, items
 ):
     n_pixels = mu.shape[2]
     for i in items:
@@ -1014,12 +979,11 @@ def _score_tiles(
             mu,
             iv,
             lc,
-            log_nb,
             thr,
             tau,
             distortion2,
-            labels,
-            out_ll,
+            mode,
+            out_sc,
             out_lab,
             p0,
             min(tile, n_pixels - p0),
@@ -1037,26 +1001,29 @@ def score_pixels(
     mu,
     iv,
     lc,
-    log_nb,
     out,
     threshold=0.0,
     shadow_tau=0.0,
     shadow_distortion=0.0,
+    log_likelihood=False,
 ):
-    """Log-likelihood (``out`` float32) or labels (``out`` uint8) of every pixel and frame.
+    """Distances (``out`` float32) or labels (``out`` uint8) of every pixel and frame.
 
     frames: ``(T, P * C)`` in the video's dtype; offsets, scales: ``(T,)``; mu, iv:
-    ``(K, C, P)`` float32 means and inverse variances; lc: ``(K, P)`` float32 log of the
-    renormalised background weight plus the Gaussian's normalising constant (a huge
-    negative number for components that are not background); log_nb: ``(P,)`` float32,
-    log of the number of background components plus ``LOG_MARGIN``.  With a uint8
-    ``out``, 1 marks a log-likelihood below ``threshold``, exactly as thresholding the
-    float32 scores would, and 2 a shadow (``shadow_tau > 0``) among those.
+    ``(K, C, P)`` float32 means and inverse variances; lc: ``(K, P)`` float32, 0 for a
+    background component and a huge negative number for the others.  The distance is
+    ``sqrt(min_k sum_c (x_c - mu_kc)^2 iv_kc / C)`` over the background components k: a
+    root-mean-square z-score.  With a uint8 ``out``, 1 marks a distance above
+    ``threshold``, exactly as thresholding the float32 distances would, and 2 a shadow
+    (``shadow_tau > 0``) among those.  With ``log_likelihood``, ``out`` gets the
+    log-likelihood of each pixel under the mixture whose log-constants (log weight plus
+    the Gaussian's normaliser) ``lc`` holds.
     """
     tile = SCORE_TILE
     n_pixels = mu.shape[2]
     scales = np.asarray(scales, np.float32)
     labels = out.dtype == np.uint8
+    mode = MODE_LABELS if labels else MODE_LOG_LIKELIHOOD if log_likelihood else MODE_DISTANCE
     # Other dtypes are converted SCORE_FRAMES frames at a time, to bound the copy.
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
     for t in range(0, len(frames), max(step, 1)):
@@ -1070,71 +1037,355 @@ def score_pixels(
             mu,
             iv,
             lc,
-            log_nb,
             _F(threshold),
             _F(shadow_tau),
             _F(float(shadow_distortion) ** 2),
-            labels,
+            mode,
             _NO_SCORES if labels else out[t : t + step],
             out[t : t + step] if labels else _NO_LABELS,
             tile,
         )
 
 
+# --- spatial consensus: a neighbour's background explains the colour -----------------------
 @njit(**_OPTS)
-def _scoring_arrays(weights, means, variances, n_background, not_background, mu, iv, lc, items):
+def _nearest_nearby(x, mu, iv, is_bg, y, xp, height, width, radius):
+    # The smallest squared distance (summed over channels) from the colour x to a
+    # background component of a pixel within ``radius`` of (y, xp), itself excluded.
+    n_components, n_channels, _ = mu.shape
+    best = _F(1e30)
+    for dy in range(-radius, radius + 1):
+        yy = y + dy
+        if yy < 0 or yy >= height:
+            continue
+        for dx in range(-radius, radius + 1):
+            xq = xp + dx
+            if xq < 0 or xq >= width or (dy == 0 and dx == 0):
+                continue
+            q = yy * width + xq
+            for k in range(n_components):
+                if not is_bg[k, q]:
+                    continue
+                d = _ZERO
+                for c in range(n_channels):
+                    e = x[c] - mu[k, c, q]
+                    d += e * e * iv[k, c, q]
+                best = min(best, d)
+    return best
+
+
+@njit(**_OPTS)
+def _neighbour_frames(frames, off, sc, mu, iv, is_bg, visit, width, radii, out, items):
+    n_components, n_channels, n_pixels = mu.shape
+    height = n_pixels // width
+    x = np.empty(n_channels, np.float32)
+    inv_c = _ONE / _F(n_channels)
+    for t in items:
+        row = frames[t]
+        seen = visit[t]
+        out_t = out[t]
+        o = off[t]
+        s = sc[t]
+        for p in range(n_pixels):
+            if not seen[p]:
+                continue
+            for c in range(n_channels):
+                x[c] = (_F(row[p * n_channels + c]) - o) * s
+            d2 = _nearest_nearby(
+                x, mu, iv, is_bg, p // width, p % width, height, width, np.int64(radii[p])
+            )
+            out_t[p] = math.sqrt(d2 * inv_c)
+
+
+def neighbour_distances(frames, offsets, scales, mu, iv, is_bg, visit, width, radii, out):
+    """The distance from each visited pixel's colour to its neighbours' backgrounds.
+
+    frames: ``(T, P * C)``; mu, iv: ``(K, C, P)``; is_bg: ``(K, P)`` bool; visit:
+    ``(T, P)`` bool, the pixels to compute; radii: ``(P,)`` uint8, each pixel's
+    neighbourhood; out: ``(T, P)`` float32, written where visited: the root-mean-square
+    z-score (as :func:`score_pixels`' distance) to the nearest background component of
+    a pixel at most ``radii[p]`` away (Chebyshev, the pixel itself excluded).  Only
+    visited pixels cost anything.
+    """
+    scales = np.asarray(scales, np.float32)
+    step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
+    for t in range(0, len(frames), max(step, 1)):
+        block, block_offsets = _supported(frames[t : t + step], offsets[t : t + step])
+        _in_threads(
+            _neighbour_frames,
+            len(block),
+            block,
+            block_offsets,
+            scales[t : t + step],
+            mu,
+            iv,
+            is_bg,
+            visit[t : t + step],
+            int(width),
+            radii,
+            out[t : t + step],
+        )
+
+
+@njit(**_OPTS)
+def _scoring_arrays(weights, means, variances, flags, not_background, vmax, mu, iv, lc, ld, items):
     n_pixels = means.shape[0]
     for i in items:
         for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
             _pixel_scoring_arrays(
-                weights, means, variances, n_background, not_background, mu, iv, lc, p
+                weights, means, variances, flags, not_background, vmax, mu, iv, lc, ld, p
             )
 
 
 @njit(**_OPTS)
-def _pixel_scoring_arrays(weights, means, variances, n_background, not_background, mu, iv, lc, p):
+def _pixel_scoring_arrays(
+    weights, means, variances, flags, not_background, vmax, mu, iv, lc, ld, p
+):
     _, n_components, n_channels = means.shape
-    nb = n_background[p]
     total = 0.0
-    for k in range(nb):
-        total += weights[p, k]
+    for k in range(n_components):
+        if flags[p, k]:
+            total += weights[p, k]
     for k in range(n_components):
         log_det = 0.0
         for c in range(n_channels):
             v = np.float64(variances[p, k, c])
+            if flags[p, k] == BACKGROUND_CAPPED:
+                v = min(v, vmax)
             mu[k, c, p] = means[p, k, c]
             iv[k, c, p] = 1.0 / v
             log_det += math.log(v)
-        if k < nb:
-            lc[k, p] = math.log(weights[p, k] / total) - 0.5 * (n_channels * LOG_2PI + log_det)
+        if flags[p, k]:
+            lc[k, p] = math.log(max(weights[p, k], 1e-30) / total) - 0.5 * (
+                n_channels * LOG_2PI + log_det
+            )
+            ld[k, p] = 0.0
         else:
             lc[k, p] = not_background
+            ld[k, p] = not_background
 
 
-def scoring_arrays(weights, means, variances, n_background, not_background):
-    """The scoring kernel's model arrays, from ``(P, K[, C])`` weights, means, variances.
+def scoring_arrays(weights, means, variances, flags, not_background, vmax):
+    """The scoring kernels' model arrays, from ``(P, K[, C])`` weights, means, variances.
 
-    Returns means and inverse variances ``(K, C, P)`` and log-constants ``(K, P)``, all
-    float32: the log of each background component's renormalised weight plus its
-    Gaussian's normaliser (computed in float64), ``not_background`` for the others.
+    flags: ``(P, K)`` uint8, nonzero for a background component (``BACKGROUND_CAPPED``: its
+    variances capped at ``vmax``).  Returns means and inverse variances ``(K, C, P)``, and
+    two ``(K, P)`` log-constant arrays, all float32: for the log-likelihood, the log of
+    each background component's renormalised weight plus its Gaussian's normaliser
+    (computed in float64); for the distance, 0; ``not_background`` for the others.
     """
     n_pixels, k, c = means.shape
     mu = np.empty((k, c, n_pixels), np.float32)
     iv = np.empty((k, c, n_pixels), np.float32)
     lc = np.empty((k, n_pixels), np.float32)
+    ld = np.empty((k, n_pixels), np.float32)
     _in_threads(
         _scoring_arrays,
         _blocks(n_pixels),
         weights,
         means,
         variances,
-        n_background.astype(np.int64),
+        flags,
         float(not_background),
+        float(vmax),
         mu,
         iv,
         lc,
+        ld,
     )
-    return mu, iv, lc
+    return mu, iv, lc, ld
+
+
+# --- which components are background ---------------------------------------------------------
+@njit(**_OPTS)
+def _choose_pixel(
+    samples,
+    p,
+    off,
+    sc,
+    w,
+    mu,
+    var,
+    nb,
+    w_min,
+    l_still,
+    l_rest,
+    share,
+    vmax,
+    absorb,
+    z,
+    resp,
+    lp,
+    lc,
+    mass,
+    rmass,
+    flags,
+):
+    n_samples = samples.shape[0]
+    n_channels = samples.shape[2]
+    n_components = w.shape[1]
+    for k in range(n_components):
+        s = 0.0
+        for c in range(n_channels):
+            s += math.log(var[p, k, c])
+        lc[k] = math.log(max(w[p, k], 1e-12)) - 0.5 * s
+    # Each learning sample's most likely component and responsibilities.
+    for i in range(n_samples):
+        best = -1e30
+        bk = 0
+        for k in range(n_components):
+            d = 0.0
+            for c in range(n_channels):
+                e = (np.float64(samples[i, p, c]) - off[i]) * sc[i] - mu[p, k, c]
+                d += e * e / var[p, k, c]
+            lp[k] = lc[k] - 0.5 * d
+            if lp[k] > best:
+                best = lp[k]
+                bk = k
+        z[i] = bk
+        tot = 0.0
+        for k in range(n_components):
+            lp[k] = math.exp(lp[k] - best)
+            tot += lp[k]
+        for k in range(n_components):
+            resp[i, k] = lp[k] / tot
+    # k0: the component of the earliest run of l_still consecutive samples (a still
+    # scene), among those of weight >= w_min; the heaviest when there is none.
+    k0 = 0
+    run = 0
+    for i in range(n_samples):
+        run = run + 1 if i > 0 and z[i] == z[i - 1] else 1
+        if run >= l_still and w[p, z[i]] >= w_min:
+            k0 = z[i]
+            break
+    # Rests: runs of >= l_rest consecutive samples away from k0 (shorter than absorb,
+    # when absorb > 0).  A component is resting when most of its mass lies in rests.
+    for k in range(n_components):
+        mass[k] = 0.0
+        rmass[k] = 0.0
+    i = 0
+    while i < n_samples:
+        j = i
+        while j < n_samples and z[j] != k0:
+            j += 1
+        run = j - i
+        is_rest = run >= l_rest and (absorb <= 0 or run <= absorb)
+        for m in range(i, max(j, i + 1)):
+            for k in range(n_components):
+                mass[k] += resp[m, k]
+                if is_rest:
+                    rmass[k] += resp[m, k]
+        i = max(j, i + 1)
+    any_bg = False
+    for k in range(n_components):
+        resting = k != k0 and rmass[k] >= share * max(mass[k], 1e-6)
+        flags[p, k] = BACKGROUND if (k < nb[p] or k == k0) and not resting else NOT_BG
+        any_bg = any_bg or flags[p, k] != NOT_BG
+    if not any_bg:
+        flags[p, k0] = BACKGROUND
+    # Components broader than vmax are a catch-all of passing objects, not background;
+    # a pixel left with none keeps its heaviest, its variances capped.
+    any_bg = False
+    for k in range(n_components):
+        v = 0.0
+        for c in range(n_channels):
+            v += var[p, k, c]
+        if v / n_channels > vmax:
+            flags[p, k] = NOT_BG
+        any_bg = any_bg or flags[p, k] != NOT_BG
+    if not any_bg:
+        flags[p, 0] = BACKGROUND_CAPPED
+
+
+@njit(**_OPTS)
+def _choose_blocks(
+    samples, off, sc, w, mu, var, nb, w_min, l_still, l_rest, share, vmax, absorb, flags, items
+):
+    n_samples, n_pixels, _ = samples.shape
+    n_components = w.shape[1]
+    z = np.empty(n_samples, np.int64)
+    resp = np.empty((n_samples, n_components))
+    lp = np.empty(n_components)
+    lc = np.empty(n_components)
+    mass = np.empty(n_components)
+    rmass = np.empty(n_components)
+    for i in items:
+        for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+            _choose_pixel(
+                samples,
+                p,
+                off,
+                sc,
+                w,
+                mu,
+                var,
+                nb,
+                w_min,
+                l_still,
+                l_rest,
+                share,
+                vmax,
+                absorb,
+                z,
+                resp,
+                lp,
+                lc,
+                mass,
+                rmass,
+                flags,
+            )
+
+
+def choose_background(
+    samples,
+    offsets,
+    scales,
+    weights,
+    means,
+    variances,
+    n_background,
+    w_min,
+    l_still,
+    l_rest,
+    share,
+    vmax,
+    absorb,
+):
+    """Flag each pixel's background components from its learning samples, in time order.
+
+    samples: ``(N, P, C)`` in the video's dtype (``(raw - offsets) * scales`` on the model
+    scale); weights ``(P, K)``, means and variances ``(P, K, C)`` of the fit;
+    n_background: ``(P,)`` the weight rule's count.  Background: the weight rule's
+    components and k0, the colour of the earliest still moment (``l_still`` consecutive
+    samples in one component of weight >= ``w_min``), less resting components (at least ``share``
+    of their mass in runs of >= ``l_rest`` samples away from k0, runs longer than
+    ``absorb`` samples not counted when ``absorb`` > 0), less components whose mean
+    variance exceeds ``vmax``.  Returns ``(P, K)`` uint8 flags (``NOT_BG``,
+    ``BACKGROUND``, ``BACKGROUND_CAPPED``).
+    """
+    n_pixels, k = weights.shape
+    flags = np.zeros((n_pixels, k), np.uint8)
+    if samples.dtype not in (np.uint8, np.float32):
+        samples, offsets = _supported(samples, offsets)
+    _in_threads(
+        _choose_blocks,
+        _blocks(n_pixels),
+        samples,
+        np.asarray(offsets, np.float64),
+        np.asarray(scales, np.float64),
+        weights,
+        means,
+        variances,
+        n_background.astype(np.int64),
+        float(w_min),
+        int(l_still),
+        int(l_rest),
+        float(share),
+        float(vmax),
+        int(absorb),
+        flags,
+    )
+    return flags
 
 
 @njit(**_OPTS)
@@ -1212,98 +1463,6 @@ def majority_filter(labels, size):
 
 # --- brightness ---------------------------------------------------------------------------
 @njit(**_OPTS)
-def _frame_band_medians(frame, pixels, bounds, o, s, values, out):
-    n_channels = frame.shape[1]
-    inv_c = _ONE / _F(n_channels)
-    for i in range(pixels.shape[0]):
-        p = pixels[i]
-        acc = _ZERO
-        for c in range(n_channels):
-            acc += _F(frame[p, c])
-        values[i] = (acc * inv_c - o) * s
-    for j in range(bounds.shape[0] - 1):
-        out[j] = np.median(values[bounds[j] : bounds[j + 1]])
-
-
-@njit(**_OPTS)
-def _frame_band_medians_uint8(frame, pixels, band_of, sizes, o, s, counts, out):
-    # The same for uint8 frames, exactly and without sorting: a channel sum takes one of
-    # 256 C values, so each band's median comes from a histogram of the sums (the model
-    # scale is an increasing affine map of the sum, and commutes with the median).  One
-    # pass over the pixels in address order fills all the bands' histograms.
-    n_channels = frame.shape[1]
-    inv_c = _ONE / _F(n_channels)
-    counts[:] = 0
-    for i in range(pixels.shape[0]):
-        p = pixels[i]
-        total = 0
-        for c in range(n_channels):
-            total += np.int64(frame[p, c])
-        counts[band_of[i], total] += 1
-    for j in range(sizes.shape[0]):
-        m = sizes[j]
-        lo_rank = (m - 1) // 2  # the middle value, or the lower of the two middle ones
-        hi_rank = m // 2
-        seen = 0
-        lo = -1
-        hi = -1
-        for v in range(counts.shape[1]):
-            seen += counts[j, v]
-            if lo < 0 and seen > lo_rank:
-                lo = v
-            if seen > hi_rank:
-                hi = v
-                break
-        out[j] = (_F(0.5 * (lo + hi)) * inv_c - o) * s
-
-
-@njit(**_OPTS)
-def _band_medians(frames, pixels, bounds, offset, scale, out, items):
-    values = np.empty(pixels.shape[0], np.float32)
-    for t in items:
-        _frame_band_medians(frames[t], pixels, bounds, _F(offset), _F(scale), values, out[t])
-
-
-@njit(**_OPTS)
-def _band_medians_uint8(frames, pixels, band_of, sizes, offset, scale, out, items):
-    counts = np.empty((sizes.shape[0], 256 * frames.shape[2]), np.int64)
-    for t in items:
-        _frame_band_medians_uint8(
-            frames[t], pixels, band_of, sizes, _F(offset), _F(scale), counts, out[t]
-        )
-
-
-def band_medians(frames, pixels, bounds, offset, scale):
-    """Each frame's median luminance (0-255 scale) in each band of pixels.
-
-    frames: ``(T, P, C)``; pixels: flat pixel indices grouped by band, band j being
-    ``pixels[bounds[j]:bounds[j + 1]]``.  Returns ``(T, n_bands)`` float64.
-    """
-    out = np.empty((frames.shape[0], len(bounds) - 1))
-    if frames.dtype == np.uint8:
-        band_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
-        order = np.argsort(pixels, kind="stable")
-        _in_threads(
-            _band_medians_uint8,
-            len(frames),
-            frames,
-            pixels[order],
-            band_of[order],
-            np.diff(bounds),
-            float(offset),
-            float(scale),
-            out,
-        )
-    else:  # the pixels gathered first, then read as float32
-        picked, (shifted,) = _supported(frames[:, pixels], [offset])
-        everyone = np.arange(len(pixels), dtype=np.int64)
-        _in_threads(
-            _band_medians, len(frames), picked, everyone, bounds, float(shifted), float(scale), out
-        )
-    return out
-
-
-@njit(**_OPTS)
 def _frame_luminance(frame, stride, o, s, out):
     n_channels = frame.shape[2]
     inv_c = _ONE / _F(n_channels)
@@ -1369,7 +1528,7 @@ def _online_tile(
     ln_all,
     nm_all,
     settings,
-    out_ll,
+    out_score,
     out_shadow,
     p0,
     n,
@@ -1396,12 +1555,9 @@ def _online_tile(
     nm[:] = nm_all[p0 : p0 + n]
     x = np.empty((n_channels, n), np.float32)
     d2 = np.empty((n_components, n), np.float32)
-    lp = np.empty((n_components, n), np.float32)
     sel = np.empty((n_components, n), np.float32)
     best = np.empty(n, np.float32)
     total = np.empty(n, np.float32)
-    ssum = np.empty(n, np.float32)
-    ll = np.empty(n, np.float32)
     top = np.empty(n, np.float32)
     slot = np.empty(n, np.float32)
     matched = np.empty(n, np.float32)
@@ -1449,37 +1605,18 @@ def _online_tile(
             f = _F(k)
             for b in range(n):
                 sk[b] = _ONE if f < nm[b] and sk[b] <= ratio else _ZERO
-        # Score before the update: log sum_bg (w_k / total) N_k
-        #   = best + log(sum_bg w_k exp(lp_k - best) / total), one log per pixel.
+        # Score before the update: the distance to the nearest background component,
+        # sqrt(min_bg d2_k / C) (0 before the pixel has any).
         for b in range(n):
-            total[b] = _ZERO
-            best[b] = -big
+            best[b] = big
         for k in range(n_components):
             sk = sel[k]
-            wk = w[k]
-            for b in range(n):
-                total[b] += sk[b] * wk[b]
-            lpk = lp[k]
-            lnk = ln[k]
             d2k = d2[k]
             for b in range(n):
-                lpk[b] = lnk[b] - _HALF * d2k[b] if sk[b] > _ZERO else -big
-            for b in range(n):
-                best[b] = max(best[b], lpk[b])
+                best[b] = min(best[b], d2k[b] if sk[b] > _ZERO else big)
+        score_t = out_score[t, p0 : p0 + n]
         for b in range(n):
-            ssum[b] = _ZERO
-        for k in range(n_components):
-            lpk = lp[k]
-            wk = w[k]
-            sk = sel[k]
-            for b in range(n):
-                ssum[b] += sk[b] * wk[b] * _exp_neg(lpk[b] - best[b])
-        for b in range(n):
-            ssum[b] = ssum[b] / total[b] if total[b] > _ZERO else _ONE
-        _log_lanes(ssum, ll, n, fbits, ibits, mbits, mfloat)
-        ll_t = out_ll[t, p0 : p0 + n]
-        for b in range(n):
-            ll_t[b] = ll[b] + best[b] if total[b] > _ZERO else _ZERO
+            score_t[b] = math.sqrt(best[b] * inv_c) if best[b] < big else _ZERO
         if tau > _ZERO:
             # Shadows: against the heaviest component's colour.
             _heaviest_mean(w, mu, top, matched, heavy, n)
@@ -1620,7 +1757,7 @@ def _online_tile_k3_rgb(
     ln_all,
     nm_all,
     settings,
-    out_ll,
+    out_score,
     out_shadow,
     p0,
     n,
@@ -1691,19 +1828,9 @@ def _online_tile_k3_rgb(
             bg0 = nm > _ZERO and ahead0 <= ratio
             bg1 = nm > _ONE and ahead1 <= ratio
             bg2 = nm > _F(2.0) and ahead2 <= ratio
-            total = (w0 if bg0 else _ZERO) + (w1 if bg1 else _ZERO) + (w2 if bg2 else _ZERO)
-            lp0 = S[_LN * L + b] - _HALF * d0 if bg0 else -big
-            lp1 = S[(_LN + 1) * L + b] - _HALF * d1 if bg1 else -big
-            lp2 = S[(_LN + 2) * L + b] - _HALF * d2 if bg2 else -big
-            best = max(lp0, max(lp1, lp2))
-            ssum = (
-                (w0 * _exp_neg(lp0 - best) if bg0 else _ZERO)
-                + (w1 * _exp_neg(lp1 - best) if bg1 else _ZERO)
-                + (w2 * _exp_neg(lp2 - best) if bg2 else _ZERO)
-            )
-            S[_SSUM * L + b] = ssum / total if total > _ZERO else _ONE
-            S[_BEST * L + b] = best
-            S[_TOTAL * L + b] = total
+            # The score: distance to the nearest background component (see _online_tile).
+            nearest = min(d0 if bg0 else big, min(d1 if bg1 else big, d2 if bg2 else big))
+            S[_BEST * L + b] = math.sqrt(nearest * third) if nearest < big else _ZERO
             # Update: the heaviest component within the match distance (ties: the lowest
             # slot) takes the sample.
             ok0 = nm > _ZERO and d0 < match
@@ -1783,13 +1910,11 @@ def _online_tile_k3_rgb(
             S[_NM * L + b] = nm
             S[_NEWVAR * L + b] = new_var
             S[_SLOT * L + b] = slot
-        # Logs: of the score's sum, and of the changed component's new variance.
-        _log_lanes(S[_SSUM * L :], S[_LL * L :], n, fbits, ibits, mbits, mfloat)
+        # The log of the changed component's new variance (its log-normaliser).
         _log_lanes(S[_NEWVAR * L :], S[_NEWLN * L :], n, fbits, ibits, mbits, mfloat)
-        ll_t = out_ll[t, p0 : p0 + n]
+        score_t = out_score[t, p0 : p0 + n]
         for b in range(n):
-            total = S[_TOTAL * L + b]
-            ll_t[b] = S[_LL * L + b] + S[_BEST * L + b] if total > _ZERO else _ZERO
+            score_t[b] = S[_BEST * L + b]
         for b in range(n):
             slot = S[_SLOT * L + b]
             ln = ln_const * (log_2pi + S[_NEWLN * L + b])
@@ -1871,37 +1996,40 @@ def _heaviest_mean(w, mu, top, taken, out, n):
 # one, which the default three components of RGB video need alone.
 @njit(**_OPTS)
 def _online_tiles(
-    frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, items
+    frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
     for i in items:
         p0 = i * tile
         n = min(tile, n_pixels - p0)
-        _online_tile(frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n)
+        _online_tile(
+            frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, p0, n
+        )
 
 
 @njit(**_OPTS)
 def _online_tiles_k3_rgb(
-    frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, tile, items
+    frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
     for i in items:
         p0 = i * tile
         n = min(tile, n_pixels - p0)
         _online_tile_k3_rgb(
-            frames, off, sc, al, w, mu, var, ln, nm, settings, out_ll, out_shadow, p0, n
+            frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, p0, n
         )
 
 
-def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_shadow):
+def online_update(frames, offsets, scales, alphas, state, settings, out_score, out_shadow):
     """Score a chunk of frames, each before it updates every pixel's on-line mixture.
 
     frames: ``(F, P * C)`` in the video's dtype; offsets, scales, alphas (learning rates):
     ``(F,)``; state: ``(w, mu, var, ln, nm)``, float32 arrays ``(K, P)``, ``(K, C, P)``,
     ``(K, P)``, ``(K, P)`` and ``(P,)`` updated in place (see ``online.OnlineState``);
     settings: ``(background_ratio, match_distance, var_init, var_min, var_max,
-    shadow_tau, shadow_distortion ** 2)``; out_ll ``(F, P)`` float32 and out_shadow
-    ``(F, P)`` bool (left as they are when shadow_tau is 0) are written.
+    shadow_tau, shadow_distortion ** 2)``; out_score ``(F, P)`` float32 (the distance to
+    the nearest background component, as :func:`score_pixels`') and out_shadow ``(F, P)``
+    bool (left as they are when shadow_tau is 0) are written.
     """
     tile = SCORE_TILE
     n_pixels = state[0].shape[1]
@@ -1917,7 +2045,7 @@ def online_update(frames, offsets, scales, alphas, state, settings, out_ll, out_
         np.asarray(alphas, np.float32),
         *state,
         tuple(float(v) for v in settings),
-        out_ll,
+        out_score,
         out_shadow,
         tile,
     )

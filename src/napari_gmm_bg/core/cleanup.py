@@ -6,12 +6,19 @@ area are there for finer control.  Only label 1 (foreground) is cleaned: label 2
 (shadow) is kept where the cleaned foreground does not cover it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from ._kernels import majority_filter
+
+#: The default median filter's side, as a fraction of the frame's size (the square root of
+#: its area): 13 pixels at 320x240, 29 at 720x480, 7 at 160x120.  Chosen on the mean F of
+#: the seven development scenes (``benchmarks/quality_scenes.py``): a fixed side suits one
+#: resolution only (15 cost 0.07 F on the 720x480 scene against 29, and objects of a
+#: 160x120 clip vanish under it).
+MEDIAN_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -20,8 +27,9 @@ class MaskCleanup:
 
     Attributes
     ----------
-    median : int
-        Side of the median filter (odd; 0 or 1 for none).
+    median : int or None
+        Side of the median filter (odd; 0 or 1 for none); None: sized to the frame, 5% of
+        its size (see :meth:`for_frame`).
     opening : int
         Side of the square opening element (removes specks smaller than it; 0 for none).
     closing : int
@@ -30,7 +38,7 @@ class MaskCleanup:
         Blobs (8-connected) of fewer pixels are removed (0 for none).
     """
 
-    median: int = 7
+    median: int | None = None
     opening: int = 0
     closing: int = 0
     min_area: int = 0
@@ -39,15 +47,37 @@ class MaskCleanup:
         """Raise ValueError on settings that cannot work."""
         for name in ("median", "opening", "closing", "min_area"):
             value = getattr(self, name)
+            if name == "median" and value is None:
+                continue
             if int(value) != value or value < 0:
                 raise ValueError(f"clean-up {name} must be a whole number >= 0, got {value}")
-        if self.median > 1 and self.median % 2 == 0:
+        if self.median is not None and self.median > 1 and self.median % 2 == 0:
             raise ValueError(f"clean-up median must be odd, got {self.median}")
+
+    def for_frame(self, frame_shape: tuple[int, int]) -> "MaskCleanup":
+        """Return this clean-up with a median sized to the frame where it is None.
+
+        Parameters
+        ----------
+        frame_shape : tuple of int
+            ``(Y, X)``.
+
+        Returns
+        -------
+        MaskCleanup
+            The same settings, ``median`` an odd ``MEDIAN_FRACTION * sqrt(Y * X)`` (at
+            least 3) if it was None.
+        """
+        if self.median is not None:
+            return self
+        side = MEDIAN_FRACTION * float(np.sqrt(frame_shape[0] * frame_shape[1]))
+        return replace(self, median=max(3, 2 * int(round((side - 1) / 2)) + 1))
 
     @property
     def is_noop(self) -> bool:
-        """True when nothing would change."""
-        return self.median <= 1 and self.opening <= 1 and self.closing <= 1 and self.min_area <= 1
+        """True when nothing would change (a median sized to the frame always changes)."""
+        median = 3 if self.median is None else self.median
+        return median <= 1 and self.opening <= 1 and self.closing <= 1 and self.min_area <= 1
 
     @classmethod
     def none(cls) -> "MaskCleanup":
@@ -97,6 +127,7 @@ def clean_mask(labels: np.ndarray, cleanup: MaskCleanup, *, in_place: bool = Fal
     numpy.ndarray
         Cleaned labels, same shape (the input itself when there is nothing to do).
     """
+    cleanup = cleanup.for_frame(labels.shape[-2:])
     if cleanup.is_noop:
         return labels
     if in_place and labels.dtype == np.uint8 and labels.flags.c_contiguous:
@@ -106,7 +137,7 @@ def clean_mask(labels: np.ndarray, cleanup: MaskCleanup, *, in_place: bool = Fal
     morphology = cleanup.opening > 1 or cleanup.closing > 1 or cleanup.min_area > 1
     # Shadow pixels as labelled: the median may cover one that the morphology then clears.
     shadow = (out == 2) if morphology else None
-    if cleanup.median > 1:
+    if cleanup.median is not None and cleanup.median > 1:
         majority_filter(out, int(cleanup.median))
     if shadow is not None:  # morphology asked for
         for frame, frame_shadow in zip(out, shadow, strict=True):

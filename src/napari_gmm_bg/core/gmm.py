@@ -1,10 +1,17 @@
 """The per-pixel Gaussian mixture background model (offline, batched EM).
 
 Each pixel gets its own K-component mixture with a diagonal covariance, fitted by EM on
-a set of learning frames.  Components are kept sorted by weight; the heaviest ones whose
-weights add up to ``background_ratio`` are the *background* (as in OpenCV's MOG2).  A
-pixel is scored against those only: on a busy scene the moving objects become
-components of their own and would look "likely" under the whole mixture.
+a set of learning frames.  Components are kept sorted by weight.  Which of them are the
+pixel's *background* is chosen from the learning frames in time order: the heaviest ones
+whose weights add up to ``background_ratio`` (as in OpenCV's MOG2) and the colour of the
+earliest still moment, less an object that arrives and rests, less a component too broad
+to be anything but a catch-all of passing objects.
+
+A pixel's *score* is its distance to the nearest background component, in standard
+deviations of that component (a root-mean-square z-score over the channels): scale-free,
+so a swaying tree's broad background and a wall's narrow one are judged alike.  Where the
+learning frames show it helps (leaves, water, camera shake), a pixel that a neighbour's
+background explains is background too (spatial consensus).
 """
 
 import dataclasses
@@ -30,29 +37,25 @@ from .intensity import (
     GAIN_STRIDE,
     BrightnessReference,
     IntensityScale,
-    brightness_correction,
     frame_transform,
-    luminance,
 )
 from .interface import Method, MethodResult, Steps
 from .labels import (
+    DEFAULT_DISTANCE,
     SHADOW_DISTORTION,
     check_shadow_tau,
     check_shadows,
     check_threshold,
-    default_threshold,
 )
 from .model_file import MAX_META_CHARS, ModelFileError, NpzMembers
 
 MODEL_FORMAT = "napari-gmm-bg/background-model"
 LOCAL_TILE_PIXELS = 65536  # pixels fitted per step (progress, Cancel)
 CLUSTER_TILE_PIXELS = 16384  # pixels per task on a dask cluster
-MODEL_VERSION = 1
-#: The scoring kernel's inputs: frames, offsets, scales, means, inverse variances,
-#: log-constants and log(background components) (see ``_kernels.score_pixels``).
-_ScoringInputs = tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
-]
+MODEL_VERSION = 2  # 2: background flags, consensus map, distance threshold
+#: The scoring kernel's inputs: frames, offsets, scales, means, inverse variances and
+#: log-constants (see ``_kernels.score_pixels``).
+_ScoringInputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 #: log-constant of a component that is not background: no pixel gets near it.
 NOT_BACKGROUND = -1e30
 
@@ -61,6 +64,25 @@ NOT_BACKGROUND = -1e30
 #: synthetic sample (IoU 0.9950 vs 0.9949), and above an EM on every frame (F 0.9681);
 #: 24 falls below it (0.9678).
 LEARNING_FRAMES = 40
+
+#: The background choice (see ``_kernels.choose_background``), chosen on the mean F of
+#: the seven development scenes of ``benchmarks/quality_scenes.py``: the earliest still
+#: colour must weigh this much; a rest is this many consecutive learning samples away
+#: from it; a component with this share of its mass in rests is an object at rest.
+STILL_WEIGHT = 0.15
+STILL_SAMPLES = 2
+REST_SAMPLES = 3
+REST_SHARE = 0.5
+#: Spatial consensus: a neighbour's background explains a colour within this fraction of
+#: the threshold's squared distance; it is consulted at a pixel where, on the learning
+#: frames, it explained at least CONSENSUS_SHARE of the pixel's own misses (and twice).
+CONSENSUS_FACTOR = 0.5
+CONSENSUS_SHARE = 0.4
+CONSENSUS_MIN_SAVES = 2
+WIDER_SHARE = 0.8
+#: The same in distance units: a neighbour's background counts at sqrt(1 / factor) times
+#: its distance, so the score is ``min(own distance, NEIGHBOUR_PENALTY x neighbour's)``.
+NEIGHBOUR_PENALTY = np.float32(math.sqrt(1.0 / CONSENSUS_FACTOR))
 
 
 @dataclass(frozen=True)
@@ -83,20 +105,32 @@ class FitParameters:
         Added to every variance (intensity units on a 0-255 scale), as scikit-learn's
         ``reg_covar``: a floor that keeps static pixels from collapsing.
     background_ratio : float
-        Cumulative weight of the components that count as background.
+        Cumulative weight of the heaviest components that count as background.
     threshold : float
-        Log-likelihood below which a pixel is foreground.
+        Distance (standard deviations, see :meth:`BackgroundModel.distance`) above
+        which a pixel is foreground; :data:`DEFAULT_DISTANCE` when None.
     cleanup : MaskCleanup
-        Default spatial clean-up of the foreground mask.
+        Default spatial clean-up of the foreground mask (its median filter sized to the
+        frame when None: the fit records the size it chose).
     compensate_brightness : bool
-        Score each frame as if its exposure matched the background's: its luminance is
-        fitted against the background's as a line (a gain and a lift, see
-        :class:`~napari_gmm_bg.core.intensity.BrightnessReference`), learning frames
-        against their per-pixel median, so exposure changes do not flood the mask.
+        Score each frame as if its exposure matched the background's: its gain against
+        the background's luminance (a robust ratio, see
+        :class:`~napari_gmm_bg.core.intensity.BrightnessReference`) is divided out, so
+        exposure changes do not flood the mask.
     shadows : {"off", "show", "background"}
         Default shadow handling of the masks (see :meth:`BackgroundModel.foreground`).
     shadow_tau : float
         A shadow darkens the background by a factor in [shadow_tau, 1).
+    max_variance : float
+        A component whose mean variance (0-255 scale) exceeds this is not background:
+        a catch-all of passing objects would explain them all.
+    absorb_after : int
+        0 (default): an object that arrives and stays (a bag left, a person who sits
+        down) is foreground for as long as it stays.  N > 0: a change that lasts more
+        than N frames is background.
+    consensus_radius : int
+        How far (pixels) a neighbour whose background explains a pixel's colour may be
+        for the pixel to count as background; 0 turns spatial consensus off.
     """
 
     n_components: int = 3
@@ -111,6 +145,9 @@ class FitParameters:
     compensate_brightness: bool = True
     shadows: str = "off"
     shadow_tau: float = 0.5
+    max_variance: float = 300.0
+    absorb_after: int = 0
+    consensus_radius: int = 1
 
     def validate(self) -> None:
         """Raise ValueError on settings that cannot work."""
@@ -125,9 +162,21 @@ class FitParameters:
         if not 0 < self.background_ratio <= 1:
             raise ValueError(f"background_ratio must be in (0, 1], got {self.background_ratio}")
         check_threshold(self.threshold)
+        if self.threshold is not None and self.threshold <= 0:
+            raise ValueError(f"threshold is a distance and must be above 0, got {self.threshold}")
         self.cleanup.validate()
         check_shadows(self.shadows)
         check_shadow_tau(self.shadow_tau)
+        if not (self.max_variance > 0 and math.isfinite(self.max_variance)):
+            raise ValueError(f"max_variance must be a positive number, got {self.max_variance}")
+        if int(self.absorb_after) != self.absorb_after or self.absorb_after < 0:
+            raise ValueError(f"absorb_after must be a whole number >= 0, got {self.absorb_after}")
+        if int(self.consensus_radius) != self.consensus_radius or not (
+            0 <= self.consensus_radius <= 5
+        ):
+            raise ValueError(
+                f"consensus_radius must be a whole number in 0..5, got {self.consensus_radius}"
+            )
 
 
 @dataclass(eq=False)
@@ -155,6 +204,13 @@ class BackgroundModel:
         The settings of the fit.
     learning_indices : numpy.ndarray
         The frames the fit learned from.
+    flags : numpy.ndarray or None
+        ``(Y, X, K)`` uint8: nonzero for each pixel's background components (2: the
+        fallback of a pixel whose components are all too broad, its variances capped at
+        ``params.max_variance``).  None: the heaviest ``background_ratio``.
+    consensus : numpy.ndarray or None
+        ``(Y, X)`` uint8: how far (pixels) each pixel looks for a neighbour whose
+        background explains it; 0 (or None for all): it does not.
     """
 
     weights: np.ndarray
@@ -165,6 +221,8 @@ class BackgroundModel:
     intensity: IntensityScale
     params: FitParameters
     learning_indices: np.ndarray
+    flags: np.ndarray | None = None
+    consensus: np.ndarray | None = None
     _scoring: dict = field(default_factory=dict, repr=False)
 
     # --- shape -----------------------------------------------------------------
@@ -185,10 +243,10 @@ class BackgroundModel:
 
     @property
     def threshold(self) -> float:
-        """The default foreground threshold of this model (log-likelihood, nats)."""
+        """The default foreground threshold of this model (distance, standard deviations)."""
         if self.params.threshold is not None:
             return float(self.params.threshold)
-        return default_threshold(self.n_channels)
+        return DEFAULT_DISTANCE
 
     @property
     def background_ratio(self) -> float:
@@ -210,26 +268,40 @@ class BackgroundModel:
         below = (cumulative < self.background_ratio - 1e-6).sum(axis=-1) + 1
         return np.minimum(below, self.n_components).astype(np.uint8)
 
+    def background_flags(self) -> np.ndarray:
+        """Flag each pixel's background components.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(Y, X, K)`` uint8, nonzero for a background component (see :attr:`flags`).
+        """
+        if self.flags is not None:
+            return self.flags
+        nb = self.n_background()
+        return (np.arange(self.n_components) < nb[..., None]).astype(np.uint8)
+
     def _scoring_arrays(self) -> dict:
         # Precomputed once, laid out for the kernels (component, channel, pixel): the
-        # renormalised background weights folded into the constants, and components that
-        # are not background given a constant no pixel can reach.
+        # renormalised background weights folded into the log-likelihood constants, and
+        # components that are not background given a constant no pixel can reach.
         if not self._scoring:
-            nb = self.n_background()
-            n_pix = nb.size
+            flags = self.background_flags()
+            n_pix = self.frame_shape[0] * self.frame_shape[1]
             k, c = self.n_components, self.n_channels
+            flat = np.ascontiguousarray(flags.reshape(n_pix, k))
             arrays = _kernels.scoring_arrays(
                 self.weights.reshape(n_pix, k),
                 self.means.reshape(n_pix, k, c),
                 self.variances.reshape(n_pix, k, c),
-                nb.reshape(n_pix),
+                flat,
                 NOT_BACKGROUND,
+                self.params.max_variance,
             )
-            ready = dict(zip(("means", "inv_var", "log_const"), arrays, strict=True))
-            ready["n_background"] = nb
-            ready["log_n_background"] = (
-                np.log(nb.reshape(n_pix).astype(np.float64)) + _kernels.LOG_MARGIN
-            ).astype(np.float32)
+            ready = dict(
+                zip(("means", "inv_var", "log_const", "distance_const"), arrays, strict=True)
+            )
+            ready["is_background"] = np.ascontiguousarray(flat.T != 0)
             # In one step: another thread (the inspector, a dask task) never sees a part.
             self._scoring.update(ready)
         return self._scoring
@@ -274,7 +346,9 @@ class BackgroundModel:
             s["brightness_reference"] = BrightnessReference(background.mean(axis=-1))
         return s["brightness_reference"].correction_of_frames(frames, self.intensity)
 
-    def _kernel_inputs(self, block: np.ndarray) -> _ScoringInputs:
+    def _kernel_inputs(
+        self, block: np.ndarray, constants: str = "distance_const"
+    ) -> _ScoringInputs:
         """Gather the scoring kernel's inputs for in-memory frames ``(T, Y, X, C)``."""
         s = self._scoring_arrays()
         t, y, x, c = block.shape
@@ -286,16 +360,77 @@ class BackgroundModel:
             scales,
             s["means"],
             s["inv_var"],
-            s["log_const"],
-            s["log_n_background"],
+            s[constants],
         )
 
+    def _consensus_pixels(self) -> np.ndarray | None:
+        """``(P,)`` bool: where neighbours are consulted; None for nowhere."""
+        if self.params.consensus_radius <= 0 or self.consensus is None:
+            return None
+        enabled = (self.consensus != 0).reshape(-1)
+        return enabled if enabled.any() else None
+
+    def _neighbours(
+        self, inputs: _ScoringInputs, visit: np.ndarray, radii: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Penalised neighbours' distances, ``(T, P)`` float32 (infinite where not visited).
+
+        ``radii``: ``(P,)`` uint8 neighbourhoods, the consensus map's when None.
+        """
+        s = self._scoring_arrays()
+        if radii is None:
+            assert self.consensus is not None
+            radii = np.ascontiguousarray(self.consensus, dtype=np.uint8).reshape(-1)
+        out = np.full(visit.shape, np.inf, np.float32)
+        _kernels.neighbour_distances(
+            *inputs[:5], s["is_background"], visit, self.frame_shape[1], radii, out
+        )
+        out *= NEIGHBOUR_PENALTY
+        return out
+
     def _score_block(self, block: np.ndarray) -> np.ndarray:
-        """Score in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
+        """Distances of in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
         t, y, x, _ = block.shape
         out = np.empty((t, y * x), dtype=np.float32)
-        _kernels.score_pixels(*self._kernel_inputs(block), out)
+        inputs = self._kernel_inputs(block)
+        _kernels.score_pixels(*inputs, out)
+        enabled = self._consensus_pixels()
+        if enabled is not None:
+            np.minimum(out, self._neighbours(inputs, (out > 0) & enabled), out=out)
         return out.reshape(t, y, x)
+
+    def _log_likelihood_block(self, block: np.ndarray) -> np.ndarray:
+        """Log-likelihoods of in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
+        t, y, x, _ = block.shape
+        out = np.empty((t, y * x), dtype=np.float32)
+        _kernels.score_pixels(*self._kernel_inputs(block, "log_const"), out, log_likelihood=True)
+        return out.reshape(t, y, x)
+
+    def _raw_labels(
+        self, block: np.ndarray, threshold: float, shadows: str = "off", alone: bool = False
+    ) -> np.ndarray:
+        """Labels of ``(T, Y, X, C)`` frames before any clean-up, ``(T, Y * X)`` uint8.
+
+        Exactly the distances (:meth:`distance`) above ``threshold``: a pixel farther
+        than it from its own background is foreground unless, where the consensus map
+        allows it (never when ``alone``), a neighbour's background explains its colour.
+        """
+        t, y, x, _ = block.shape
+        out = np.empty((t, y * x), dtype=np.uint8)
+        inputs = self._kernel_inputs(block)
+        _kernels.score_pixels(
+            *inputs,
+            out,
+            threshold,
+            self.params.shadow_tau if shadows != "off" else 0.0,
+            SHADOW_DISTORTION,
+        )
+        enabled = None if alone else self._consensus_pixels()
+        if enabled is not None:
+            visit = (out != 0) & enabled
+            if visit.any():
+                out[self._neighbours(inputs, visit) <= np.float32(threshold)] = 0
+        return out
 
     def _labels_block(
         self,
@@ -307,14 +442,7 @@ class BackgroundModel:
     ) -> np.ndarray:
         """Label in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` uint8."""
         t, y, x, _ = block.shape
-        out = np.empty((t, y * x), dtype=np.uint8)
-        _kernels.score_pixels(
-            *self._kernel_inputs(block),
-            out,
-            threshold,
-            self.params.shadow_tau if shadows != "off" else 0.0,
-            SHADOW_DISTORTION,
-        )
+        out = self._raw_labels(block, threshold, shadows)
         if shadows == "background":
             out[out == 2] = 0
         labels = clean_mask(out.reshape(t, y, x), cleanup, in_place=True)
@@ -322,14 +450,43 @@ class BackgroundModel:
             labels[:, ~region] = 0
         return labels
 
-    def log_likelihood(self, frames: Any) -> Any:
-        """Score each pixel of each frame under its background components.
+    def distance(self, frames: Any) -> Any:
+        """Score each pixel of each frame: its distance to the nearest background colour.
+
+        The distance to a background component is the root-mean-square over the channels
+        of ``(value - mean) / standard deviation`` (the standard deviation includes
+        ``reg_covar``, so a static pixel's is at least 10 on the 0-255 scale); the score
+        is the smallest over the pixel's background components.  It is what the
+        threshold compares: a pixel farther than it is foreground.  (Spatial consensus,
+        which may still call such a pixel background, acts on the labels only.)
 
         Parameters
         ----------
         frames : array-like
             ``(T, Y, X)`` or ``(T, Y, X, 3)`` with the model's frame shape and channels.
             A dask array gives a lazy result computed frame by frame on demand.
+
+        Returns
+        -------
+        numpy.ndarray or dask.array.Array
+            ``(T, Y, X)`` float32 distances (standard deviations, >= 0).
+
+        Raises
+        ------
+        ValueError
+            If the frames do not match the model, or hold NaN or infinity.
+        """
+        return self._per_frame(frames, _score_checked)
+
+    def log_likelihood(self, frames: Any) -> Any:
+        """Log-likelihood of each pixel of each frame under its background components.
+
+        Not what the threshold compares (see :meth:`distance`); kept for analysis.
+
+        Parameters
+        ----------
+        frames : array-like
+            As for :meth:`distance`.
 
         Returns
         -------
@@ -341,18 +498,21 @@ class BackgroundModel:
         ValueError
             If the frames do not match the model, or hold NaN or infinity.
         """
+        return self._per_frame(frames, _log_likelihood_checked)
+
+    def _per_frame(self, frames: Any, score: Any) -> Any:
         f = self._frames(frames)
         if f.is_lazy:
             data = f.data.rechunk({0: 1, 1: -1, 2: -1, 3: -1})
             self._scoring_arrays()  # compute once here, not in every task
             return data.map_blocks(
-                _score_checked,
+                score,
                 self,
                 drop_axis=3,
                 dtype=np.float32,
                 meta=np.empty((0, 0, 0), np.float32),
             )
-        return self._score_block(f.read(slice(None)))
+        return score(f.read(slice(None)), self, checked=True)
 
     def foreground(
         self,
@@ -367,9 +527,9 @@ class BackgroundModel:
         Parameters
         ----------
         frames : array-like
-            As for :meth:`log_likelihood`.
+            As for :meth:`distance`.
         threshold : float, optional
-            Log-likelihood below which a pixel is foreground; the model's
+            Distance (:meth:`distance`) above which a pixel is foreground; the model's
             :attr:`threshold` when None.
         region : numpy.ndarray, optional
             ``(Y, X)`` boolean: nothing outside it is called foreground.
@@ -388,15 +548,15 @@ class BackgroundModel:
             a dask input.
         """
         threshold = self.threshold if threshold is None else float(threshold)
-        if not math.isfinite(threshold):
-            raise ValueError(f"threshold must be a finite number, got {threshold}")
+        if not (math.isfinite(threshold) and threshold > 0):
+            raise ValueError(f"threshold must be a distance above 0, got {threshold}")
         if region is not None:
             region = np.asarray(region, dtype=bool)
             if region.shape != self.frame_shape:
                 raise ValueError(
                     f"region of shape {region.shape} does not match the frames {self.frame_shape}"
                 )
-        cleanup = self.params.cleanup if cleanup is None else cleanup
+        cleanup = (self.params.cleanup if cleanup is None else cleanup).for_frame(self.frame_shape)
         cleanup.validate()
         shadows = self.params.shadows if shadows is None else shadows
         check_shadows(shadows)
@@ -461,6 +621,10 @@ class BackgroundModel:
             "means": self.means,
             "variances": self.variances,
             "learning_indices": self.learning_indices,
+            "flags": self.background_flags(),
+            "consensus": (
+                np.zeros(self.frame_shape, np.uint8) if self.consensus is None else self.consensus
+            ),
             "meta": np.array(json.dumps(meta)),
         }
         return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
@@ -478,9 +642,18 @@ def _labels_checked(
     return model._labels_block(block, threshold, region, cleanup, shadows)
 
 
-def _score_checked(block: np.ndarray, model: BackgroundModel) -> np.ndarray:
-    check_finite(block)
+def _score_checked(block: np.ndarray, model: BackgroundModel, checked: bool = False) -> np.ndarray:
+    if not checked:
+        check_finite(block)
     return model._score_block(block)
+
+
+def _log_likelihood_checked(
+    block: np.ndarray, model: BackgroundModel, checked: bool = False
+) -> np.ndarray:
+    if not checked:
+        check_finite(block)
+    return model._log_likelihood_block(block)
 
 
 def load_model(path: str | os.PathLike) -> BackgroundModel:
@@ -517,7 +690,7 @@ def load_model(path: str | os.PathLike) -> BackgroundModel:
         raise ValueError(f"{path} is not a saved napari-gmm-bg model: {exc}") from None
 
 
-_MODEL_ARRAYS = ("weights", "means", "variances", "learning_indices")
+_MODEL_ARRAYS = ("weights", "means", "variances", "learning_indices", "flags", "consensus")
 #: Bounds of what a saved model can be: pixels per frame (8K is 33 Mpx) and components.
 _MAX_MODEL_PIXELS = 2**27
 _MAX_COMPONENTS = 255
@@ -550,6 +723,13 @@ def _read_model(path: Path) -> BackgroundModel:
             shape, dtype, _ = members.headers[name]
             if shape != expected or dtype.kind != "f" or dtype.itemsize not in (4, 8):
                 raise ModelFileError(f"{name} is {dtype} {shape}, expected float32 {expected}")
+        for name, expected, kind in (
+            ("flags", (height, width, k), "u"),
+            ("consensus", (height, width), "u"),
+        ):
+            shape, dtype, _ = members.headers[name]
+            if shape != expected or dtype.kind != kind or dtype.itemsize != 1:
+                raise ModelFileError(f"{name} is {dtype} {shape}, expected {expected}")
         shape, dtype, _ = members.headers["learning_indices"]
         if (
             len(shape) != 1
@@ -577,6 +757,11 @@ def _read_model(path: Path) -> BackgroundModel:
     indices = arrays["learning_indices"].astype(np.int64)
     if (indices < 0).any():
         raise ModelFileError("learning_indices must be frame numbers >= 0")
+    if (arrays["consensus"] > 5).any():
+        raise ModelFileError("consensus radii must be in 0..5")
+    flags = np.ascontiguousarray(arrays["flags"])
+    if (flags > _kernels.BACKGROUND_CAPPED).any() or not (flags != 0).any(axis=-1).all():
+        raise ModelFileError("flags must be 0, 1 or 2, with a background component per pixel")
     return BackgroundModel(
         weights=weights,
         means=means,
@@ -586,6 +771,8 @@ def _read_model(path: Path) -> BackgroundModel:
         intensity=IntensityScale(*meta["intensity"]),
         params=meta["params_object"],
         learning_indices=indices,
+        flags=flags,
+        consensus=np.ascontiguousarray(arrays["consensus"]),
     )
 
 
@@ -631,8 +818,8 @@ def _checked_params(p: Any) -> FitParameters:
     if not isinstance(p, dict) or set(p) != set(fields):
         raise ModelFileError("its fit settings are not those of this napari-gmm-bg")
     p = dict(p)
-    ints = ("n_components", "learning_frames", "max_iter")
-    floats = ("tol", "reg_covar", "background_ratio", "shadow_tau")
+    ints = ("n_components", "learning_frames", "max_iter", "absorb_after", "consensus_radius")
+    floats = ("tol", "reg_covar", "background_ratio", "shadow_tau", "max_variance")
     bad = [n for n in ints if not _is_int(p[n])] + [n for n in floats if not _is_number(p[n])]
     if p["threshold"] is not None and not _is_number(p["threshold"]):
         bad.append("threshold")
@@ -653,7 +840,7 @@ def _checked_params(p: Any) -> FitParameters:
     if not (
         isinstance(cleanup, dict)
         and set(cleanup) == set(cleanup_fields)
-        and all(_is_int(v) for v in cleanup.values())
+        and all(_is_int(v) or (k == "median" and v is None) for k, v in cleanup.items())
     ):
         bad.append("cleanup")
     if bad:
@@ -708,56 +895,125 @@ def _pixel_blocks(height: int, width: int, target_pixels: int) -> list[tuple[int
     return [(y0, min(y0 + rows, height)) for y0 in range(0, height, rows)]
 
 
-def learning_correction(
-    luma: np.ndarray, params: FitParameters
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Brightness of the learning frames against their per-pixel median (None when off)."""
-    if not params.compensate_brightness:
-        return None
-    return brightness_correction(luma, _kernels.median_over_frames(luma))
+def _absorb_samples(params: FitParameters, indices: np.ndarray) -> int:
+    # absorb_after frames, in learning samples (0: never absorb).
+    if params.absorb_after <= 0 or len(indices) < 2:
+        return 0
+    spacing = (indices[-1] - indices[0]) / (len(indices) - 1)
+    return max(1, int(params.absorb_after // max(spacing, 1.0)))
 
 
 def fit_tile(
     tile: np.ndarray,
     intensity: IntensityScale,
     params: FitParameters,
-    correction: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit the pixels of one tile of the learning buffer.
+    absorb: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit the pixels of one tile of the learning buffer and choose their background.
 
     Each pixel's fit depends on its own samples only (deterministic start, independent
-    EM), so a frame fitted tile by tile, anywhere, equals the frame fitted whole.
+    EM), so a frame fitted tile by tile, anywhere, equals the frame fitted whole.  The
+    learning frames are fitted as they are (no brightness correction: a robust gain
+    needs a background first, and the still moments the background choice looks for
+    are the frames' own colours).
 
     Parameters
     ----------
     tile : numpy.ndarray
-        ``(N, rows, X, C)`` learning samples, in the video's dtype.
+        ``(N, rows, X, C)`` learning samples in time order, in the video's dtype.
     intensity : IntensityScale
         How raw values map to the model's scale.
     params : FitParameters
-        Components, iterations, tolerance and variance floor.
-    correction : tuple of numpy.ndarray, optional
-        ``(N,)`` gains and lifts of the learning frames (:func:`brightness_correction`).
+        Components, iterations, tolerance, variance floor and background choice.
+    absorb : int
+        Rests longer than this many learning samples are background (0: none are).
 
     Returns
     -------
     tuple of numpy.ndarray
         Weights ``(rows, X, K)``, means and variances ``(rows, X, K, C)``, float32, the
-        components sorted by weight, heaviest first.
+        components sorted by weight, heaviest first, and their background flags
+        ``(rows, X, K)`` uint8 (see :attr:`BackgroundModel.flags`).
     """
     n, rows, width, c = tile.shape
     k = params.n_components
-    offsets, scales = frame_transform(intensity, correction, n)
+    offsets, scales = frame_transform(intensity, None, n)
+    samples = tile.reshape(n, rows * width, c)
     w, mu, var = _kernels.fit_pixels(
-        tile.reshape(n, rows * width, c),
+        samples, offsets, scales, k, params.max_iter, params.tol, params.reg_covar
+    )
+    cumulative = np.cumsum(w, axis=-1)
+    n_background = np.minimum((cumulative < params.background_ratio - 1e-6).sum(-1) + 1, k)
+    flags = _kernels.choose_background(
+        samples,
         offsets,
         scales,
-        k,
-        params.max_iter,
-        params.tol,
-        params.reg_covar,
+        w,
+        mu,
+        var,
+        n_background,
+        STILL_WEIGHT,
+        STILL_SAMPLES,
+        REST_SAMPLES,
+        REST_SHARE,
+        params.max_variance,
+        absorb,
     )
-    return w.reshape(rows, width, k), mu.reshape(rows, width, k, c), var.reshape(rows, width, k, c)
+    return (
+        w.reshape(rows, width, k),
+        mu.reshape(rows, width, k, c),
+        var.reshape(rows, width, k, c),
+        flags.reshape(rows, width, k),
+    )
+
+
+def consensus_map(model: BackgroundModel, learning: np.ndarray) -> np.ndarray:
+    """How far each pixel looks for a neighbour's background, judged on the learning frames.
+
+    A pixel consults its neighbours within radius r when, on the learning frames, a
+    background within r explained at least :data:`CONSENSUS_SHARE` of the frames in
+    which its own background did not (and at least :data:`CONSENSUS_MIN_SAVES` of them):
+    leaves, water, an edge that shakes.  It gets the smallest such r up to
+    ``params.consensus_radius``, the neighbourhood sized by evidence; elsewhere (0) it
+    decides alone, so a small object on a plain background is not explained away.
+
+    Parameters
+    ----------
+    model : BackgroundModel
+        The fitted model (its ``consensus`` is not used).
+    learning : numpy.ndarray
+        ``(N, Y, X, C)`` its learning frames.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(Y, X)`` uint8 radii.
+    """
+    height, width = model.frame_shape
+    radii = np.zeros(height * width, np.uint8)
+    if model.params.consensus_radius <= 0:
+        return radii.reshape(height, width)
+    # As the fit saw them: no brightness correction.
+    plain = dataclasses.replace(
+        model, params=dataclasses.replace(model.params, compensate_brightness=False)
+    )
+    plain._scoring = model._scoring_arrays()
+    alone = plain._raw_labels(learning, model.threshold, alone=True) != 0
+    inputs = plain._kernel_inputs(learning)
+    fails = alone.sum(axis=0)
+    undecided = np.ones(height * width, bool)
+    for r in range(1, model.params.consensus_radius + 1):
+        visit = alone & undecided
+        if not visit.any():
+            break
+        near = plain._neighbours(inputs, visit, np.full(height * width, r, np.uint8))
+        saves = (visit & (near <= np.float32(model.threshold))).sum(axis=0)
+        share = CONSENSUS_SHARE if r == 1 else WIDER_SHARE
+        helps = undecided & (saves >= share * np.maximum(fails, 1))
+        helps &= saves >= CONSENSUS_MIN_SAVES
+        radii[helps] = r
+        undecided &= ~helps
+    return radii.reshape(height, width)
 
 
 def _fit_locally(
@@ -766,7 +1022,8 @@ def _fit_locally(
     """Gather the learning frames here, then fit tile by tile.
 
     Yields progress while reading; returns the tiles (a lazy iterator of
-    ``((y0, y1), fit)``), the progress done so far, the total, and the intensity scale.
+    ``((y0, y1), fit)``), the progress done so far, the total, the intensity scale and
+    the learning frames.
     """
     height, width = frames.frame_shape
     blocks = _pixel_blocks(height, width, LOCAL_TILE_PIXELS)
@@ -781,12 +1038,12 @@ def _fit_locally(
         pos += len(chunk)
         yield done, total
     intensity = IntensityScale.for_data(frames.dtype, buffer)
-    correction = learning_correction(luminance(buffer, intensity), params)
+    absorb = _absorb_samples(params, indices)
     tiles = (
-        (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params, correction))
+        (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params, absorb))
         for rows in blocks
     )
-    return tiles, len(read_chunks), total, intensity
+    return tiles, len(read_chunks), total, intensity, buffer
 
 
 def _fit_on_cluster(
@@ -818,14 +1075,10 @@ def _fit_on_cluster(
         intensity = IntensityScale.for_data(frames.dtype, np.array([low, high]))
     else:
         intensity = IntensityScale.for_data(frames.dtype, np.empty(0))
-    if params.compensate_brightness:  # a small strided sample, gathered here
-        sample = learn[:, ::GAIN_STRIDE, ::GAIN_STRIDE].compute(scheduler=client.get)
-        correction = learning_correction(luminance(sample, intensity, stride=1), params)
-    else:
-        correction = None
+    absorb = _absorb_samples(params, indices)
     fit = dask.delayed(_fit_tile_checked)
     tasks = [
-        fit(tile, alpha, intensity, params, correction)
+        fit(tile, alpha, intensity, params, absorb)
         for tile, alpha in zip(learn.to_delayed().ravel(), alpha_tiles, strict=True)
     ]
     futures = client.compute(tasks)
@@ -837,13 +1090,13 @@ def _fit_tile_checked(
     alpha: np.ndarray | None,
     intensity: IntensityScale,
     params: FitParameters,
-    correction: tuple[np.ndarray, np.ndarray] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    absorb: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     # The checks Frames.read makes locally, made where the pixels are read.
     check_finite(tile)
     if alpha is not None:
         check_opaque(alpha)
-    return fit_tile(tile, intensity, params, correction)
+    return fit_tile(tile, intensity, params, absorb)
 
 
 def fit_background_steps(
@@ -861,6 +1114,9 @@ def fit_background_steps(
     compensate_brightness: bool = FitParameters.compensate_brightness,
     shadows: str = FitParameters.shadows,
     shadow_tau: float = FitParameters.shadow_tau,
+    max_variance: float = FitParameters.max_variance,
+    absorb_after: int = FitParameters.absorb_after,
+    consensus_radius: int = FitParameters.consensus_radius,
     client: Any = None,
 ) -> Generator[tuple[int, int], None, BackgroundModel]:
     """Fit like :func:`fit_background`, yielding ``(done, total)`` progress steps.
@@ -873,6 +1129,8 @@ def fit_background_steps(
     video, n_components, learning_frames, frame_range, max_iter, tol, reg_covar
         See :func:`fit_background`.
     background_ratio, threshold, cleanup, compensate_brightness, shadows, shadow_tau
+        See :func:`fit_background`.
+    max_variance, absorb_after, consensus_radius
         See :func:`fit_background`.
     client
         See :func:`fit_background`.
@@ -900,9 +1158,13 @@ def fit_background_steps(
         compensate_brightness=bool(compensate_brightness),
         shadows=shadows,
         shadow_tau=float(shadow_tau),
+        max_variance=float(max_variance),
+        absorb_after=int(absorb_after),
+        consensus_radius=int(consensus_radius),
     )
     params.validate()
     frames = as_frames(video)
+    params = dataclasses.replace(params, cleanup=params.cleanup.for_frame(frames.frame_shape))
     if frames.n_frames < 2:
         raise ValueError(
             f"video has {frames.n_frames} frame; a background fit needs at least 2 frames"
@@ -918,18 +1180,22 @@ def fit_background_steps(
     weights = np.empty((height, width, k), np.float32)
     means = np.empty((height, width, k, c), np.float32)
     variances = np.empty((height, width, k, c), np.float32)
+    flags = np.empty((height, width, k), np.uint8)
     own_client = None  # a client made here, for an address: closed when the fit ends
     tiles: Any = None
+    learning: np.ndarray | None = None
     try:
         if client is None:
-            tiles, done, total, intensity = yield from _fit_locally(frames, indices, params)
+            tiles, done, total, intensity, learning = yield from _fit_locally(
+                frames, indices, params
+            )
         else:
             connected = as_client(client)
             own_client = connected if connected is not client else None
             tiles, done, total, intensity = _fit_on_cluster(frames, indices, params, connected)
             yield done, total
-        for (y0, y1), (w, mu, var) in tiles:
-            weights[y0:y1], means[y0:y1], variances[y0:y1] = w, mu, var
+        for (y0, y1), (w, mu, var, fl) in tiles:
+            weights[y0:y1], means[y0:y1], variances[y0:y1], flags[y0:y1] = w, mu, var, fl
             done += 1
             yield done, total
     finally:
@@ -940,7 +1206,7 @@ def fit_background_steps(
         if own_client is not None:
             own_client.close()
 
-    return BackgroundModel(
+    model = BackgroundModel(
         weights=weights,
         means=means,
         variances=variances,
@@ -949,7 +1215,15 @@ def fit_background_steps(
         intensity=intensity,
         params=params,
         learning_indices=indices,
+        flags=flags,
     )
+    if params.consensus_radius > 0:
+        # The map needs whole frames (neighbours across tiles): on a cluster, the
+        # learning frames are read here once more.
+        if learning is None:
+            learning = frames.read(indices.tolist())
+        model.consensus = consensus_map(model, learning)
+    return model
 
 
 def fit_background(
@@ -967,6 +1241,9 @@ def fit_background(
     compensate_brightness: bool = FitParameters.compensate_brightness,
     shadows: str = FitParameters.shadows,
     shadow_tau: float = FitParameters.shadow_tau,
+    max_variance: float = FitParameters.max_variance,
+    absorb_after: int = FitParameters.absorb_after,
+    consensus_radius: int = FitParameters.consensus_radius,
     client: Any = None,
 ) -> BackgroundModel:
     """Fit a Gaussian mixture to every pixel's colour over time.
@@ -991,23 +1268,34 @@ def fit_background(
     reg_covar : float
         Added to each variance, on a 0-255 intensity scale (scikit-learn's ``reg_covar``).
     background_ratio : float
-        The heaviest components whose weights add up to this are the background.
+        The heaviest components whose weights add up to this are background (with the
+        colour of the earliest still moment, less objects at rest and catch-alls).
     threshold : float, optional
-        Default foreground threshold of the model (log-likelihood); a per-channel-count
-        default when None.
+        Default foreground threshold of the model: a distance in standard deviations
+        (see :meth:`BackgroundModel.distance`); 1.0 when None.
     cleanup : MaskCleanup, optional
-        Default spatial clean-up of the model's masks (a 7x7 median filter when None).
+        Default spatial clean-up of the model's masks; when None, a median filter sized
+        to the frame (5% of its size: 13x13 at 320x240).
     compensate_brightness : bool
-        Fit each frame's luminance against the background's as a line (a gain and a
-        lift) and score the frame with that change removed, so a camera's exposure
-        change or a passing cloud floods no frame; learning frames are normalised the
-        same way against their per-pixel median.
+        Divide each scored frame by its gain against the background's luminance (a
+        robust ratio), so a camera's exposure change or a passing cloud floods no
+        frame.
     shadows : {"off", "show", "background"}
         Default shadow handling of the model's masks: "show" labels pixels that are the
         background darkened by a factor in [shadow_tau, 1) with little colour change 2,
         "background" counts them as background, "off" leaves them foreground.
     shadow_tau : float
         The strongest darkening a shadow may cause (MOG2's ShadowThreshold).
+    max_variance : float
+        A component whose mean variance (0-255 scale) exceeds this is not background.
+    absorb_after : int
+        0: an object that arrives and stays is foreground all the while it stays (as
+        CDnet's ground truth has it).  N > 0: a change that lasts more than N frames is
+        background.
+    consensus_radius : int
+        A pixel that the background of a neighbour at most this far away explains is
+        background, where the learning frames show that this helps (leaves, water,
+        camera shake); 0 turns it off.
     client : distributed.Client or str, optional
         Fit on a dask.distributed cluster (a client, or a scheduler address): the frame
         is cut into tiles of rows fitted on the workers; the result equals a local fit.
@@ -1046,6 +1334,9 @@ def fit_background(
         compensate_brightness=compensate_brightness,
         shadows=shadows,
         shadow_tau=shadow_tau,
+        max_variance=max_variance,
+        absorb_after=absorb_after,
+        consensus_radius=consensus_radius,
         client=client,
     )
     return finish(steps)
@@ -1064,13 +1355,13 @@ def model_result(model: BackgroundModel, video: Any) -> MethodResult:
     Returns
     -------
     MethodResult
-        Labels and log-likelihood (computed when first asked for), background, model.
+        Labels and distances (computed when first asked for), background, model.
     """
     return MethodResult(
         "gmm",
         model.params,
         lambda: model.foreground(video),
-        lambda: model.log_likelihood(video),
+        lambda: model.distance(video),
         background=model.background_image(),
         threshold=model.threshold,
         model=model,
@@ -1091,7 +1382,8 @@ METHOD = Method(
     title="GMM",
     settings_type=FitParameters,
     run_steps=_method_steps,
-    score_name="log-likelihood",
-    score_unit="nats",
+    score_name="distance",
+    score_unit="standard deviations",
+    foreground_above=True,
     comparison=False,
 )

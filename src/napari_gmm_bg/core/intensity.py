@@ -2,10 +2,10 @@
 
 :class:`IntensityScale` maps any dtype to the 0-255 scale the kernels work on.  Brightness
 compensation removes each frame's exposure change before it is scored: a frame's
-luminance is fitted against the background's as a line, ``luma = gain * reference +
-lift`` (:class:`BrightnessReference`), and the frame is scored as if its values were
-``(value - lift) / gain``.  The kernels take that as one offset and one scale per frame
-(:func:`frame_transform`).
+luminance is compared with the background's as a robust ratio, its *gain*
+(:class:`BrightnessReference`), and the frame is scored as if its values were
+``(value - lift) / gain`` (the lift is 0 today).  The kernels take that as one offset
+and one scale per frame (:func:`frame_transform`).
 """
 
 from dataclasses import dataclass
@@ -81,14 +81,13 @@ def luminance(
 
 
 class BrightnessReference:
-    """A background's luminance, split into brightness bands, to compare frames to.
+    """A background's luminance, to compare frames' global brightness to.
 
-    Cameras change exposure through a tone curve: dark areas darken more than bright
-    ones, so each frame's luminance is fitted against the reference as a straight line
-    (not a bare factor), robustly: medians over up to eight bands (its octiles; fewer
-    when many pixels share a value), and a Theil-Sen line through them (the median of
-    the pairwise slopes), so objects that bias a band or two do not tilt it.  The bands
-    are found once; a frame then costs a median a band.
+    A frame's gain is the median of its pixels' luminance ratios to the reference, taken
+    again over the pixels within ``TOLERANCE`` of that first estimate: the second median
+    follows the scene's static majority, so neither a large moving object nor a dark
+    or saturated corner tilts it.  (A line through band medians, fitted by Theil-Sen,
+    failed on busy scenes where objects bias several bands at once.)  The lift is 0.
 
     Parameters
     ----------
@@ -96,31 +95,18 @@ class BrightnessReference:
         ``(y, x)`` the background's luminance (see :func:`luminance`).
     """
 
-    N_BANDS = 8
+    #: Pixels darker than this (0-255 scale) carry no usable ratio.
+    DARK = 8.0
+    #: The second median keeps the ratios within this fraction of the first.
+    TOLERANCE = 0.15
 
     def __init__(self, reference: np.ndarray) -> None:
-        flat = reference.ravel()
-        usable = np.flatnonzero(flat > 8.0)
-        self.flat_scene = True
-        if usable.size < 16:
-            self.pixels = usable
-            return
-        edges = np.quantile(flat[usable], np.linspace(0, 1, self.N_BANDS + 1))
-        band = np.clip(np.searchsorted(edges, flat[usable], side="right") - 1, 0, 7)
-        order = np.argsort(band, kind="stable")
-        self.pixels = usable[order]  # pixels grouped by band
-        bounds = np.searchsorted(band[order], np.arange(self.N_BANDS + 1))
-        # A value many pixels share (a white sky) spans several quantiles and leaves the
-        # bands between them empty: keep the others (still back to back).
-        self.bands = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        flat = np.asarray(reference, np.float32).ravel()
+        self.pixels = np.flatnonzero(flat > self.DARK)
         self.values = flat[self.pixels]
-        self.band_medians = np.array([np.median(self.values[band]) for band in self.bands])
-        self.flat_scene = bool(
-            len(self.bands) < 2 or self.band_medians[-1] - self.band_medians[0] < 10.0
-        )
 
     def correction(self, luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fit ``luma = gain * reference + lift`` for each frame.
+        """Estimate each frame's gain against the reference.
 
         Parameters
         ----------
@@ -130,23 +116,24 @@ class BrightnessReference:
         Returns
         -------
         tuple of numpy.ndarray
-            ``(T,)`` gains (clipped to [0.1, 10]) and lifts (on the 0-255 scale); a frame
-            is scored as ``(value - lift) / gain``.
+            ``(T,)`` gains (clipped to [0.1, 10]) and lifts (0); a frame is scored as
+            ``(value - lift) / gain``.
         """
         n = len(luma)
+        gains, lifts = np.ones(n), np.zeros(n)
         if self.pixels.size < 16:
-            return np.ones(n), np.zeros(n)
-        frames = luma.reshape(n, -1)[:, self.pixels]
-        if self.flat_scene:  # too little contrast for a line: a bare factor
-            return np.clip(np.median(frames / self.values, axis=1), 0.1, 10.0), np.zeros(n)
-        return self._lines(
-            np.stack([np.median(frames[:, band], axis=1) for band in self.bands], axis=1)
-        )
+            return gains, lifts
+        ratios = luma.reshape(n, -1)[:, self.pixels] / self.values
+        for t, r in enumerate(ratios):
+            first = float(np.median(r))
+            near = r[np.abs(r - first) < self.TOLERANCE * abs(first)]
+            gains[t] = float(np.median(near)) if near.size > 16 else first
+        return np.clip(gains, 0.1, 10.0), lifts
 
     def correction_of_frames(
         self, frames: np.ndarray, intensity: IntensityScale, stride: int = GAIN_STRIDE
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`correction`, reading the reference's pixels straight off the frames.
+        """Like :meth:`correction`, from the frames themselves.
 
         Parameters
         ----------
@@ -163,31 +150,7 @@ class BrightnessReference:
         tuple of numpy.ndarray
             ``(T,)`` gains and lifts.
         """
-        if self.pixels.size < 16 or self.flat_scene:
-            return self.correction(luminance(frames, intensity, stride))
-        n, height, width, channels = frames.shape
-        grid_y, grid_x = np.divmod(self.pixels, (width + stride - 1) // stride)
-        pixels = (grid_y * stride * width + grid_x * stride).astype(np.int64)
-        bounds = np.array([band.start for band in self.bands] + [self.bands[-1].stop])
-        medians = _kernels.band_medians(
-            np.ascontiguousarray(frames).reshape(n, height * width, channels),
-            pixels,
-            bounds,
-            intensity.offset,
-            intensity.scale,
-        )
-        return self._lines(medians)
-
-    def _lines(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Theil-Sen through (reference band medians, frame band medians): (T, bands) -> lines.
-        r = self.band_medians
-        i, j = np.triu_indices(len(self.bands), k=1)
-        spread = r[j] - r[i]
-        keep = spread > 1e-3
-        slopes = (m[:, j[keep]] - m[:, i[keep]]) / spread[keep]
-        gains = np.clip(np.median(slopes, axis=1), 0.1, 10.0)
-        lifts = np.clip(np.median(m - gains[:, None] * r, axis=1), -128.0, 128.0)
-        return gains, lifts
+        return self.correction(luminance(frames, intensity, stride))
 
 
 def brightness_correction(

@@ -5,9 +5,9 @@ components (isotropic variance, in unordered slots), updated as in Zivkovic's MO
 sample matching a component (squared distance under ``match_distance`` variances) pulls
 it closer with rate ``alpha / weight``; otherwise a new component replaces the weakest.
 ``alpha = 1 / min(2 n, history)`` after ``n`` frames.  Each frame is scored *before* it
-updates the model, with the offline model's rule: the log-likelihood under the
-background components (the heaviest up to ``background_ratio``), thresholded, cleaned,
-brightness-compensated, shadows optional.
+updates the model, with the offline model's score: the distance (standard deviations) to
+the nearest background component (the heaviest up to ``background_ratio``), thresholded,
+cleaned, brightness-compensated, shadows optional.
 
 How fast something that stops becomes background: a new component's weight grows while
 the old background's shrinks as ``(1 - alpha) ** m``.  The stopped object joins the
@@ -35,11 +35,13 @@ from .labels import (
     check_shadow_tau,
     check_shadows,
     check_threshold,
-    default_threshold,
 )
 
 #: Frames between renewals of the brightness reference (the background's luminance).
 REFERENCE_FRAMES = 64
+#: Default distance threshold of the on-line GMM (standard deviations): chosen, as the
+#: offline one, on the mean F of the seven development scenes.
+ONLINE_DISTANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ class OnlineSettings:
     var_init, var_min, var_max : float
         Variance of a new component and its bounds (0-255 scale, per channel).
     threshold : float or None
-        Log-likelihood below which a pixel is foreground; the offline default if None.
+        Distance (standard deviations, as the offline model's
+        :meth:`~napari_gmm_bg.core.gmm.BackgroundModel.distance`) above which a pixel is
+        foreground; :data:`ONLINE_DISTANCE` if None.
     compensate_brightness : bool
         Score each frame after removing its global brightness change.
     shadows : str
@@ -68,7 +72,7 @@ class OnlineSettings:
     shadow_tau : float
         The strongest darkening a shadow may cause.
     cleanup : MaskCleanup
-        Default spatial clean-up of the masks.
+        Default spatial clean-up of the masks (its median sized to the frame when None).
     """
 
     history: int = 500
@@ -99,6 +103,8 @@ class OnlineSettings:
         if not (0 < self.var_min <= self.var_init <= self.var_max and math.isfinite(self.var_max)):
             raise ValueError("need 0 < var_min <= var_init <= var_max, all finite")
         check_threshold(self.threshold)
+        if self.threshold is not None and self.threshold <= 0:
+            raise ValueError(f"threshold is a distance and must be above 0, got {self.threshold}")
         self.cleanup.validate()
         check_shadows(self.shadows)
         check_shadow_tau(self.shadow_tau)
@@ -114,8 +120,9 @@ class OnlineResult:
 
     Attributes
     ----------
-    log_likelihood : numpy.ndarray
-        ``(T, Y, X)`` float32, each frame scored before it updated the model.
+    distance : numpy.ndarray
+        ``(T, Y, X)`` float32 scores (standard deviations), each frame scored before it
+        updated the model.
     shadow : numpy.ndarray
         ``(T, Y, X)`` bool, where the shadow test passed.
     background : numpy.ndarray
@@ -126,7 +133,7 @@ class OnlineResult:
         The foreground threshold.
     """
 
-    log_likelihood: np.ndarray
+    distance: np.ndarray
     shadow: np.ndarray
     background: np.ndarray
     settings: OnlineSettings
@@ -135,7 +142,7 @@ class OnlineResult:
     @property
     def frame_shape(self) -> tuple[int, int]:
         """``(Y, X)`` of the frames."""
-        return self.log_likelihood.shape[1], self.log_likelihood.shape[2]
+        return self.distance.shape[1], self.distance.shape[2]
 
     def foreground(
         self,
@@ -148,10 +155,11 @@ class OnlineResult:
         Parameters
         ----------
         threshold : float, optional
-            Log-likelihood threshold; the result's own when None.  Re-thresholding is
-            exact: the updates never depend on it.
+            Distance threshold; the result's own when None.  Re-thresholding is exact:
+            the updates never depend on it.
         cleanup : MaskCleanup, optional
-            Spatial clean-up (a 7x7 median filter when None).
+            Spatial clean-up (the settings', or a median filter sized to the frame, when
+            None).
         shadows : str, optional
             "off", "show" or "background"; the settings' when None.  Shadows can be
             shown only when the run computed them (its ``shadows`` not "off").
@@ -167,7 +175,7 @@ class OnlineResult:
             If ``shadows`` asks for flags the run did not compute.
         """
         return label_scores(
-            self.log_likelihood,
+            self.distance,
             self.shadow,
             self.threshold if threshold is None else float(threshold),
             _shadows_to_label(self.settings, shadows),
@@ -176,7 +184,7 @@ class OnlineResult:
 
 
 def label_scores(
-    log_likelihood: np.ndarray,
+    distance: np.ndarray,
     shadow: np.ndarray,
     threshold: float,
     shadows: str,
@@ -186,16 +194,16 @@ def label_scores(
 
     Parameters
     ----------
-    log_likelihood : numpy.ndarray
+    distance : numpy.ndarray
         ``(T, Y, X)`` float32 scores.
     shadow : numpy.ndarray
         ``(T, Y, X)`` bool, where the shadow test passed.
     threshold : float
-        Scores below it are foreground.
+        Scores above it are foreground.
     shadows : str
         "off", "show" or "background".
     cleanup : MaskCleanup, optional
-        Spatial clean-up (a 7x7 median filter when None).
+        Spatial clean-up (a median filter sized to the frame when None).
 
     Returns
     -------
@@ -203,7 +211,7 @@ def label_scores(
         ``(T, Y, X)`` uint8.
     """
     check_shadows(shadows)
-    labels = np.less(log_likelihood, threshold).view(np.uint8)  # no second copy
+    labels = np.greater(distance, threshold).view(np.uint8)  # no second copy
     if shadows == "show":
         labels[(labels == 1) & shadow] = 2
     elif shadows == "background":
@@ -327,8 +335,8 @@ class OnlineModel:
         Returns
         -------
         tuple of numpy.ndarray
-            Float32 log-likelihoods and bool shadow flags, ``(F, Y, X)`` (``(Y, X)`` for
-            one frame).
+            Float32 distances and bool shadow flags, ``(F, Y, X)`` (``(Y, X)`` for one
+            frame).
 
         Raises
         ------
@@ -338,10 +346,10 @@ class OnlineModel:
         """
         block, one = self._read(frames)
         n, (height, width) = len(block), block.shape[1:3]
-        loglik = np.empty((n, height, width), np.float32)
+        scores = np.empty((n, height, width), np.float32)
         shadow = np.zeros((n, height, width), bool)
-        self._update(block, loglik, shadow)
-        return (loglik[0], shadow[0]) if one else (loglik, shadow)
+        self._update(block, scores, shadow)
+        return (scores[0], shadow[0]) if one else (scores, shadow)
 
     def apply(
         self,
@@ -357,9 +365,10 @@ class OnlineModel:
         frames : array-like
             A block ``(F, Y, X)`` or ``(F, Y, X, 3)``, or one frame (see :meth:`update`).
         threshold : float, optional
-            Log-likelihood threshold; the model's when None.
+            Distance threshold; the model's when None.
         cleanup : MaskCleanup, optional
-            Spatial clean-up (a 7x7 median filter when None).
+            Spatial clean-up (the settings', or a median filter sized to the frame, when
+            None).
         shadows : str, optional
             "off", "show" or "background"; the settings' when None.  Shadows can be
             shown only when the settings compute them (``shadows`` not "off").
@@ -384,11 +393,11 @@ class OnlineModel:
         shape = block.shape[:3]
         if self._scratch is None or self._scratch[0].shape != shape:
             self._scratch = (np.empty(shape, np.float32), np.zeros(shape, bool))
-        loglik, shadow = self._scratch
-        self._update(block, loglik, shadow)
+        scores, shadow = self._scratch
+        self._update(block, scores, shadow)
         # The model's threshold is known once the first frames fixed the channels.
         labels = label_scores(
-            loglik, shadow, self.threshold if threshold is None else threshold, shadows, cleanup
+            scores, shadow, self.threshold if threshold is None else threshold, shadows, cleanup
         )
         return labels[0] if one else labels
 
@@ -453,15 +462,15 @@ class OnlineModel:
             np.zeros(pixels, np.float32),
         )
         if np.isnan(self.threshold):
-            self.threshold = default_threshold(c)
+            self.threshold = ONLINE_DISTANCE
         # The brightness reference: the background on the grid of luminance().
         rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
         self._grid_shape = (len(rows), len(cols))
         self._grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
         self._kind = kind
 
-    def _update(self, block: np.ndarray, loglik: np.ndarray, shadow: np.ndarray) -> None:
-        """Score and learn a read block, writing ``loglik`` and ``shadow`` in place."""
+    def _update(self, block: np.ndarray, scores: np.ndarray, shadow: np.ndarray) -> None:
+        """Score and learn a read block, writing ``scores`` and ``shadow`` in place."""
         n, c = len(block), block.shape[-1]
         start, intensity, state = self.frames_seen, self._intensity, self._state
         assert intensity is not None and state is not None  # set by _start on the first block
@@ -486,7 +495,7 @@ class OnlineModel:
             alphas,
             self._state,
             self._packed,
-            loglik.reshape(n, pixels),  # written in place
+            scores.reshape(n, pixels),  # written in place
             shadow.reshape(n, pixels),
         )
         self.frames_seen += n
@@ -525,22 +534,22 @@ def online_blocks(
     Yields
     ------
     tuple
-        ``(start, log_likelihood, shadow)``: the block's first frame, its float32 scores
+        ``(start, distance, shadow)``: the block's first frame, its float32 scores
         and bool shadow flags, ``(n, Y, X)``.  The arrays are reused for the next block:
         copy them to keep them.
     """
     frames = video if isinstance(video, Frames) else as_frames(video)
     n, (height, width) = frames.n_frames, frames.frame_shape
     size = min(chunk, n)
-    loglik = np.empty((size, height, width), np.float32)
+    scores = np.empty((size, height, width), np.float32)
     shadow = np.zeros((size, height, width), bool)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         block = frames.read(slice(start, stop))
         model._accept(frames, block)
         m = stop - start
-        model._update(block, loglik[:m], shadow[:m])
-        yield start, loglik[:m], shadow[:m]
+        model._update(block, scores[:m], shadow[:m])
+        yield start, scores[:m], shadow[:m]
 
 
 def run_online_steps(
@@ -576,15 +585,15 @@ def run_online_steps(
     model = OnlineModel(settings, value_range)
     frames = as_frames(video)
     n, (height, width) = frames.n_frames, frames.frame_shape
-    loglik = np.empty((n, height, width), np.float32)
+    scores = np.empty((n, height, width), np.float32)
     shadow = np.zeros((n, height, width), bool)
     yield 0, n
-    for start, block_loglik, block_shadow in online_blocks(model, frames, chunk):
-        stop = start + len(block_loglik)
-        loglik[start:stop], shadow[start:stop] = block_loglik, block_shadow
+    for start, block_scores, block_shadow in online_blocks(model, frames, chunk):
+        stop = start + len(block_scores)
+        scores[start:stop], shadow[start:stop] = block_scores, block_shadow
         yield stop, n
     return OnlineResult(
-        log_likelihood=loglik,
+        distance=scores,
         shadow=shadow,
         background=model.background_image(),
         settings=model.settings,
@@ -612,7 +621,7 @@ def run_online(
     Returns
     -------
     OnlineResult
-        Per-frame log-likelihood and shadow flags (use :meth:`OnlineResult.foreground`
+        Per-frame distances and shadow flags (use :meth:`OnlineResult.foreground`
         for labels) and the final background image.
     """
     return finish(run_online_steps(video, settings, value_range=value_range))
@@ -629,7 +638,7 @@ def online_result(result: OnlineResult) -> MethodResult:
     Returns
     -------
     MethodResult
-        Labels, log-likelihood, background; relabelled from the kept scores.
+        Labels, distances, background; relabelled from the kept scores.
     """
 
     def relabel(
@@ -654,7 +663,7 @@ def online_result(result: OnlineResult) -> MethodResult:
         "online",
         result.settings,
         result.foreground,
-        lambda: result.log_likelihood,
+        lambda: result.distance,
         background=result.background,
         threshold=result.threshold,
         model=result,
@@ -672,7 +681,8 @@ METHOD = Method(
     title="GMM on-line",
     settings_type=OnlineSettings,
     run_steps=_method_steps,
-    score_name="log-likelihood",
-    score_unit="nats",
+    score_name="distance",
+    score_unit="standard deviations",
+    foreground_above=True,
     comparison=False,
 )
