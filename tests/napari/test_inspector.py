@@ -269,3 +269,49 @@ def test_pixel_log_likelihood_and_precision_recall(rgb_sample):
     truth = rgb_sample.ground_truth == 1
     assert curve["recall"][t] == (raw & truth).sum() / truth.sum()
     assert curve["precision"][t] == (raw & truth).sum() / raw.sum()
+
+
+def test_plots_follow_the_light_theme_without_touching_rcparams(
+    qtbot, viewer, widget, rgb_sample, monkeypatch
+):
+    """The figure is styled artist by artist, in the viewer's theme (light here); no
+    process-wide matplotlib setting is written from the inspector's worker thread."""
+    import threading
+
+    import matplotlib
+    from matplotlib.colors import to_hex
+    from napari.utils.theme import get_theme
+
+    written_off_main = []
+    setitem = matplotlib.RcParams.__setitem__
+
+    def spy(self, key, value):
+        if threading.current_thread() is not threading.main_thread():
+            written_off_main.append(key)
+        return setitem(self, key, value)
+
+    monkeypatch.setattr(matplotlib.RcParams, "__setitem__", spy)
+    viewer.theme = "light"
+    theme = get_theme("light")
+    lazy = da.from_array(rgb_sample.video, chunks=(16, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    widget._video.value = layer
+    run_fit(qtbot, widget)
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    assert inspector.inspect(10, 12) is not None  # read and laid out in a worker thread
+    wait_for_job(qtbot, inspector)
+    inspector.view.wait()
+    figure = inspector.figure
+    assert to_hex(figure.get_facecolor()) == theme.background.as_hex()
+    scatter, trace = figure.axes[0], figure.axes[-1]
+    assert to_hex(trace.get_facecolor()) == theme.foreground.as_hex()
+    for label in (trace.xaxis.label, trace.title, scatter.title, scatter.zaxis.label):
+        assert to_hex(label.get_color()) == theme.text.as_hex()
+    legend = trace.get_legend()
+    assert to_hex(legend.get_texts()[0].get_color()) == theme.text.as_hex()
+    assert to_hex(legend.get_frame().get_facecolor()) == theme.foreground.as_hex()
+    assert written_off_main == []

@@ -30,7 +30,7 @@ from ..core.metrics import (
 from ..io.writers import write_csv
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, themed_plots, write_or_notify
+from ._plots import embed_figure, export_path, style_figure, theme_colours, write_or_notify
 from .layers import Placement, result_names, set_layer
 from .widgets import region_mask
 
@@ -387,8 +387,8 @@ class CompareWidget(Container):
         self.canvas.setVisible(curve is not None)
         if curve is None:
             return
-        with themed_plots(self._viewer, self.figure):
-            self._draw_curve(curve, points)
+        self._draw_curve(curve, points)
+        style_figure(self.figure, theme_colours(self._viewer))
         self.canvas.draw_idle()
 
     def _draw_curve(self, curve: dict, points: list[tuple[str, dict]]) -> None:
@@ -543,16 +543,16 @@ class StatsWidget(Container):
 
     def _show(self, stats: dict, name: str) -> None:
         self.stats = stats
-        with themed_plots(self._viewer, self.figure):
-            self.figure.clear()
-            area = self.figure.add_subplot(111)
-            area.plot(stats["frame"], 100 * stats["foreground_fraction"], color="tab:orange")
-            area.set_xlabel("frame")
-            area.set_ylabel("foreground (% of frame)", color="tab:orange")
-            blobs = area.twinx()
-            blobs.plot(stats["frame"], stats["blobs"], color="#3aa0ff", linewidth=0.8)
-            blobs.set_ylabel("blobs", color="#3aa0ff")
-            area.set_title(f"{name}: counting {self.counted}", fontsize=8)
+        self.figure.clear()
+        area = self.figure.add_subplot(111)
+        area.plot(stats["frame"], 100 * stats["foreground_fraction"], color="tab:orange")
+        area.set_xlabel("frame")
+        area.set_ylabel("foreground (% of frame)", color="tab:orange")
+        blobs = area.twinx()
+        blobs.plot(stats["frame"], stats["blobs"], color="#3aa0ff", linewidth=0.8)
+        blobs.set_ylabel("blobs", color="#3aa0ff")
+        area.set_title(f"{name}: counting {self.counted}", fontsize=8)
+        style_figure(self.figure, theme_colours(self._viewer))
         self.canvas.draw_idle()
         self._export_button.enabled = True
         self.job.set_status(f"{name}: {len(stats['frame'])} frames; counted {self.counted}")

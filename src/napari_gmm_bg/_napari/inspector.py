@@ -26,12 +26,7 @@ from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_log_likelihood
 from ..core.registry import get_method
 from ._jobs import BackgroundJob
-from ._plots import (
-    export_path,
-    theme_colours,
-    themed_plots,
-    write_or_notify,
-)
+from ._plots import export_path, style_figure, theme_colours, write_or_notify
 from .layers import result_names
 
 #: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
@@ -462,22 +457,24 @@ class InspectorWidget(Container):
             mog2 = None
             if mog2_data is not None:
                 mog2 = np.asarray(mog2_data[: len(samples), y, x]) == 1
-            with themed_plots(None, figure):
-                plotted, line = _compose(
-                    figure,
-                    name,
-                    y,
-                    x,
-                    samples,
-                    loglik,
-                    model,
-                    components,
-                    mog2,
-                    n_total,
-                    frame,
-                    colours,
-                    complete,
-                )
+            plotted, line = _compose(
+                figure,
+                name,
+                y,
+                x,
+                samples,
+                loglik,
+                model,
+                components,
+                mog2,
+                n_total,
+                frame,
+                colours,
+                complete,
+            )
+            # The figure's own artists take the theme: no rcParams (process-wide) are
+            # touched from this worker thread.
+            style_figure(figure, colours)
             return figure, plotted, line, complete
 
         return compose

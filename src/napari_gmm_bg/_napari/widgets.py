@@ -42,7 +42,7 @@ from ..core.labels import SHADOW_MODES
 from ..core.online import OnlineSettings, online_result, run_online_steps
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, themed_plots
+from ._plots import embed_figure, export_path, style_figure, theme_colours
 from .layers import (
     Placement,
     contrast_limits_of,
@@ -474,43 +474,44 @@ class FitWidget(Container):
 
     def _draw_histogram(self) -> None:
         figure = self.histogram_figure
-        with themed_plots(self._viewer, figure) as colours:
-            figure.clear()
-            ax = figure.add_axes((0.02, 0.3, 0.96, 0.68))
-            ax.set_yticks([])
-            ax.tick_params(labelsize=7)
-            for side in ("top", "right", "left"):
-                ax.spines[side].set_visible(False)
-            hist = self.histogram
-            if hist is None:
-                ax.text(
-                    0.5,
-                    0.5,
-                    "fit to see the scores the threshold cuts",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    transform=ax.transAxes,
-                )
-                ax.set_xticks([])
-                self._threshold_line = None
-            else:
-                edges = hist["edges"]
-                counts = np.sqrt(hist["counts"])  # the foreground tail stays visible
-                ax.bar(
-                    edges[:-1],
-                    counts,
-                    width=np.diff(edges),
-                    align="edge",
-                    color=colours["text"],
-                    alpha=0.55,
-                    linewidth=0,
-                )
-                ax.set_xlim(*hist["range"])
-                ax.set_xlabel("log-likelihood (sqrt count)", fontsize=7, labelpad=1)
-                self._threshold_line = ax.axvline(
-                    float(self._threshold.value), color="#ff2bd6", linewidth=1.5
-                )
+        colours = theme_colours(self._viewer)
+        figure.clear()
+        ax = figure.add_axes((0.02, 0.3, 0.96, 0.68))
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        hist = self.histogram
+        if hist is None:
+            ax.text(
+                0.5,
+                0.5,
+                "fit to see the scores the threshold cuts",
+                ha="center",
+                va="center",
+                fontsize=7,
+                transform=ax.transAxes,
+            )
+            ax.set_xticks([])
+            self._threshold_line = None
+        else:
+            edges = hist["edges"]
+            counts = np.sqrt(hist["counts"])  # the foreground tail stays visible
+            ax.bar(
+                edges[:-1],
+                counts,
+                width=np.diff(edges),
+                align="edge",
+                color=colours["text"],
+                alpha=0.55,
+                linewidth=0,
+            )
+            ax.set_xlim(*hist["range"])
+            ax.set_xlabel("log-likelihood (sqrt count)", fontsize=7, labelpad=1)
+            self._threshold_line = ax.axvline(
+                float(self._threshold.value), color="#ff2bd6", linewidth=1.5
+            )
+        style_figure(figure, colours)
         self.histogram_canvas.draw_idle()
 
     def _move_threshold_line(self, value: float) -> None:
