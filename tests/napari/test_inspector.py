@@ -84,7 +84,7 @@ def test_mog2_frames_and_export_png(qtbot, viewer, widget, video_layer, tmp_path
     truth_pixel = np.argwhere(viewer.layers["traffic MOG2 mask"].data.sum(0) > 3)[0]
     inspector.inspect(*truth_pixel)
     mog2_column = viewer.layers["traffic MOG2 mask"].data[:, truth_pixel[0], truth_pixel[1]]
-    np.testing.assert_array_equal(inspector.plotted["mog2_foreground"], mog2_column == 1)
+    np.testing.assert_array_equal(inspector.plotted["masks"]["MOG2"], mog2_column == 1)
     path = inspector.export_png(str(tmp_path / "pixel.png"))
     import cv2
 
@@ -315,3 +315,51 @@ def test_plots_follow_the_light_theme_without_touching_rcparams(
     assert to_hex(legend.get_texts()[0].get_color()) == theme.text.as_hex()
     assert to_hex(legend.get_frame().get_facecolor()) == theme.foreground.as_hex()
     assert written_off_main == []
+
+
+def test_every_methods_mask_is_found_by_metadata_in_its_colour(qtbot, viewer, widget, video_layer):
+    """Masks of every comparison method run on the video are drawn, each in its
+    method's mask colour, and renaming the layers (the video's too) keeps them."""
+    from matplotlib.colors import to_hex
+
+    from napari_gmm_bg._napari.layers import mask_colour
+    from napari_gmm_bg._napari.methods_widget import MethodsWidget
+
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    methods = MethodsWidget(viewer)
+    viewer.window.add_dock_widget(methods)
+    methods._video.value = video_layer
+    for name in ("mog2", "knn", "baseline"):
+        methods.choose(name)
+        assert methods.run() is not None
+        wait_for_job(qtbot, methods)
+    # A decoy: a labels layer named like a MOG2 mask but made by no method.
+    viewer.add_labels(np.zeros(video_layer.data.shape[:3], np.uint8), name="x MOG2 mask")
+    titles = {"mog2": "MOG2", "knn": "KNN", "baseline": "median baseline"}
+    columns = {}
+    for method, title in titles.items():
+        layer = viewer.layers[f"traffic {title} mask"]
+        layer.name = f"my {method}"  # renamed by the user
+        columns[title] = np.asarray(layer.data[:, 20, 30]) == 1
+    video_layer.name = "clip"
+    viewer.layers["traffic GMM log-likelihood"].name = "scores"
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = video_layer
+    inspector.inspect(20, 30)
+    assert inspector.plotted["loglik"] is not None  # the model is found after renames too
+    assert set(inspector.plotted["masks"]) == set(titles.values())
+    for title, column in columns.items():
+        np.testing.assert_array_equal(inspector.plotted["masks"][title], column)
+    trace = inspector.figure.axes[-1]
+    drawn = {text.get_text(): handle for handle, text in zip(*_legend_items(trace), strict=True)}
+    for method, title in titles.items():
+        colour = drawn[f"{title} foreground"].get_facecolor()[0]
+        assert to_hex(colour) == mask_colour(method)
+    assert to_hex(drawn["GMM foreground"].get_facecolor()[0]) == mask_colour("gmm")
+
+
+def _legend_items(ax):
+    legend = ax.get_legend()
+    return legend.legend_handles, legend.get_texts()

@@ -31,7 +31,7 @@ from ..io.writers import write_csv
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
 from ._plots import embed_figure, export_path, style_figure, theme_colours, write_or_notify
-from .layers import Placement, result_names, set_layer
+from .layers import FIT_METHODS, Placement, plugin_meta, set_layer
 from .widgets import region_mask
 
 METRIC_TITLES = {
@@ -335,15 +335,17 @@ class CompareWidget(Container):
 
     def _loglik_of(self, mask: Layer) -> Any:
         """The log-likelihood layer's data behind a GMM mask layer, if it is there."""
-        meta = mask.metadata.get("napari-gmm-bg", {})
-        source = meta.get("source")
-        if source is None or "method" in meta:  # another method's mask, not the GMM's
-            return None
-        name = result_names(source)["loglik"]
-        if name not in self._viewer.layers:
-            return None
-        loglik = self._viewer.layers[name].data
-        return loglik if tuple(loglik.shape) == tuple(mask.data.shape) else None
+        meta = plugin_meta(mask)
+        identity = meta.get("source_id")
+        if identity is None or meta.get("method") not in FIT_METHODS:
+            return None  # another method's mask (or not a result), not the GMM's
+        for layer in self._viewer.layers:
+            other = plugin_meta(layer)
+            if other.get("source_id") == identity and other.get("kind") == "score":
+                if other.get("method") in FIT_METHODS:
+                    loglik = layer.data
+                    return loglik if tuple(loglik.shape) == tuple(mask.data.shape) else None
+        return None
 
     def _show_difference(self, difference: Any, names: tuple, placement: Placement) -> None:
         self.legend.value = legend_html(

@@ -27,7 +27,7 @@ from ..core.inspect import pixel_components, pixel_log_likelihood
 from ..core.registry import get_method
 from ._jobs import BackgroundJob
 from ._plots import export_path, style_figure, theme_colours, write_or_notify
-from .layers import result_names
+from .layers import FIT_METHODS, layers_from, mask_colour, plugin_meta
 
 #: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
 DRAG_PIXELS = 4.0
@@ -202,12 +202,42 @@ def ask_png_path(parent: Any) -> str:
     return path
 
 
-def fitted_model(viewer: Any, video: str) -> BackgroundModel | None:
-    """Return the model of the latest fit of a video layer, if its layers are there."""
-    name = result_names(video)["loglik"]
-    if name not in viewer.layers:
-        return None
-    return viewer.layers[name].metadata.get("napari-gmm-bg", {}).get("model")
+def fitted_model(viewer: Any, video: Any) -> BackgroundModel | None:
+    """Return the model of the latest fit of a video layer, if its score layer is there.
+
+    Found by the layers' metadata (which video they came from), not by name: renaming
+    either layer keeps the link.
+    """
+    for layer in reversed(layers_from(viewer, video, "score")):
+        model = plugin_meta(layer).get("model")
+        if isinstance(model, BackgroundModel):
+            return model
+    return None
+
+
+def comparison_masks(viewer: Any, video: Any) -> list[tuple[str, str, Any]]:
+    """Return the masks of other methods run on a video: ``(method, label, data)`` each.
+
+    Every registered method's mask layer made from this video (by the metadata the
+    methods widget gives its layers, so a renamed layer still counts), in the viewer's
+    order; the Fit widget's own GMM mask is left out (the inspector draws the GMM's
+    decision from its scores).
+    """
+    found = []
+    for layer in layers_from(viewer, video, "mask"):
+        method = str(plugin_meta(layer).get("method"))
+        if method in FIT_METHODS:
+            continue
+        try:
+            title = get_method(method).title
+        except (KeyError, ValueError):
+            title = method
+        found.append((method, title, layer.data))
+    titles = [title for _, title, _ in found]
+    return [  # two runs of one method (a layer renamed, then run again): number them
+        (method, title if titles.count(title) == 1 else f"{title} {i + 1}", data)
+        for i, (method, title, data) in enumerate(found)
+    ]
 
 
 def _ellipsoid(mean: np.ndarray, std: np.ndarray, n: int = 12) -> tuple:
@@ -361,7 +391,7 @@ class InspectorWidget(Container):
             return None
         self.pixel = (y, x)
         self._n_frames = int(layer.data.shape[0])
-        model = fitted_model(self._viewer, layer.name)
+        model = fitted_model(self._viewer, layer)
         data = layer.data
         if isinstance(data, np.ndarray):
             samples = data[:, y, x].reshape(data.shape[0], -1)
@@ -369,7 +399,7 @@ class InspectorWidget(Container):
             if model is not None:
                 correction = self._brightness(model, data)
                 loglik = pixel_log_likelihood(model, y, x, samples, correction)
-            self._draw(layer.name, y, x, samples, loglik, model, complete=True)
+            self._draw(layer, y, x, samples, loglik, model, complete=True)
             return None
         if self.job.running:
             # Cancel the read under way; the new one starts once it has stopped.
@@ -379,7 +409,7 @@ class InspectorWidget(Container):
             return None
         chunk = int(data.chunks[0][0]) if hasattr(data, "chunks") else 16
         steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)))
-        compose = self._composer(layer.name, y, x, model)
+        compose = self._composer(layer, y, x, model)
 
         def job() -> Any:
             # Reading, scoring, and laying out the plots all happen here, off the GUI
@@ -436,16 +466,14 @@ class InspectorWidget(Container):
         if self._frame_line is not None:
             self.view.request(self.figure, self._frame_line, self._frame)
 
-    def _composer(self, name: str, y: int, x: int, model: BackgroundModel | None) -> Any:
+    def _composer(self, video: Any, y: int, x: int, model: BackgroundModel | None) -> Any:
         """A function that lays out the plots in a new figure; callable from any thread.
 
-        What it needs from the viewer (the MOG2 mask's data, the theme, the size, the
-        frame) is gathered here, on the GUI thread.
+        What it needs from the viewer (the other methods' masks, the theme, the size,
+        the frame) is gathered here, on the GUI thread.
         """
-        mog2_name = f"{name} {get_method('mog2').title} mask"  # as the methods widget names it
-        mog2_data = (
-            self._viewer.layers[mog2_name].data if mog2_name in self._viewer.layers else None
-        )
+        name = video.name
+        masks = comparison_masks(self._viewer, video)
         colours = theme_colours(self._viewer)
         size = self.view.figure_size()
         n_total = self._n_frames
@@ -454,9 +482,10 @@ class InspectorWidget(Container):
 
         def compose(samples: np.ndarray, loglik: Any, complete: bool) -> tuple:
             figure = _new_figure(size)
-            mog2 = None
-            if mog2_data is not None:
-                mog2 = np.asarray(mog2_data[: len(samples), y, x]) == 1
+            others = [
+                (method, title, np.asarray(data[: len(samples), y, x]) == 1)
+                for method, title, data in masks
+            ]
             plotted, line = _compose(
                 figure,
                 name,
@@ -466,7 +495,7 @@ class InspectorWidget(Container):
                 loglik,
                 model,
                 components,
-                mog2,
+                others,
                 n_total,
                 frame,
                 colours,
@@ -498,7 +527,7 @@ class InspectorWidget(Container):
 
     def _draw(
         self,
-        name: str,
+        video: Any,
         y: int,
         x: int,
         samples: np.ndarray,
@@ -507,7 +536,7 @@ class InspectorWidget(Container):
         complete: bool,
     ) -> None:
         """Lay out the plots now (a video in memory) and have them drawn."""
-        self._show(self._composer(name, y, x, model)(samples, loglik, complete))
+        self._show(self._composer(video, y, x, model)(samples, loglik, complete))
 
     def export_png(self, path: str | None = None) -> Path | None:
         """Save the current plot as PNG (asks for a file when no path is given).
@@ -564,14 +593,18 @@ def _compose(
     loglik: np.ndarray | None,
     model: BackgroundModel | None,
     comps: Any,
-    mog2: np.ndarray | None,
+    others: list[tuple[str, str, np.ndarray]],
     n_total: int,
     frame: int,
     colours: dict,
     complete: bool,
 ) -> tuple[dict, Any]:
     """Lay out the inspector's two plots in ``figure``; returns what was plotted and the
-    current-frame line."""
+    current-frame line.
+
+    ``others`` holds the other methods' decisions at the pixel, ``(method, title,
+    foreground)`` each: a row of marks under the GMM's, in that method's mask colour.
+    """
     frames = np.arange(len(samples))
     threshold = model.threshold if model is not None else None
     gmm = loglik < threshold if loglik is not None else None
@@ -581,7 +614,7 @@ def _compose(
         "loglik": loglik,
         "threshold": threshold,
         "gmm_foreground": gmm,
-        "mog2_foreground": mog2,
+        "masks": {title: foreground for _, title, foreground in others},
     }
     fg = colours["text"]
     colour = loglik if loglik is not None else frames
@@ -639,21 +672,15 @@ def _compose(
             label=f"threshold {threshold:g}",
         )
         bottom = max(float(np.min(loglik)), threshold - 40)
-        line.set_ylim(bottom - 6, max(float(np.max(loglik)), threshold) + 2)
-        line.scatter(
-            frames[gmm],
-            np.full(int(gmm.sum()), bottom - 2),
-            marker="|",
-            color="tab:orange",
-            label="GMM foreground",
-        )
-        if mog2 is not None:
+        line.set_ylim(bottom - 4 - 2 * len(others), max(float(np.max(loglik)), threshold) + 2)
+        rows = [("gmm", "GMM", gmm), *others]
+        for row, (method, title, foreground) in enumerate(rows):
             line.scatter(
-                frames[: len(mog2)][mog2],
-                np.full(int(mog2.sum()), bottom - 4),
+                frames[: len(foreground)][foreground],
+                np.full(int(foreground.sum()), bottom - 2 - 2 * row),
                 marker="|",
-                color="tab:blue",
-                label="MOG2 foreground",
+                color=mask_colour(method),
+                label=f"{title} foreground",
             )
         line.legend(fontsize=7, loc="lower right")
     else:

@@ -44,13 +44,16 @@ from ._controls import FrameRange
 from ._jobs import BackgroundJob
 from ._plots import embed_figure, export_path, style_figure, theme_colours
 from .layers import (
+    META_KEY,
     Placement,
     contrast_limits_of,
     fit_layer_data,
     lazy_frames,
     mask_data,
+    plugin_meta,
     result_names,
     set_layer,
+    source_id,
     video_frames,
 )
 
@@ -649,6 +652,7 @@ class FitWidget(Container):
             self.cleanup(),
             self._shadows.value,
             limits,
+            identity=source_id(result.source),
         )
         for data, kwargs, layer_type in tuples:
             set_layer(self._viewer, data, kwargs, layer_type)
@@ -663,12 +667,13 @@ class FitWidget(Container):
             show_info(message)
             self.job.set_status(message)
             return
+        threshold = float(self._threshold.value)
         try:
             region = region_mask(self._region.value, result.frame_shape)
             # (an on-line run without shadow flags cannot show shadows: said, not drawn)
             data = mask_data(
                 result.method_result,
-                float(self._threshold.value),
+                threshold,
                 region,
                 self.cleanup(),
                 self._shadows.value,
@@ -678,9 +683,8 @@ class FitWidget(Container):
             return
         layer = self._viewer.layers[name]
         layer.data = data
-        layer.metadata = {
-            "napari-gmm-bg": {"source": result.source.name, "threshold": self._threshold.value}
-        }
+        entry = {**plugin_meta(layer), "source": result.source.name}
+        layer.metadata = {**layer.metadata, META_KEY: {**entry, "threshold": threshold}}
 
     # --- save / load -----------------------------------------------------------------
     def save_model(self, path: str | None = None) -> Path | None:
