@@ -373,3 +373,51 @@ def test_renaming_the_video_and_refitting_keeps_one_set_of_layers(
     video_layer.name = "road"
     run_fit(qtbot, widget)
     assert names(viewer) == ["road", *(n.replace("traffic", "road") for n in LAYERS)]
+
+
+def test_threshold_relabels_off_the_gui_thread_and_shows_only_the_latest(
+    qtbot, viewer, widget, video_layer, rgb_sample, monkeypatch
+):
+    """An on-line run's relabel and clean-up (every frame) run in a worker: the GUI
+    stays free, and a value superseded while it computes is never shown."""
+    import threading
+
+    from napari_gmm_bg._napari import widgets as module
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+
+    widget._video.value = video_layer
+    widget._mode.value = "online"
+    widget._history.value = 50
+    run_fit(qtbot, widget)
+    expected = run_online(rgb_sample.video, OnlineSettings(history=50))
+    mask = viewer.layers["traffic GMM mask"]
+    real = module.mask_data
+    computed, gate = [], threading.Event()
+    gate.set()
+
+    def spy(result, threshold, *args):
+        computed.append((threshold, threading.current_thread() is threading.main_thread()))
+        gate.wait(10)
+        return real(result, threshold, *args)
+
+    monkeypatch.setattr(module, "mask_data", spy)
+    widget._threshold.value = -40.0
+    widget.settle()
+    assert computed == [(-40.0, False)]  # relabelled off the GUI thread
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
+    # Three values in a row while the first is still computing: the first finishes but
+    # is not shown, the second is replaced before it starts, the third is shown.
+    computed.clear()
+    gate.clear()
+    shown = []
+    mask.events.data.connect(lambda *_: shown.append(1))
+    for value in (-30.0, -50.0, -35.0):
+        widget._threshold.value = value
+        widget.settle(wait=False)
+    assert widget.redrawing
+    gate.set()
+    widget.settle()
+    assert computed == [(-30.0, False), (-35.0, False)]
+    assert len(shown) == 1
+    assert mask.metadata["napari-gmm-bg"]["threshold"] == -35.0
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-35.0))
