@@ -363,3 +363,36 @@ def test_every_methods_mask_is_found_by_metadata_in_its_colour(qtbot, viewer, wi
 def _legend_items(ax):
     legend = ax.get_legend()
     return legend.legend_handles, legend.get_texts()
+
+
+def test_a_lazy_video_is_decoded_in_a_child_process(qtbot, viewer, rgb_sample, monkeypatch):
+    """Decoding holds the GIL the GUI thread needs: a lazy video is read in a child
+    process (the same numbers), a clip held in memory in this one."""
+    from napari_gmm_bg._napari import _pixel_reader
+
+    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    assert _pixel_reader.worth_a_process(layer.data)
+    assert inspector.inspect(10, 12) is not None
+    wait_for_job(qtbot, inspector)
+    child = _pixel_reader._children.get("read")
+    assert child is not None and child.sent is not None and child.sent[0] is layer.data
+    np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
+    # A dask array holding a big clip in memory is not copied to the child.
+    monkeypatch.setattr(_pixel_reader, "MAX_SHIPPED_BYTES", 1000)
+    assert not _pixel_reader.worth_a_process(layer.data)
+    assert not _pixel_reader.worth_a_process(rgb_sample.video)
+    # The plots were drawn by the drawing child: the same pixels as drawn here.
+    inspector.view.wait()
+    qtbot.waitUntil(lambda: inspector.view.image is not None, timeout=20_000)
+    drawn = inspector.view.image
+    assert "draw" in _pixel_reader._children
+    inspector.figure.canvas.draw()
+    here = np.asarray(inspector.figure.canvas.buffer_rgba())
+    assert drawn.shape == here.shape
+    assert (drawn == here).mean() > 0.99

@@ -6,6 +6,7 @@ already a dependency of the statistics widget, so no other package is needed.
 """
 
 import contextlib
+import pickle
 import threading
 import time
 from collections.abc import Generator
@@ -25,7 +26,9 @@ from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
 from ..core.inspect import pixel_components, pixel_log_likelihood
 from ..core.registry import get_method
+from . import _pixel_reader
 from ._jobs import BackgroundJob
+from ._pixel_reader import ChunkReader, ProcessReader, read_chunk
 from ._plots import export_path, style_figure, theme_colours, write_or_notify
 from .layers import FIT_METHODS, layers_from, mask_colour, plugin_meta
 
@@ -52,7 +55,12 @@ def _frame_shape(layer: Any) -> tuple[int, int]:
 
 
 def pixel_trace_steps(
-    video: Any, y: int, x: int, model: BackgroundModel | None, chunk: int = 16
+    video: Any,
+    y: int,
+    x: int,
+    model: BackgroundModel | None,
+    chunk: int = 16,
+    read: ChunkReader | None = None,
 ) -> Generator[tuple, None, tuple]:
     """Read a pixel's values over time chunk by chunk, scored as the score layer scores them.
 
@@ -70,6 +78,9 @@ def pixel_trace_steps(
         The fitted model; None reads values only.
     chunk : int
         Frames per step.
+    read : callable, optional
+        ``read(start, stop) -> (samples, scores)`` for one chunk (a child process's
+        reader); :func:`~._pixel_reader.read_chunk` in this thread when None.
 
     Yields
     ------
@@ -86,19 +97,16 @@ def pixel_trace_steps(
     n = frames.n_frames
     samples = np.empty((n, frames.n_channels), dtype=frames.dtype)
     scores = None if model is None else np.empty(n, dtype=np.float32)
-    whole_frames = model is not None and model.params.compensate_brightness
+    if read is None:
+
+        def read(start: int, stop: int) -> tuple:
+            return read_chunk(video, y, x, start, stop, model)
+
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        correction = None
-        if whole_frames:
-            assert model is not None  # whole frames are read only to compensate brightness
-            block = np.asarray(frames.data[start:stop])
-            samples[start:stop] = block[:, y, x]
-            correction = model.brightness(block)
-        else:
-            samples[start:stop] = np.asarray(frames.data[start:stop, y, x])
-        if model is not None and scores is not None:
-            scores[start:stop] = pixel_log_likelihood(model, y, x, samples[start:stop], correction)
+        samples[start:stop], chunk_scores = read(start, stop)
+        if scores is not None:
+            scores[start:stop] = chunk_scores
         yield stop, n, samples[:stop], None if scores is None else scores[:stop]
     return samples, scores
 
@@ -107,9 +115,9 @@ class FigureView(QObject):
     """Shows a matplotlib figure drawn off the GUI thread.
 
     Drawing the inspector's plots (3-D axes, text, legends) takes a few hundred
-    milliseconds: a render thread draws each figure into an image and the GUI thread
-    only shows it.  Requests made while a drawing is under way are merged: the latest
-    wins.
+    milliseconds of the GIL: a render thread sends each figure (pickled) to a child
+    process that draws it into an image, and the GUI thread only shows it.  Requests
+    made while a drawing is under way are merged: the latest wins.
 
     Parameters
     ----------
@@ -159,11 +167,24 @@ class FigureView(QObject):
                     self._busy = False
                     return
             figure, frame_line, frame = job
+            # Drawn in a child process: matplotlib holds the GIL while it draws (a few
+            # hundred milliseconds), which stalls the GUI thread; pickling the figure
+            # costs a tenth of that.
             with self.lock:
                 if frame_line is not None:
                     frame_line.set_xdata([frame, frame])
-                figure.canvas.draw()
-                image = np.asarray(figure.canvas.buffer_rgba()).copy()
+                try:
+                    sent = pickle.dumps(figure)
+                except (pickle.PickleError, TypeError, AttributeError):
+                    sent = None
+            image = None
+            if sent is not None:
+                with contextlib.suppress(OSError, EOFError):
+                    image = _pixel_reader.draw_figure(sent)
+            if image is None:  # no child to draw: here, then
+                with self.lock:
+                    figure.canvas.draw()
+                    image = np.asarray(figure.canvas.buffer_rgba()).copy()
             with contextlib.suppress(RuntimeError):  # the widget is gone
                 self.rendered.emit(image)
 
@@ -305,9 +326,21 @@ class InspectorWidget(Container):
         self._again.changed.connect(lambda *_: self.pixel and self.inspect(*self.pixel))
         self._cancel.changed.connect(self.job.cancel)
         self._export.changed.connect(self.export_png)
+        video: Any = self._video
+        video.changed.connect(self._warm_up)
+        self._warm_up()
         viewer.mouse_drag_callbacks.append(self._on_mouse)
         viewer.dims.events.current_step.connect(self._on_frame)
         self.native.destroyed.connect(lambda *_: self._disconnect())
+
+    def _warm_up(self, *_: Any) -> None:
+        """Start the drawing process once a video is chosen, and the reading process for
+        a lazy one, before the first click."""
+        layer = self._video.value
+        if layer is None or not _is_video(layer):
+            return
+        lazy = _pixel_reader.worth_a_process(layer.data)
+        _pixel_reader.warm_up("draw", *(("read",) if lazy else ()))
 
     def _disconnect(self) -> None:
         self.job.shutdown()
@@ -408,25 +441,34 @@ class InspectorWidget(Container):
             self.job.set_status(f"cancelled; reading pixel ({y}, {x}) next…")
             return None
         chunk = int(data.chunks[0][0]) if hasattr(data, "chunks") else 16
-        steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)))
+        # A lazily decoded video is decoded in a child process: decoding in a thread
+        # of this process holds the GIL the GUI thread needs.
+        reader = None
+        if _pixel_reader.worth_a_process(data):
+            reader = ProcessReader(data, y, x, model, int(data.shape[0]))
+        steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)), read=reader)
         compose = self._composer(layer, y, x, model)
 
         def job() -> Any:
             # Reading, scoring, and laying out the plots all happen here, off the GUI
             # thread; the GUI thread only shows the picture the render thread draws.
             last = 0.0
-            while True:
-                try:
-                    done, total, samples, loglik = next(steps)
-                except StopIteration as stop:
-                    samples, loglik = stop.value
-                    return compose(samples, loglik, True)
-                now = time.perf_counter()
-                if now - last >= PARTIAL_DRAW_SECONDS:
-                    last = now
-                    yield done, total, compose(samples.copy(), _copy(loglik), False)
-                else:
-                    yield done, total, None
+            try:
+                while True:
+                    try:
+                        done, total, samples, loglik = next(steps)
+                    except StopIteration as stop:
+                        samples, loglik = stop.value
+                        return compose(samples, loglik, True)
+                    now = time.perf_counter()
+                    if now - last >= PARTIAL_DRAW_SECONDS:
+                        last = now
+                        yield done, total, compose(samples.copy(), _copy(loglik), False)
+                    else:
+                        yield done, total, None
+            finally:
+                if reader is not None:
+                    reader.close()
 
         worker = self.job.start(
             job,
