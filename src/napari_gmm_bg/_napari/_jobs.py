@@ -152,14 +152,15 @@ class BackgroundJob:
             return
         done = int(step[0])  # (done, total, ...)
         total = int(step[1]) if len(step) > 1 else int(self.bar.max)
-        if not self.closed:
-            self._show_step(done, total)
-        # napari's activity-dock bar runs a nested event loop on every update (its
-        # setValue calls processEvents): update it a few times a second, never from
-        # inside itself, or each yielded step recurses into the next one.
+        # Both bars are updated a few times a second, not on every step: each update
+        # of the panel's bar (new text) lays out and repaints the dock, and napari's
+        # activity-dock bar runs a nested event loop (its setValue calls
+        # processEvents); never from inside itself, or each step recurses into the next.
         now = time.perf_counter()
         if self._in_napari_update or (now - self._last_napari_update < 0.25 and done < total):
             return
+        if not self.closed:
+            self._show_step(done, total)
         self._in_napari_update = True
         try:
             self._last_napari_update = now
