@@ -376,8 +376,10 @@ def test_a_lazy_video_is_decoded_in_a_child_process(qtbot, viewer, rgb_sample, m
     )
     inspector = InspectorWidget(viewer)
     viewer.window.add_dock_widget(inspector)
-    inspector._video.value = layer
+    inspector._video.value = layer  # starts the children
     assert _pixel_reader.worth_a_process(layer.data)
+    for kind in ("read", "draw"):  # until they are ready, reads and drawings happen here
+        qtbot.waitUntil(_pixel_reader._get_child(kind).ready.is_set, timeout=60_000)
     assert inspector.inspect(10, 12) is not None
     wait_for_job(qtbot, inspector)
     child = _pixel_reader._children.get("read")

@@ -71,8 +71,11 @@ def read_chunk(
 
 
 # --- the child's side ----------------------------------------------------------------
-def serve() -> None:
+def serve(kind: str = "read") -> None:
     """The child's loop: requests in on stdin, replies out on (the original) stdout.
+
+    It first imports what its ``kind`` of work needs ("read" or "draw") and says so
+    with the reply ``(0, "ready", None)``.
 
     Requests are pickled tuples: ``("open", video, model)`` keeps a video and model for
     the reads that follow; ``("read", id, y, x, start, stop)`` replies ``(id, (samples,
@@ -86,6 +89,13 @@ def serve() -> None:
     os.dup2(2, 1)  # whatever a library prints goes to stderr, not into the replies
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
+    import importlib
+
+    needs = ("matplotlib.backends.backend_agg", "mpl_toolkits.mplot3d")
+    for module in needs if kind == "draw" else ("dask.array", "napari_gmm_bg.io.lazy_video"):
+        importlib.import_module(module)
+    replies.write(pickle.dumps((0, "ready", None)))
+    replies.flush()
     video = model = None
     while True:
         try:
@@ -123,21 +133,47 @@ def _draw(figure: Any) -> np.ndarray:
 
 
 # --- the parent's side ---------------------------------------------------------------
-class _Child:
-    """The reading process: a plain ``python -c`` child, so no ``__main__`` is re-run
-    (multiprocessing's spawn imports the parent's main script again)."""
+class NotReady(Exception):
+    """The child is still starting (importing): do this piece of work here."""
 
-    def __init__(self) -> None:
+
+#: Seconds a reply may take before the child is given up (killed, work done here).
+REPLY_SECONDS = 120.0
+
+
+class _Child:
+    """A helper process: a plain ``python -c`` child, so no ``__main__`` is re-run
+    (multiprocessing's spawn imports the parent's main script again).  A thread takes
+    its replies off the pipe; ``ready`` is set once it has imported what it needs."""
+
+    def __init__(self, kind: str) -> None:
+        import queue
         import subprocess
         import sys
 
-        code = "from napari_gmm_bg._napari._pixel_reader import serve; serve()"
+        code = f"from napari_gmm_bg._napari._pixel_reader import serve; serve({kind!r})"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.lock = threading.Lock()
         self.sent: tuple[Any, Any] | None = None  # the video and model it holds
         self.ids = itertools.count(1)
+        self.ready = threading.Event()
+        self._replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._take_replies, name=f"{kind}-replies", daemon=True).start()
+
+    def _take_replies(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None  # made with a pipe
+        try:
+            while True:
+                reply = pickle.load(stdout)
+                if reply[0] == 0:
+                    self.ready.set()
+                else:
+                    self._replies.put(reply)
+        except Exception:  # end of output: the child ended
+            self._replies.put(None)
 
     def send(self, request: tuple) -> None:
         stdin = self.process.stdin
@@ -148,10 +184,16 @@ class _Child:
 
     def receive(self, ident: int) -> tuple:
         """The reply to request ``ident`` (replies to abandoned requests are skipped)."""
-        stdout = self.process.stdout
-        assert stdout is not None  # made with a pipe
+        import queue
+
         while True:
-            reply = pickle.load(stdout)
+            try:
+                reply = self._replies.get(timeout=REPLY_SECONDS)
+            except queue.Empty:
+                raise EOFError("the child did not answer") from None
+            if reply is None:
+                self._replies.put(None)  # and for every later call
+                raise EOFError("the child ended")
             if reply[0] == ident:
                 return reply
             if reply[0] > ident:
@@ -176,7 +218,7 @@ def _get_child(kind: str) -> _Child:
     with _lock:
         child = _children.get(kind)
         if child is None or child.process.poll() is not None:
-            child = _children[kind] = _Child()
+            child = _children[kind] = _Child(kind)
         return child
 
 
@@ -222,10 +264,14 @@ def draw_figure(figure_bytes: bytes) -> np.ndarray:
 
     Raises
     ------
+    NotReady
+        While the child is still starting: draw here this time.
     OSError, EOFError
         When the child cannot draw (it died, or cannot start): draw here instead.
     """
     child = _get_child("draw")
+    if not child.ready.is_set():
+        raise NotReady
     with child.lock:
         try:
             ident = next(child.ids)
@@ -318,8 +364,12 @@ class ProcessReader:
         return reply[1]
 
     def __call__(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Read frames ``start:stop`` (and ask for the next as many meanwhile)."""
-        if not self._local:
+        """Read frames ``start:stop`` (and ask for the next as many meanwhile).
+
+        Read here while the child is still starting (the first click after choosing the
+        video), or for good once it has failed.
+        """
+        if not self._local and (self._ahead or _get_child("read").ready.is_set()):
             try:
                 return self._read_in_child(start, stop)
             except (OSError, EOFError, pickle.PickleError):

@@ -179,7 +179,7 @@ class FigureView(QObject):
                     sent = None
             image = None
             if sent is not None:
-                with contextlib.suppress(OSError, EOFError):
+                with contextlib.suppress(OSError, EOFError, _pixel_reader.NotReady):
                     image = _pixel_reader.draw_figure(sent)
             if image is None:  # no child to draw: here, then
                 with self.lock:
