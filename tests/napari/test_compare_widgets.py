@@ -361,3 +361,31 @@ def test_stats_counts_cdnet_truth_and_says_what_it_counts(qtbot, viewer):
     wait(qtbot, widget, widget.compute())
     np.testing.assert_array_equal(widget.stats["foreground_pixels"], [0, 9, 4])
     assert "non-zero" in widget._status.value
+
+
+def test_a_long_clips_mog2_mask_is_read_from_disk_and_freed_with_its_layer(
+    qtbot, viewer, mog2_widget, video_layer, rgb_sample, monkeypatch, tmp_path
+):
+    """Beyond the in-memory limit the mask layer reads its labels from a temporary
+    folder, block by block, instead of holding the whole clip's labels."""
+    import gc
+    import tempfile
+
+    from napari_gmm_bg.core import label_store
+
+    monkeypatch.setattr(label_store, "IN_MEMORY_BYTES", 10_000)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's folders only
+    mog2_widget._video.value = video_layer
+    mog2_widget._settings["history"].value = 50
+    wait(qtbot, mog2_widget, mog2_widget.run())
+    layer = viewer.layers["traffic MOG2 mask"]
+    assert isinstance(layer.data, da.Array)
+    expected = run_mog2(rgb_sample.video, Mog2Settings(history=50)).mask
+    np.testing.assert_array_equal(np.asarray(layer.data), expected)
+    viewer.dims.set_current_step(0, 7)
+    np.testing.assert_array_equal(np.asarray(layer._slice.image.raw), expected[7])
+    assert list(tmp_path.glob("napari-gmm-bg-labels-*"))  # the labels are on disk
+    viewer.layers.remove(layer)
+    del layer
+    gc.collect()
+    qtbot.waitUntil(lambda: not list(tmp_path.glob("napari-gmm-bg-labels-*")), timeout=10_000)

@@ -7,7 +7,7 @@ from napari_gmm_bg import fit_background
 from tests.conftest import iou
 from tests.napari.conftest import frame, names, run_fit, wait_for_job
 
-LAYERS = ["traffic GMM log-likelihood", "traffic GMM mask", "traffic GMM background"]
+LAYERS = ["traffic GMM distance", "traffic GMM mask", "traffic GMM background"]
 
 
 def test_widget_opens_from_the_manifest(make_napari_viewer):
@@ -37,7 +37,7 @@ def test_fit_adds_three_layers(qtbot, viewer, widget, video_layer, rgb_sample):
     model = fit_background(rgb_sample.video)
     np.testing.assert_array_equal(np.asarray(mask.data), model.foreground(rgb_sample.video))
     np.testing.assert_array_equal(
-        np.asarray(loglik.data[7]), model.log_likelihood(rgb_sample.video[7:8])[0]
+        np.asarray(loglik.data[7]), model.distance(rgb_sample.video[7:8])[0]
     )
     np.testing.assert_array_equal(background.data, model.background_image())
 
@@ -59,13 +59,13 @@ def test_threshold_changes_the_mask_without_refit(qtbot, viewer, widget, video_l
     model = widget.result.model
     mask = viewer.layers["traffic GMM mask"]
     before = np.asarray(mask.data).sum()
-    widget._threshold.value = -60.0
+    widget._threshold.value = 3.0
     widget.settle()  # the mask is redrawn once the value settles
     assert widget.result.model is model
     after = np.asarray(mask.data).sum()
     assert after < before
     np.testing.assert_array_equal(
-        frame(mask, 3), model.foreground(np.asarray(video_layer.data[3:4]), threshold=-60.0)[0]
+        frame(mask, 3), model.foreground(np.asarray(video_layer.data[3:4]), threshold=3.0)[0]
     )
 
 
@@ -261,20 +261,20 @@ def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sampl
     # To the last bit but one: a kernel numba compiles afresh and one loaded from its
     # cache (the widget's frames come in another array layout) may differ by 1 ulp.
     np.testing.assert_allclose(
-        viewer.layers["traffic GMM log-likelihood"].data,
-        expected.log_likelihood,
+        viewer.layers["traffic GMM distance"].data,
+        expected.distance,
         rtol=1e-6,
         atol=1e-5,
     )
-    widget._threshold.value = -40.0  # re-thresholds the stored scores, no refit
+    widget._threshold.value = 2.0  # re-thresholds the stored scores, no refit
     widget.settle()
-    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=2.0))
     assert not widget._save_button.enabled
     # Shadows were not computed on-line: asking for them is said, and the mask is kept.
     widget._shadows.value = "show"
     widget.settle()
     assert errors and "did not compute" in errors[-1]
-    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=-40.0))
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=2.0))
 
 
 def test_fit_on_a_lazily_opened_video_file(qtbot, viewer, widget, sample_mp4, rgb_sample):
@@ -303,7 +303,7 @@ def test_after_fit_the_video_shows_with_its_mask(qtbot, viewer, widget, video_la
     widget._video.value = video_layer
     run_fit(qtbot, widget)
     # The score heatmap is there to toggle, not on top of the video.
-    assert not viewer.layers["traffic GMM log-likelihood"].visible
+    assert not viewer.layers["traffic GMM distance"].visible
     assert video_layer.visible and viewer.layers["traffic GMM mask"].visible
     mask = viewer.layers["traffic GMM mask"]
     assert viewer.layers.index(mask) > viewer.layers.index(video_layer)
@@ -323,15 +323,15 @@ def test_threshold_slider_histogram_and_settling(qtbot, viewer, widget, video_la
     mask = viewer.layers["traffic GMM mask"]
     redraws = []
     mask.events.data.connect(lambda *_: redraws.append(1))
-    for value in (-30.0, -35.0, -40.0, -45.0):  # a drag: several values in a row
+    for value in (1.5, 1.8, 2.0, 2.2):  # a drag: several values in a row
         widget._slider.value = value
-    assert widget._threshold.value == -45.0
-    assert list(widget._threshold_line.get_xdata()) == [-45.0, -45.0]
+    assert widget._threshold.value == 2.2
+    assert list(widget._threshold_line.get_xdata()) == [2.2, 2.2]
     assert redraws == []  # not yet: the value has not settled
     qtbot.waitUntil(lambda: len(redraws) > 0, timeout=3000)
     qtbot.wait(400)
     assert len(redraws) == 1  # once, with the last value
-    assert mask.metadata["napari-gmm-bg"]["threshold"] == -45.0
+    assert mask.metadata["napari-gmm-bg"]["threshold"] == 2.2
 
 
 def test_progress_bar_in_the_widget(qtbot, viewer, widget, video_layer):
@@ -360,7 +360,7 @@ def test_threshold_after_deleting_the_mask_says_so(qtbot, viewer, widget, video_
     widget._video.value = video_layer
     run_fit(qtbot, widget)
     viewer.layers.remove("traffic GMM mask")
-    widget._threshold.value = -50.0
+    widget._threshold.value = 2.5
     widget.settle()
     assert "deleted" in widget._status.value
 
@@ -373,3 +373,51 @@ def test_renaming_the_video_and_refitting_keeps_one_set_of_layers(
     video_layer.name = "road"
     run_fit(qtbot, widget)
     assert names(viewer) == ["road", *(n.replace("traffic", "road") for n in LAYERS)]
+
+
+def test_threshold_relabels_off_the_gui_thread_and_shows_only_the_latest(
+    qtbot, viewer, widget, video_layer, rgb_sample, monkeypatch
+):
+    """An on-line run's relabel and clean-up (every frame) run in a worker: the GUI
+    stays free, and a value superseded while it computes is never shown."""
+    import threading
+
+    from napari_gmm_bg._napari import widgets as module
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+
+    widget._video.value = video_layer
+    widget._mode.value = "online"
+    widget._history.value = 50
+    run_fit(qtbot, widget)
+    expected = run_online(rgb_sample.video, OnlineSettings(history=50))
+    mask = viewer.layers["traffic GMM mask"]
+    real = module.mask_data
+    computed, gate = [], threading.Event()
+    gate.set()
+
+    def spy(result, threshold, *args):
+        computed.append((threshold, threading.current_thread() is threading.main_thread()))
+        gate.wait(10)
+        return real(result, threshold, *args)
+
+    monkeypatch.setattr(module, "mask_data", spy)
+    widget._threshold.value = 2.0
+    widget.settle()
+    assert computed == [(2.0, False)]  # relabelled off the GUI thread
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=2.0))
+    # Three values in a row while the first is still computing: the first finishes but
+    # is not shown, the second is replaced before it starts, the third is shown.
+    computed.clear()
+    gate.clear()
+    shown = []
+    mask.events.data.connect(lambda *_: shown.append(1))
+    for value in (1.5, 2.5, 1.8):
+        widget._threshold.value = value
+        widget.settle(wait=False)
+    assert widget.redrawing
+    gate.set()
+    widget.settle()
+    assert computed == [(1.5, False), (1.8, False)]
+    assert len(shown) == 1
+    assert mask.metadata["napari-gmm-bg"]["threshold"] == 1.8
+    np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground(threshold=1.8))

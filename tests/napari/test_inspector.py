@@ -9,7 +9,7 @@ from napari.utils.interactions import (
 )
 
 from napari_gmm_bg._napari.inspector import InspectorWidget
-from napari_gmm_bg.core.inspect import pixel_log_likelihood, precision_recall_curve
+from napari_gmm_bg.core.inspect import pixel_distance, precision_recall_curve
 from tests.napari.conftest import run_fit, wait_for_job
 
 
@@ -55,14 +55,14 @@ def test_click_updates_the_plotted_data(qtbot, viewer, widget, video_layer, rgb_
     plotted = inspector.plotted
     assert plotted["pixel"] == (y, x)
     np.testing.assert_array_equal(plotted["samples"], rgb_sample.video[:, y, x])
-    expected = model.log_likelihood(rgb_sample.video)[:, y, x]
-    np.testing.assert_allclose(plotted["loglik"], expected, rtol=1e-5, atol=1e-4)
+    expected = model.distance(rgb_sample.video)[:, y, x]
+    np.testing.assert_allclose(plotted["score"], expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(plotted["gmm_foreground"], expected < model.threshold)
     # What the axes hold is what was computed: the scatter's points are the samples.
     scatter = inspector.figure.axes[0].collections[0]
-    np.testing.assert_allclose(np.asarray(scatter.get_array()), plotted["loglik"], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(scatter.get_array()), plotted["score"], rtol=1e-6)
     line = inspector.figure.axes[2].lines[0]
-    np.testing.assert_allclose(line.get_ydata(), plotted["loglik"])
+    np.testing.assert_allclose(line.get_ydata(), plotted["score"])
     # Another click, another pixel.
     click(viewer, (5, 3 + 0.5 * 2, 4 + 0.5 * 3))
     assert inspector.plotted["pixel"] == (2, 3)
@@ -84,7 +84,7 @@ def test_mog2_frames_and_export_png(qtbot, viewer, widget, video_layer, tmp_path
     truth_pixel = np.argwhere(viewer.layers["traffic MOG2 mask"].data.sum(0) > 3)[0]
     inspector.inspect(*truth_pixel)
     mog2_column = viewer.layers["traffic MOG2 mask"].data[:, truth_pixel[0], truth_pixel[1]]
-    np.testing.assert_array_equal(inspector.plotted["mog2_foreground"], mog2_column == 1)
+    np.testing.assert_array_equal(inspector.plotted["masks"]["MOG2"], mog2_column == 1)
     path = inspector.export_png(str(tmp_path / "pixel.png"))
     import cv2
 
@@ -127,7 +127,7 @@ def test_lazy_video_is_read_in_the_background(qtbot, viewer, rgb_sample):
     qtbot.waitUntil(lambda: inspector.view.label.pixmap() is not None, timeout=10_000)
     qtbot.waitUntil(lambda: not inspector.view.label.pixmap().isNull(), timeout=10_000)
     np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
-    assert inspector.plotted["loglik"] is None  # no model fitted yet: samples only
+    assert inspector.plotted["score"] is None  # no model fitted yet: samples only
 
 
 @pytest.mark.parametrize("lazy", [False, True])
@@ -144,7 +144,7 @@ def test_trace_equals_the_score_layer(qtbot, viewer, widget, rgb_sample, lazy):
     widget._video.value = layer
     run_fit(qtbot, widget)
     assert widget.result.model.params.compensate_brightness
-    score = viewer.layers["clip GMM log-likelihood"].data
+    score = viewer.layers["clip GMM distance"].data
     inspector = InspectorWidget(viewer)
     viewer.window.add_dock_widget(inspector)
     inspector._video.value = layer
@@ -152,7 +152,7 @@ def test_trace_equals_the_score_layer(qtbot, viewer, widget, rgb_sample, lazy):
         inspector.inspect(y, x)
         wait_for_job(qtbot, inspector)
         expected = np.asarray(score[:, y, x])
-        np.testing.assert_allclose(inspector.plotted["loglik"], expected, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(inspector.plotted["score"], expected, rtol=1e-5, atol=1e-3)
         threshold = widget.result.model.threshold
         np.testing.assert_array_equal(inspector.plotted["gmm_foreground"], expected < threshold)
 
@@ -249,23 +249,150 @@ def test_grey_pixel_plot(qtbot, viewer, widget, grey_sample):
     assert inspector.figure.axes[0].name == "rectilinear"
 
 
-def test_pixel_log_likelihood_and_precision_recall(rgb_sample):
+def test_pixel_distance_and_precision_recall(rgb_sample):
     from napari_gmm_bg import fit_background
 
     model = fit_background(rgb_sample.video)
-    ll = model.log_likelihood(rgb_sample.video)
+    ll = model.distance(rgb_sample.video)
     np.testing.assert_allclose(
-        pixel_log_likelihood(
-            model, 7, 9, rgb_sample.video[:, 7, 9], model.brightness(rgb_sample.video)
-        ),
+        pixel_distance(model, 7, 9, rgb_sample.video[:, 7, 9], model.brightness(rgb_sample.video)),
         ll[:, 7, 9],
         rtol=1e-5,
         atol=1e-4,
     )
     curve = precision_recall_curve(ll, rgb_sample.ground_truth)
-    assert np.all(np.diff(curve["recall"]) >= 0)  # more permissive threshold, more recall
+    assert np.all(np.diff(curve["recall"]) <= 0)  # a higher threshold finds less
     t = np.argmin(np.abs(curve["threshold"] - model.threshold))
-    raw = ll < curve["threshold"][t]
+    raw = ll > curve["threshold"][t]
     truth = rgb_sample.ground_truth == 1
     assert curve["recall"][t] == (raw & truth).sum() / truth.sum()
     assert curve["precision"][t] == (raw & truth).sum() / raw.sum()
+
+
+def test_plots_follow_the_light_theme_without_touching_rcparams(
+    qtbot, viewer, widget, rgb_sample, monkeypatch
+):
+    """The figure is styled artist by artist, in the viewer's theme (light here); no
+    process-wide matplotlib setting is written from the inspector's worker thread."""
+    import threading
+
+    import matplotlib
+    from matplotlib.colors import to_hex
+    from napari.utils.theme import get_theme
+
+    written_off_main = []
+    setitem = matplotlib.RcParams.__setitem__
+
+    def spy(self, key, value):
+        if threading.current_thread() is not threading.main_thread():
+            written_off_main.append(key)
+        return setitem(self, key, value)
+
+    monkeypatch.setattr(matplotlib.RcParams, "__setitem__", spy)
+    viewer.theme = "light"
+    theme = get_theme("light")
+    lazy = da.from_array(rgb_sample.video, chunks=(16, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    widget._video.value = layer
+    run_fit(qtbot, widget)
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    assert inspector.inspect(10, 12) is not None  # read and laid out in a worker thread
+    wait_for_job(qtbot, inspector)
+    inspector.view.wait()
+    figure = inspector.figure
+    assert to_hex(figure.get_facecolor()) == theme.background.as_hex()
+    scatter, trace = figure.axes[0], figure.axes[-1]
+    assert to_hex(trace.get_facecolor()) == theme.foreground.as_hex()
+    for label in (trace.xaxis.label, trace.title, scatter.title, scatter.zaxis.label):
+        assert to_hex(label.get_color()) == theme.text.as_hex()
+    legend = trace.get_legend()
+    assert to_hex(legend.get_texts()[0].get_color()) == theme.text.as_hex()
+    assert to_hex(legend.get_frame().get_facecolor()) == theme.foreground.as_hex()
+    assert written_off_main == []
+
+
+def test_every_methods_mask_is_found_by_metadata_in_its_colour(qtbot, viewer, widget, video_layer):
+    """Masks of every comparison method run on the video are drawn, each in its
+    method's mask colour, and renaming the layers (the video's too) keeps them."""
+    from matplotlib.colors import to_hex
+
+    from napari_gmm_bg._napari.layers import mask_colour
+    from napari_gmm_bg._napari.methods_widget import MethodsWidget
+
+    widget._video.value = video_layer
+    run_fit(qtbot, widget)
+    methods = MethodsWidget(viewer)
+    viewer.window.add_dock_widget(methods)
+    methods._video.value = video_layer
+    for name in ("mog2", "knn", "baseline"):
+        methods.choose(name)
+        assert methods.run() is not None
+        wait_for_job(qtbot, methods)
+    # A decoy: a labels layer named like a MOG2 mask but made by no method.
+    viewer.add_labels(np.zeros(video_layer.data.shape[:3], np.uint8), name="x MOG2 mask")
+    titles = {"mog2": "MOG2", "knn": "KNN", "baseline": "median baseline"}
+    columns = {}
+    for method, title in titles.items():
+        layer = viewer.layers[f"traffic {title} mask"]
+        layer.name = f"my {method}"  # renamed by the user
+        columns[title] = np.asarray(layer.data[:, 20, 30]) == 1
+    video_layer.name = "clip"
+    viewer.layers["traffic GMM distance"].name = "scores"
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = video_layer
+    inspector.inspect(20, 30)
+    assert inspector.plotted["score"] is not None  # the model is found after renames too
+    assert set(inspector.plotted["masks"]) == set(titles.values())
+    for title, column in columns.items():
+        np.testing.assert_array_equal(inspector.plotted["masks"][title], column)
+    trace = inspector.figure.axes[-1]
+    drawn = {text.get_text(): handle for handle, text in zip(*_legend_items(trace), strict=True)}
+    for method, title in titles.items():
+        colour = drawn[f"{title} foreground"].get_facecolor()[0]
+        assert to_hex(colour) == mask_colour(method)
+    assert to_hex(drawn["GMM foreground"].get_facecolor()[0]) == mask_colour("gmm")
+
+
+def _legend_items(ax):
+    legend = ax.get_legend()
+    return legend.legend_handles, legend.get_texts()
+
+
+def test_a_lazy_video_is_decoded_in_a_child_process(qtbot, viewer, rgb_sample, monkeypatch):
+    """Decoding holds the GIL the GUI thread needs: a lazy video is read in a child
+    process (the same numbers), a clip held in memory in this one."""
+    from napari_gmm_bg._napari import _pixel_reader
+
+    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer  # starts the children
+    assert _pixel_reader.worth_a_process(layer.data)
+    for kind in ("read", "draw"):  # until they are ready, reads and drawings happen here
+        qtbot.waitUntil(_pixel_reader._get_child(kind).ready.is_set, timeout=60_000)
+    assert inspector.inspect(10, 12) is not None
+    wait_for_job(qtbot, inspector)
+    child = _pixel_reader._children.get("read")
+    assert child is not None and child.sent is not None and child.sent[0] is layer.data
+    np.testing.assert_array_equal(inspector.plotted["samples"], rgb_sample.video[:, 10, 12])
+    # A dask array holding a big clip in memory is not copied to the child.
+    monkeypatch.setattr(_pixel_reader, "MAX_SHIPPED_BYTES", 1000)
+    assert not _pixel_reader.worth_a_process(layer.data)
+    assert not _pixel_reader.worth_a_process(rgb_sample.video)
+    # The plots were drawn by the drawing child: the same pixels as drawn here.
+    inspector.view.wait()
+    qtbot.waitUntil(lambda: inspector.view.image is not None, timeout=20_000)
+    drawn = inspector.view.image
+    assert "draw" in _pixel_reader._children
+    inspector.figure.canvas.draw()
+    here = np.asarray(inspector.figure.canvas.buffer_rgba())
+    assert drawn.shape == here.shape
+    assert (drawn == here).mean() > 0.99

@@ -5,6 +5,7 @@ reach the widget on the main thread through ``on_returned``; errors become a
 notification; a cancelled job returns nothing, so no layer is half made.
 """
 
+import threading
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -13,6 +14,10 @@ from magicgui.widgets import Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+
+#: Seconds ``shutdown`` waits for its job's thread before leaving it to finish alone.
+SHUTDOWN_SECONDS = 10.0
 
 
 class BackgroundJob:
@@ -37,6 +42,8 @@ class BackgroundJob:
         self._description = description
         self._progress: Any = None
         self.worker: Any = None
+        self._done = threading.Event()
+        self._done.set()
         self.closed = False
         cancel_button.enabled = False
         #: The progress bar shown in the widget itself (the widget places it): the step
@@ -94,6 +101,10 @@ class BackgroundJob:
         worker.errored.connect(self._on_error)
         worker.aborted.connect(lambda: self.set_status("cancelled; no layer changed"))
         worker.finished.connect(self._on_finished)
+        # Set in the worker's own thread once its run is over (a direct connection runs
+        # the slot there, not later on the GUI thread): what ``shutdown`` waits for.
+        done = self._done = threading.Event()
+        worker.finished.connect(done.set, Qt.ConnectionType.DirectConnection)
         self.worker = worker
         self._started = time.perf_counter()
         self.bar.max = max(int(total), 1)
@@ -111,13 +122,25 @@ class BackgroundJob:
         if self.worker is not None:
             self.worker.quit()
 
-    def shutdown(self) -> None:
-        """Stop the job and wait for its thread: the widget is going away."""
+    def shutdown(self, timeout: float = SHUTDOWN_SECONDS) -> bool:
+        """Stop this job and wait for its thread (not other jobs'): the widget is going away.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait at most; a job still running then is left to finish alone
+            (it adds no layer: the widget is closed).
+
+        Returns
+        -------
+        bool
+            True when no job of this widget is running any more.
+        """
         self.closed = True
         worker = self.worker
         if worker is not None:
             worker.quit()
-            worker.await_workers(msecs=30_000)
+        return self._done.wait(timeout)
 
     def set_status(self, text: str) -> None:
         """Show a line of status (ignored once the widget is gone)."""
@@ -129,14 +152,15 @@ class BackgroundJob:
             return
         done = int(step[0])  # (done, total, ...)
         total = int(step[1]) if len(step) > 1 else int(self.bar.max)
-        if not self.closed:
-            self._show_step(done, total)
-        # napari's activity-dock bar runs a nested event loop on every update (its
-        # setValue calls processEvents): update it a few times a second, never from
-        # inside itself, or each yielded step recurses into the next one.
+        # Both bars are updated a few times a second, not on every step: each update
+        # of the panel's bar (new text) lays out and repaints the dock, and napari's
+        # activity-dock bar runs a nested event loop (its setValue calls
+        # processEvents); never from inside itself, or each step recurses into the next.
         now = time.perf_counter()
         if self._in_napari_update or (now - self._last_napari_update < 0.25 and done < total):
             return
+        if not self.closed:
+            self._show_step(done, total)
         self._in_napari_update = True
         try:
             self._last_napari_update = now

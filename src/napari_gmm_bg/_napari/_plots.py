@@ -1,7 +1,6 @@
 """Embedded matplotlib figures and export paths, shared by the plotting widgets."""
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,52 +50,62 @@ def theme_colours(viewer: Any) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def themed_plots(viewer: Any, figure: Any = None) -> Iterator[dict[str, str]]:
-    """Draw inside this context to follow napari's theme (dark by default).
+def style_figure(figure: Any, colours: dict[str, str]) -> None:
+    """Give a drawn figure napari's theme, artist by artist.
 
-    Matplotlib reads its style when an axis is made, so the figure's axes are made
-    within the context.
+    Only the figure's own objects change (no ``rcParams``, which are process-wide and
+    not safe to change from the inspector's worker thread).  What still has
+    matplotlib's default colour is recoloured; a colour a plot chose is kept.  Call it
+    after the plots are laid out (ticks made later keep the axis's tick colours).
 
     Parameters
     ----------
-    viewer : napari.viewer.Viewer or None
-        The viewer whose theme is followed.
-    figure : matplotlib.figure.Figure, optional
-        A figure to give the theme's background (its axes are made in the context).
-
-    Yields
-    ------
-    dict
-        The colours (:func:`theme_colours`).
+    figure : matplotlib.figure.Figure
+        The figure, its axes, legends and colour bars made.
+    colours : dict
+        From :func:`theme_colours`.
     """
-    import matplotlib
+    text, axes_colour, grid = colours["text"], colours["axes"], colours["grid"]
+    figure.set_facecolor(colours["background"])
+    for label in figure.texts:
+        _recolour(label, text)
+    for ax in figure.axes:
+        if same_colour(ax.get_facecolor(), "white"):
+            ax.set_facecolor(axes_colour)
+        for spine in ax.spines.values():
+            if same_colour(spine.get_edgecolor(), "black"):
+                spine.set_edgecolor(text)
+        for title in (ax.title, ax._left_title, ax._right_title):
+            _recolour(title, text)
+        for label in ax.texts:
+            _recolour(label, text)
+        axes_3d = hasattr(ax, "zaxis")
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis) if axes_3d else (ax.xaxis, ax.yaxis):
+            _recolour(axis.label, text)
+            _recolour(axis.get_offset_text(), text)
+            axis.set_tick_params(which="both", color=text, labelcolor=text, grid_color=grid)
+            if axes_3d:
+                axis.set_pane_color(axes_colour)
+                axis.line.set_color(text)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_facecolor(axes_colour)
+            legend.get_frame().set_edgecolor(grid)
+            for label in (*legend.get_texts(), legend.get_title()):
+                _recolour(label, text)
 
-    colours = theme_colours(viewer)
-    style = {
-        "figure.facecolor": colours["background"],
-        "savefig.facecolor": colours["background"],
-        "axes.facecolor": colours["axes"],
-        "axes.edgecolor": colours["text"],
-        "axes.labelcolor": colours["text"],
-        "axes.titlecolor": colours["text"],
-        "text.color": colours["text"],
-        "xtick.color": colours["text"],
-        "ytick.color": colours["text"],
-        "grid.color": colours["grid"],
-        "legend.facecolor": colours["axes"],
-        "legend.edgecolor": colours["grid"],
-        "legend.labelcolor": colours["text"],
-    }
-    if figure is not None:
-        figure.set_facecolor(colours["background"])
-    with matplotlib.rc_context(style):  # type: ignore[arg-type]  # its keys are rcParams
-        yield colours
+
+def same_colour(a: Any, b: Any) -> bool:
+    """Whether two matplotlib colours are the same (alpha included)."""
+    from matplotlib.colors import to_rgba
+
+    return bool(to_rgba(a) == to_rgba(b))
 
 
-def style_figure(figure: Any, viewer: Any) -> None:
-    """Give a figure (not its axes) napari's theme background."""
-    figure.set_facecolor(theme_colours(viewer)["background"])
+def _recolour(label: Any, colour: str) -> None:
+    """Recolour a text artist still in matplotlib's default (black) text colour."""
+    if same_colour(label.get_color(), "black"):
+        label.set_color(colour)
 
 
 def export_path(path: Any, ask: Callable[[], str]) -> str:

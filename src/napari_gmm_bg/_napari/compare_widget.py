@@ -30,8 +30,8 @@ from ..core.metrics import (
 from ..io.writers import write_csv
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, themed_plots, write_or_notify
-from .layers import Placement, result_names, set_layer
+from ._plots import embed_figure, export_path, style_figure, theme_colours, write_or_notify
+from .layers import FIT_METHODS, Placement, plugin_meta, set_layer
 from .widgets import region_mask
 
 METRIC_TITLES = {
@@ -72,7 +72,7 @@ def _compute(*arrays: Any) -> list:
 
 def _compare_job(a: Any, b: Any, truth: Any, roi: Any, frames: range, loglik: Any = None) -> Any:
     """Score both masks against the truth, a block of frames at a time; with A's
-    log-likelihood, its precision-recall curve too (from the same reads)."""
+    distances, its precision-recall curve too (from the same reads)."""
     from ..core.metrics import Confusion, confusion, scored_pixels
 
     totals = {"a": Confusion(), "b": Confusion()}
@@ -334,16 +334,18 @@ class CompareWidget(Container):
         )
 
     def _loglik_of(self, mask: Layer) -> Any:
-        """The log-likelihood layer's data behind a GMM mask layer, if it is there."""
-        meta = mask.metadata.get("napari-gmm-bg", {})
-        source = meta.get("source")
-        if source is None or "method" in meta:  # another method's mask, not the GMM's
-            return None
-        name = result_names(source)["loglik"]
-        if name not in self._viewer.layers:
-            return None
-        loglik = self._viewer.layers[name].data
-        return loglik if tuple(loglik.shape) == tuple(mask.data.shape) else None
+        """The distance layer's data behind a GMM mask layer, if it is there."""
+        meta = plugin_meta(mask)
+        identity = meta.get("source_id")
+        if identity is None or meta.get("method") not in FIT_METHODS:
+            return None  # another method's mask (or not a result), not the GMM's
+        for layer in self._viewer.layers:
+            other = plugin_meta(layer)
+            if other.get("source_id") == identity and other.get("kind") == "score":
+                if other.get("method") in FIT_METHODS:
+                    loglik = layer.data
+                    return loglik if tuple(loglik.shape) == tuple(mask.data.shape) else None
+        return None
 
     def _show_difference(self, difference: Any, names: tuple, placement: Placement) -> None:
         self.legend.value = legend_html(
@@ -387,8 +389,8 @@ class CompareWidget(Container):
         self.canvas.setVisible(curve is not None)
         if curve is None:
             return
-        with themed_plots(self._viewer, self.figure):
-            self._draw_curve(curve, points)
+        self._draw_curve(curve, points)
+        style_figure(self.figure, theme_colours(self._viewer))
         self.canvas.draw_idle()
 
     def _draw_curve(self, curve: dict, points: list[tuple[str, dict]]) -> None:
@@ -543,16 +545,16 @@ class StatsWidget(Container):
 
     def _show(self, stats: dict, name: str) -> None:
         self.stats = stats
-        with themed_plots(self._viewer, self.figure):
-            self.figure.clear()
-            area = self.figure.add_subplot(111)
-            area.plot(stats["frame"], 100 * stats["foreground_fraction"], color="tab:orange")
-            area.set_xlabel("frame")
-            area.set_ylabel("foreground (% of frame)", color="tab:orange")
-            blobs = area.twinx()
-            blobs.plot(stats["frame"], stats["blobs"], color="#3aa0ff", linewidth=0.8)
-            blobs.set_ylabel("blobs", color="#3aa0ff")
-            area.set_title(f"{name}: counting {self.counted}", fontsize=8)
+        self.figure.clear()
+        area = self.figure.add_subplot(111)
+        area.plot(stats["frame"], 100 * stats["foreground_fraction"], color="tab:orange")
+        area.set_xlabel("frame")
+        area.set_ylabel("foreground (% of frame)", color="tab:orange")
+        blobs = area.twinx()
+        blobs.plot(stats["frame"], stats["blobs"], color="#3aa0ff", linewidth=0.8)
+        blobs.set_ylabel("blobs", color="#3aa0ff")
+        area.set_title(f"{name}: counting {self.counted}", fontsize=8)
+        style_figure(self.figure, theme_colours(self._viewer))
         self.canvas.draw_idle()
         self._export_button.enabled = True
         self.job.set_status(f"{name}: {len(stats['frame'])} frames; counted {self.counted}")

@@ -6,6 +6,7 @@ already a dependency of the statistics widget, so no other package is needed.
 """
 
 import contextlib
+import pickle
 import threading
 import time
 from collections.abc import Generator
@@ -23,16 +24,13 @@ from qtpy.QtCore import QObject, Signal
 from ..core._files import atomic_write
 from ..core.frames import as_frames
 from ..core.gmm import BackgroundModel
-from ..core.inspect import pixel_components, pixel_log_likelihood
+from ..core.inspect import pixel_components, pixel_distance
 from ..core.registry import get_method
+from . import _pixel_reader
 from ._jobs import BackgroundJob
-from ._plots import (
-    export_path,
-    theme_colours,
-    themed_plots,
-    write_or_notify,
-)
-from .layers import result_names
+from ._pixel_reader import ChunkReader, ProcessReader, read_chunk
+from ._plots import export_path, style_figure, theme_colours, write_or_notify
+from .layers import FIT_METHODS, layers_from, mask_colour, plugin_meta
 
 #: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
 DRAG_PIXELS = 4.0
@@ -57,13 +55,18 @@ def _frame_shape(layer: Any) -> tuple[int, int]:
 
 
 def pixel_trace_steps(
-    video: Any, y: int, x: int, model: BackgroundModel | None, chunk: int = 16
+    video: Any,
+    y: int,
+    x: int,
+    model: BackgroundModel | None,
+    chunk: int = 16,
+    read: ChunkReader | None = None,
 ) -> Generator[tuple, None, tuple]:
     """Read a pixel's values over time chunk by chunk, scored as the score layer scores them.
 
     Each chunk of whole frames is read once (a video is decoded frame by frame anyway):
     the pixel's values come from it and, when the model compensates brightness, the
-    frames' brightness too, so the scores equal the log-likelihood layer's at that pixel.
+    frames' brightness too, so the scores equal the distance layer's at that pixel.
 
     Parameters
     ----------
@@ -75,6 +78,9 @@ def pixel_trace_steps(
         The fitted model; None reads values only.
     chunk : int
         Frames per step.
+    read : callable, optional
+        ``read(start, stop) -> (samples, scores)`` for one chunk (a child process's
+        reader); :func:`~._pixel_reader.read_chunk` in this thread when None.
 
     Yields
     ------
@@ -91,19 +97,16 @@ def pixel_trace_steps(
     n = frames.n_frames
     samples = np.empty((n, frames.n_channels), dtype=frames.dtype)
     scores = None if model is None else np.empty(n, dtype=np.float32)
-    whole_frames = model is not None and model.params.compensate_brightness
+    if read is None:
+
+        def read(start: int, stop: int) -> tuple:
+            return read_chunk(video, y, x, start, stop, model)
+
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        correction = None
-        if whole_frames:
-            assert model is not None  # whole frames are read only to compensate brightness
-            block = np.asarray(frames.data[start:stop])
-            samples[start:stop] = block[:, y, x]
-            correction = model.brightness(block)
-        else:
-            samples[start:stop] = np.asarray(frames.data[start:stop, y, x])
-        if model is not None and scores is not None:
-            scores[start:stop] = pixel_log_likelihood(model, y, x, samples[start:stop], correction)
+        samples[start:stop], chunk_scores = read(start, stop)
+        if scores is not None:
+            scores[start:stop] = chunk_scores
         yield stop, n, samples[:stop], None if scores is None else scores[:stop]
     return samples, scores
 
@@ -112,9 +115,9 @@ class FigureView(QObject):
     """Shows a matplotlib figure drawn off the GUI thread.
 
     Drawing the inspector's plots (3-D axes, text, legends) takes a few hundred
-    milliseconds: a render thread draws each figure into an image and the GUI thread
-    only shows it.  Requests made while a drawing is under way are merged: the latest
-    wins.
+    milliseconds of the GIL: a render thread sends each figure (pickled) to a child
+    process that draws it into an image, and the GUI thread only shows it.  Requests
+    made while a drawing is under way are merged: the latest wins.
 
     Parameters
     ----------
@@ -164,11 +167,24 @@ class FigureView(QObject):
                     self._busy = False
                     return
             figure, frame_line, frame = job
+            # Drawn in a child process: matplotlib holds the GIL while it draws (a few
+            # hundred milliseconds), which stalls the GUI thread; pickling the figure
+            # costs a tenth of that.
             with self.lock:
                 if frame_line is not None:
                     frame_line.set_xdata([frame, frame])
-                figure.canvas.draw()
-                image = np.asarray(figure.canvas.buffer_rgba()).copy()
+                try:
+                    sent = pickle.dumps(figure)
+                except (pickle.PickleError, TypeError, AttributeError):
+                    sent = None
+            image = None
+            if sent is not None:
+                with contextlib.suppress(OSError, EOFError, _pixel_reader.NotReady):
+                    image = _pixel_reader.draw_figure(sent)
+            if image is None:  # no child to draw: here, then
+                with self.lock:
+                    figure.canvas.draw()
+                    image = np.asarray(figure.canvas.buffer_rgba()).copy()
             with contextlib.suppress(RuntimeError):  # the widget is gone
                 self.rendered.emit(image)
 
@@ -207,12 +223,42 @@ def ask_png_path(parent: Any) -> str:
     return path
 
 
-def fitted_model(viewer: Any, video: str) -> BackgroundModel | None:
-    """Return the model of the latest fit of a video layer, if its layers are there."""
-    name = result_names(video)["loglik"]
-    if name not in viewer.layers:
-        return None
-    return viewer.layers[name].metadata.get("napari-gmm-bg", {}).get("model")
+def fitted_model(viewer: Any, video: Any) -> BackgroundModel | None:
+    """Return the model of the latest fit of a video layer, if its score layer is there.
+
+    Found by the layers' metadata (which video they came from), not by name: renaming
+    either layer keeps the link.
+    """
+    for layer in reversed(layers_from(viewer, video, "score")):
+        model = plugin_meta(layer).get("model")
+        if isinstance(model, BackgroundModel):
+            return model
+    return None
+
+
+def comparison_masks(viewer: Any, video: Any) -> list[tuple[str, str, Any]]:
+    """Return the masks of other methods run on a video: ``(method, label, data)`` each.
+
+    Every registered method's mask layer made from this video (by the metadata the
+    methods widget gives its layers, so a renamed layer still counts), in the viewer's
+    order; the Fit widget's own GMM mask is left out (the inspector draws the GMM's
+    decision from its scores).
+    """
+    found = []
+    for layer in layers_from(viewer, video, "mask"):
+        method = str(plugin_meta(layer).get("method"))
+        if method in FIT_METHODS:
+            continue
+        try:
+            title = get_method(method).title
+        except (KeyError, ValueError):
+            title = method
+        found.append((method, title, layer.data))
+    titles = [title for _, title, _ in found]
+    return [  # two runs of one method (a layer renamed, then run again): number them
+        (method, title if titles.count(title) == 1 else f"{title} {i + 1}", data)
+        for i, (method, title, data) in enumerate(found)
+    ]
 
 
 def _ellipsoid(mean: np.ndarray, std: np.ndarray, n: int = 12) -> tuple:
@@ -280,9 +326,21 @@ class InspectorWidget(Container):
         self._again.changed.connect(lambda *_: self.pixel and self.inspect(*self.pixel))
         self._cancel.changed.connect(self.job.cancel)
         self._export.changed.connect(self.export_png)
+        video: Any = self._video
+        video.changed.connect(self._warm_up)
+        self._warm_up()
         viewer.mouse_drag_callbacks.append(self._on_mouse)
         viewer.dims.events.current_step.connect(self._on_frame)
         self.native.destroyed.connect(lambda *_: self._disconnect())
+
+    def _warm_up(self, *_: Any) -> None:
+        """Start the drawing process once a video is chosen, and the reading process for
+        a lazy one, before the first click."""
+        layer = self._video.value
+        if layer is None or not _is_video(layer):
+            return
+        lazy = _pixel_reader.worth_a_process(layer.data)
+        _pixel_reader.warm_up("draw", *(("read",) if lazy else ()))
 
     def _disconnect(self) -> None:
         self.job.shutdown()
@@ -366,15 +424,15 @@ class InspectorWidget(Container):
             return None
         self.pixel = (y, x)
         self._n_frames = int(layer.data.shape[0])
-        model = fitted_model(self._viewer, layer.name)
+        model = fitted_model(self._viewer, layer)
         data = layer.data
         if isinstance(data, np.ndarray):
             samples = data[:, y, x].reshape(data.shape[0], -1)
-            loglik = None
+            score = None
             if model is not None:
                 correction = self._brightness(model, data)
-                loglik = pixel_log_likelihood(model, y, x, samples, correction)
-            self._draw(layer.name, y, x, samples, loglik, model, complete=True)
+                score = pixel_distance(model, y, x, samples, correction)
+            self._draw(layer, y, x, samples, score, model, complete=True)
             return None
         if self.job.running:
             # Cancel the read under way; the new one starts once it has stopped.
@@ -383,25 +441,34 @@ class InspectorWidget(Container):
             self.job.set_status(f"cancelled; reading pixel ({y}, {x}) next…")
             return None
         chunk = int(data.chunks[0][0]) if hasattr(data, "chunks") else 16
-        steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)))
-        compose = self._composer(layer.name, y, x, model)
+        # A lazily decoded video is decoded in a child process: decoding in a thread
+        # of this process holds the GIL the GUI thread needs.
+        reader = None
+        if _pixel_reader.worth_a_process(data):
+            reader = ProcessReader(data, y, x, model, int(data.shape[0]))
+        steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)), read=reader)
+        compose = self._composer(layer, y, x, model)
 
         def job() -> Any:
             # Reading, scoring, and laying out the plots all happen here, off the GUI
             # thread; the GUI thread only shows the picture the render thread draws.
             last = 0.0
-            while True:
-                try:
-                    done, total, samples, loglik = next(steps)
-                except StopIteration as stop:
-                    samples, loglik = stop.value
-                    return compose(samples, loglik, True)
-                now = time.perf_counter()
-                if now - last >= PARTIAL_DRAW_SECONDS:
-                    last = now
-                    yield done, total, compose(samples.copy(), _copy(loglik), False)
-                else:
-                    yield done, total, None
+            try:
+                while True:
+                    try:
+                        done, total, samples, score = next(steps)
+                    except StopIteration as stop:
+                        samples, score = stop.value
+                        return compose(samples, score, True)
+                    now = time.perf_counter()
+                    if now - last >= PARTIAL_DRAW_SECONDS:
+                        last = now
+                        yield done, total, compose(samples.copy(), _copy(score), False)
+                    else:
+                        yield done, total, None
+            finally:
+                if reader is not None:
+                    reader.close()
 
         worker = self.job.start(
             job,
@@ -441,43 +508,44 @@ class InspectorWidget(Container):
         if self._frame_line is not None:
             self.view.request(self.figure, self._frame_line, self._frame)
 
-    def _composer(self, name: str, y: int, x: int, model: BackgroundModel | None) -> Any:
+    def _composer(self, video: Any, y: int, x: int, model: BackgroundModel | None) -> Any:
         """A function that lays out the plots in a new figure; callable from any thread.
 
-        What it needs from the viewer (the MOG2 mask's data, the theme, the size, the
-        frame) is gathered here, on the GUI thread.
+        What it needs from the viewer (the other methods' masks, the theme, the size,
+        the frame) is gathered here, on the GUI thread.
         """
-        mog2_name = f"{name} {get_method('mog2').title} mask"  # as the methods widget names it
-        mog2_data = (
-            self._viewer.layers[mog2_name].data if mog2_name in self._viewer.layers else None
-        )
+        name = video.name
+        masks = comparison_masks(self._viewer, video)
         colours = theme_colours(self._viewer)
         size = self.view.figure_size()
         n_total = self._n_frames
         frame = self._current_frame()
         components = pixel_components(model, y, x) if model is not None else None
 
-        def compose(samples: np.ndarray, loglik: Any, complete: bool) -> tuple:
+        def compose(samples: np.ndarray, score: Any, complete: bool) -> tuple:
             figure = _new_figure(size)
-            mog2 = None
-            if mog2_data is not None:
-                mog2 = np.asarray(mog2_data[: len(samples), y, x]) == 1
-            with themed_plots(None, figure):
-                plotted, line = _compose(
-                    figure,
-                    name,
-                    y,
-                    x,
-                    samples,
-                    loglik,
-                    model,
-                    components,
-                    mog2,
-                    n_total,
-                    frame,
-                    colours,
-                    complete,
-                )
+            others = [
+                (method, title, np.asarray(data[: len(samples), y, x]) == 1)
+                for method, title, data in masks
+            ]
+            plotted, line = _compose(
+                figure,
+                name,
+                y,
+                x,
+                samples,
+                score,
+                model,
+                components,
+                others,
+                n_total,
+                frame,
+                colours,
+                complete,
+            )
+            # The figure's own artists take the theme: no rcParams (process-wide) are
+            # touched from this worker thread.
+            style_figure(figure, colours)
             return figure, plotted, line, complete
 
         return compose
@@ -501,16 +569,16 @@ class InspectorWidget(Container):
 
     def _draw(
         self,
-        name: str,
+        video: Any,
         y: int,
         x: int,
         samples: np.ndarray,
-        loglik: np.ndarray | None,
+        score: np.ndarray | None,
         model: BackgroundModel | None,
         complete: bool,
     ) -> None:
         """Lay out the plots now (a video in memory) and have them drawn."""
-        self._show(self._composer(name, y, x, model)(samples, loglik, complete))
+        self._show(self._composer(video, y, x, model)(samples, score, complete))
 
     def export_png(self, path: str | None = None) -> Path | None:
         """Save the current plot as PNG (asks for a file when no path is given).
@@ -564,37 +632,41 @@ def _compose(
     y: int,
     x: int,
     samples: np.ndarray,
-    loglik: np.ndarray | None,
+    score: np.ndarray | None,
     model: BackgroundModel | None,
     comps: Any,
-    mog2: np.ndarray | None,
+    others: list[tuple[str, str, np.ndarray]],
     n_total: int,
     frame: int,
     colours: dict,
     complete: bool,
 ) -> tuple[dict, Any]:
     """Lay out the inspector's two plots in ``figure``; returns what was plotted and the
-    current-frame line."""
+    current-frame line.
+
+    ``others`` holds the other methods' decisions at the pixel, ``(method, title,
+    foreground)`` each: a row of marks under the GMM's, in that method's mask colour.
+    """
     frames = np.arange(len(samples))
     threshold = model.threshold if model is not None else None
-    gmm = loglik < threshold if loglik is not None else None
+    gmm = score > threshold if score is not None else None
     plotted = {
         "pixel": (y, x),
         "samples": samples,
-        "loglik": loglik,
+        "score": score,
         "threshold": threshold,
         "gmm_foreground": gmm,
-        "mog2_foreground": mog2,
+        "masks": {title: foreground for _, title, foreground in others},
     }
     fg = colours["text"]
-    colour = loglik if loglik is not None else frames
-    colour_label = "log-likelihood" if loglik is not None else "frame"
-    vmin = None
-    if loglik is not None and threshold is not None:
-        vmin = max(float(np.min(loglik)), threshold - 30)
+    colour = score if score is not None else frames
+    colour_label = "distance (standard deviations)" if score is not None else "frame"
+    vmax = None
+    if score is not None and threshold is not None:
+        vmax = min(float(np.max(score)), 4 * threshold)
     if samples.shape[1] == 3:
         ax = figure.add_subplot(211, projection="3d")
-        points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmin=vmin)
+        points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmax=vmax)
         ax.set_xlabel("R")
         ax.set_ylabel("G")
         ax.set_zlabel("B")
@@ -615,7 +687,7 @@ def _compose(
             ax.legend(fontsize=7, loc="upper left")
     else:
         ax = figure.add_subplot(211)
-        points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmin=vmin)
+        points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmax=vmax)
         ax.set_xlabel("frame")
         ax.set_ylabel("value")
         if comps is not None:
@@ -631,9 +703,9 @@ def _compose(
     figure.colorbar(points, ax=ax, label=colour_label, shrink=0.7)
     ax.set_title(f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9)
     line = figure.add_subplot(212)
-    if loglik is not None:
+    if score is not None:
         assert threshold is not None and gmm is not None  # a model scored the pixel
-        line.plot(frames, loglik, color="tab:purple", linewidth=0.8, label="log-likelihood")
+        line.plot(frames, score, color="tab:purple", linewidth=0.8, label="distance")
         line.axhline(
             threshold,
             color=fg,
@@ -641,29 +713,26 @@ def _compose(
             linewidth=0.8,
             label=f"threshold {threshold:g}",
         )
-        bottom = max(float(np.min(loglik)), threshold - 40)
-        line.set_ylim(bottom - 6, max(float(np.max(loglik)), threshold) + 2)
-        line.scatter(
-            frames[gmm],
-            np.full(int(gmm.sum()), bottom - 2),
-            marker="|",
-            color="tab:orange",
-            label="GMM foreground",
-        )
-        if mog2 is not None:
+        # Distances above the threshold are foreground; each method's foreground frames
+        # are a row of marks above the curve.
+        top = max(min(float(np.max(score)), 8 * threshold), 2 * threshold)
+        gap = 0.08 * top
+        rows = [("gmm", "GMM", gmm), *others]
+        line.set_ylim(0, top + gap * (len(rows) + 1))
+        for row, (method, title, foreground) in enumerate(rows):
             line.scatter(
-                frames[: len(mog2)][mog2],
-                np.full(int(mog2.sum()), bottom - 4),
+                frames[: len(foreground)][foreground],
+                np.full(int(foreground.sum()), top + gap * (row + 1)),
                 marker="|",
-                color="tab:blue",
-                label="MOG2 foreground",
+                color=mask_colour(method),
+                label=f"{title} foreground",
             )
-        line.legend(fontsize=7, loc="lower right")
+        line.legend(fontsize=7, loc="center right")
     else:
         line.text(
             0.5,
             0.5,
-            "fit a model to see log-likelihoods",
+            "fit a model to see distances",
             ha="center",
             transform=line.transAxes,
         )

@@ -49,6 +49,70 @@ class Placement:
         return out
 
 
+#: This plugin's entry in a result layer's metadata: ``source`` (the video layer's name
+#: when made), ``source_id`` (its identity: renaming either layer keeps the link),
+#: ``method`` (the registered name) and ``kind`` ("mask", "score" or "background").
+META_KEY = "napari-gmm-bg"
+#: The methods whose layers the Fit widget makes (the others come from "Compare with
+#: other methods").
+FIT_METHODS = ("gmm", "online")
+
+
+def source_id(layer: Any) -> str:
+    """Return a layer's identity for the metadata of the layers made from it.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer
+        The source (video) layer.
+
+    Returns
+    -------
+    str
+        Its ``unique_id``: unlike the name, the user cannot change it.
+    """
+    return str(layer.unique_id)
+
+
+def result_meta(source: str, identity: str | None, method: str, kind: str, **extra: Any) -> dict:
+    """The metadata of a result layer (see :data:`META_KEY`)."""
+    entry = {"source": source, "source_id": identity, "method": method, "kind": kind}
+    return {META_KEY: {**entry, **extra}}
+
+
+def plugin_meta(layer: Any) -> dict:
+    """This plugin's metadata entry of a layer (empty for a layer it did not make)."""
+    meta = getattr(layer, "metadata", None) or {}
+    entry = meta.get(META_KEY)
+    return entry if isinstance(entry, dict) else {}
+
+
+def layers_from(viewer: Any, source: Any, kind: str) -> list[Layer]:
+    """Return the result layers of one kind made from a source layer, by its identity.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer.
+    source : napari.layers.Layer
+        The video layer the results were made from.
+    kind : str
+        "mask", "score" or "background".
+
+    Returns
+    -------
+    list of napari.layers.Layer
+        In the viewer's order; found by metadata, so renamed layers are found too.
+    """
+    identity = source_id(source)
+    return [
+        layer
+        for layer in viewer.layers
+        if plugin_meta(layer).get("source_id") == identity
+        and plugin_meta(layer).get("kind") == kind
+    ]
+
+
 def result_names(source: str) -> dict[str, str]:
     """Names of the layers a fit of ``source`` makes."""
     return {
@@ -231,6 +295,7 @@ def fit_layer_data(
     cleanup: MaskCleanup,
     shadows: str,
     contrast_limits: tuple[float, float],
+    identity: str | None = None,
 ) -> list[tuple]:
     """LayerDataTuples of a fit: distance (the score), mask and background.
 
@@ -252,6 +317,8 @@ def fit_layer_data(
         "off", "show" (label 2) or "background".
     contrast_limits : tuple of float
         For the distance layer.
+    identity : str, optional
+        The source layer's :func:`source_id`, kept in the layers' metadata.
 
     Returns
     -------
@@ -259,11 +326,14 @@ def fit_layer_data(
         ``(data, kwargs, layer_type)`` for each of the three layers.
     """
     names = result_names(source)
-    meta = {"napari-gmm-bg": {"source": source, "threshold": threshold}}
-    scores_meta = meta
+
+    def meta(kind: str, **extra: Any) -> dict:
+        return result_meta(source, identity, result.method, kind, threshold=threshold, **extra)
+
+    scores_meta = meta("score")
     if isinstance(result.model, BackgroundModel):
         # The model travels with its scores: the pixel inspector reads it here.
-        scores_meta = {"napari-gmm-bg": {**meta["napari-gmm-bg"], "model": result.model}}
+        scores_meta = meta("score", model=result.model)
     background = result.background
     return [
         (
@@ -286,7 +356,7 @@ def fit_layer_data(
             {
                 "name": names["mask"],
                 "opacity": 0.6,
-                "metadata": meta,
+                "metadata": meta("mask"),
                 "colormap": mask_colormap("gmm"),
                 **placement.kwargs(),
             },
@@ -297,7 +367,7 @@ def fit_layer_data(
             {
                 "name": names["background"],
                 "rgb": background.ndim == 3,
-                "metadata": meta,
+                "metadata": meta("background"),
                 "visible": False,
                 **placement.kwargs(last=2),
             },
@@ -307,7 +377,11 @@ def fit_layer_data(
 
 
 def method_layer_data(
-    method: Method, result: MethodResult, source: str, placement: Placement
+    method: Method,
+    result: MethodResult,
+    source: str,
+    placement: Placement,
+    identity: str | None = None,
 ) -> list[tuple]:
     """LayerDataTuples of a comparison method's run: mask, background and score.
 
@@ -321,6 +395,8 @@ def method_layer_data(
         Name of the video layer.
     placement : Placement
         The video layer's scale, translate and axis labels.
+    identity : str, optional
+        The video layer's :func:`source_id`, kept in the layers' metadata.
 
     Returns
     -------
@@ -332,7 +408,10 @@ def method_layer_data(
     from dataclasses import asdict
 
     settings = asdict(result.settings)
-    meta = {"napari-gmm-bg": {"source": source, "method": method.name, "settings": settings}}
+
+    def meta(kind: str) -> dict:
+        return result_meta(source, identity, method.name, kind, settings=settings)
+
     prefix = f"{source} {method.title}"
     tuples = [
         (
@@ -340,7 +419,7 @@ def method_layer_data(
             {
                 "name": f"{prefix} mask",
                 "opacity": 0.6,
-                "metadata": meta,
+                "metadata": meta("mask"),
                 "colormap": mask_colormap(method.name),
                 **placement.kwargs(),
             },
@@ -356,7 +435,7 @@ def method_layer_data(
                     "name": f"{prefix} background",
                     "rgb": background.ndim == 3,
                     "visible": False,
-                    "metadata": meta,
+                    "metadata": meta("background"),
                     **placement.kwargs(last=2),
                 },
                 "image",
@@ -376,7 +455,7 @@ def method_layer_data(
                     ),
                     "multiscale": False,
                     "visible": False,
-                    "metadata": meta,
+                    "metadata": meta("score"),
                     **placement.kwargs(),
                 },
                 "image",

@@ -28,7 +28,7 @@ from napari.utils.notifications import show_error
 from ..core.interface import Method, MethodResult, default_of, settings_fields
 from ..core.registry import comparison_methods
 from ._jobs import BackgroundJob
-from .layers import Placement, method_layer_data, set_layer, video_frames
+from .layers import Placement, method_layer_data, set_layer, source_id, video_frames
 
 #: Decimals of every float setting: enough that no value a person types is rounded
 #: away (a learning rate of 0.002 must reach OpenCV as 0.002, not 0.0).
@@ -201,6 +201,7 @@ class MethodsWidget(Container):
         if layer not in self._viewer.layers:
             self.job.set_status(f"'{layer.name}' was removed; nothing added")
             return
-        for data, kwargs, layer_type in method_layer_data(method, result, layer.name, placement):
+        tuples = method_layer_data(method, result, layer.name, placement, source_id(layer))
+        for data, kwargs, layer_type in tuples:
             set_layer(self._viewer, data, kwargs, layer_type)
         self.job.set_status(f"{method.title} done on {layer.name}")

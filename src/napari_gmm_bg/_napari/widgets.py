@@ -5,6 +5,7 @@ bar, Cancel) and turns the result into layers.  It holds no maths: that is all i
 :mod:`napari_gmm_bg.core`.
 """
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.layers import Image, Labels, Layer, Shapes
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
@@ -42,15 +44,18 @@ from ..core.labels import SHADOW_MODES
 from ..core.online import OnlineSettings, online_result, run_online_steps
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
-from ._plots import embed_figure, export_path, themed_plots
+from ._plots import embed_figure, export_path, style_figure, theme_colours
 from .layers import (
+    META_KEY,
     Placement,
     contrast_limits_of,
     fit_layer_data,
     lazy_frames,
     mask_data,
+    plugin_meta,
     result_names,
     set_layer,
+    source_id,
     video_frames,
 )
 
@@ -399,6 +404,11 @@ class FitWidget(Container):
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
         self._settle.timeout.connect(self._redraw_mask)
+        # Relabelling (an on-line run re-thresholds and cleans every frame) runs in a
+        # worker; one at a time, and only the latest request's mask is shown.
+        self._redraw_worker: Any = None
+        self._redraw_next: tuple | None = None
+        self._redraw_generation = 0
 
         self._mode.changed.connect(self._on_mode)
         self._video.changed.connect(self._on_video)
@@ -469,51 +479,76 @@ class FitWidget(Container):
         """Redraw the mask once the settings have been still for ``SETTLE_MS``."""
         self._settle.start()
 
-    def settle(self) -> None:
-        """Redraw the mask now if a settings change is waiting (tests, scripts)."""
+    def settle(self, wait: bool = True, timeout: float = 120.0) -> None:
+        """Redraw the mask now if a settings change is waiting (tests, scripts).
+
+        Parameters
+        ----------
+        wait : bool
+            Also wait (processing Qt events) until the new mask is shown.
+        timeout : float
+            Seconds to wait at most.
+        """
         if self._settle.isActive():
             self._settle.stop()
             self._redraw_mask()
+        if wait:
+            from qtpy.QtWidgets import QApplication
+
+            end = time.perf_counter() + timeout
+            while self.redrawing and time.perf_counter() < end:
+                QApplication.processEvents()
+                time.sleep(0.002)
+
+    @property
+    def redrawing(self) -> bool:
+        """True while a mask redraw waits to settle, waits, or runs."""
+        return bool(
+            self._settle.isActive()
+            or self._redraw_worker is not None
+            or self._redraw_next is not None
+        )
 
     def _draw_histogram(self) -> None:
         figure = self.histogram_figure
-        with themed_plots(self._viewer, figure) as colours:
-            figure.clear()
-            ax = figure.add_axes((0.02, 0.3, 0.96, 0.68))
-            ax.set_yticks([])
-            ax.tick_params(labelsize=7)
-            for side in ("top", "right", "left"):
-                ax.spines[side].set_visible(False)
-            hist = self.histogram
-            if hist is None:
-                ax.text(
-                    0.5,
-                    0.5,
-                    "fit to see the scores the threshold cuts",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    transform=ax.transAxes,
-                )
-                ax.set_xticks([])
-                self._threshold_line = None
-            else:
-                edges = hist["edges"]
-                counts = np.sqrt(hist["counts"])  # the foreground tail stays visible
-                ax.bar(
-                    edges[:-1],
-                    counts,
-                    width=np.diff(edges),
-                    align="edge",
-                    color=colours["text"],
-                    alpha=0.55,
-                    linewidth=0,
-                )
-                ax.set_xlim(*hist["range"])
-                ax.set_xlabel("distance, standard deviations (sqrt count)", fontsize=7, labelpad=1)
-                self._threshold_line = ax.axvline(
-                    float(self._threshold.value), color="#ff2bd6", linewidth=1.5
-                )
+        colours = theme_colours(self._viewer)
+        figure.clear()
+        ax = figure.add_axes((0.02, 0.3, 0.96, 0.68))
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        hist = self.histogram
+        if hist is None:
+            ax.text(
+                0.5,
+                0.5,
+                "fit to see the scores the threshold cuts",
+                ha="center",
+                va="center",
+                fontsize=7,
+                transform=ax.transAxes,
+            )
+            ax.set_xticks([])
+            self._threshold_line = None
+        else:
+            edges = hist["edges"]
+            counts = np.sqrt(hist["counts"])  # the foreground tail stays visible
+            ax.bar(
+                edges[:-1],
+                counts,
+                width=np.diff(edges),
+                align="edge",
+                color=colours["text"],
+                alpha=0.55,
+                linewidth=0,
+            )
+            ax.set_xlim(*hist["range"])
+            ax.set_xlabel("distance, standard deviations (sqrt count)", fontsize=7, labelpad=1)
+            self._threshold_line = ax.axvline(
+                float(self._threshold.value), color="#ff2bd6", linewidth=1.5
+            )
+        style_figure(figure, colours)
         self.histogram_canvas.draw_idle()
 
     def _move_threshold_line(self, value: float) -> None:
@@ -651,11 +686,13 @@ class FitWidget(Container):
             self.cleanup(),
             self._shadows.value,
             limits,
+            identity=source_id(result.source),
         )
         for data, kwargs, layer_type in tuples:
             set_layer(self._viewer, data, kwargs, layer_type)
 
     def _redraw_mask(self, *_: Any) -> None:
+        """Relabel with the current settings, off the GUI thread (the latest wins)."""
         result = self.result
         if result is None:
             return
@@ -665,24 +702,63 @@ class FitWidget(Container):
             show_info(message)
             self.job.set_status(message)
             return
+        threshold = float(self._threshold.value)
         try:
             region = region_mask(self._region.value, result.frame_shape)
-            # (an on-line run without shadow flags cannot show shadows: said, not drawn)
-            data = mask_data(
-                result.method_result,
-                float(self._threshold.value),
-                region,
-                self.cleanup(),
-                self._shadows.value,
-            )
         except ValueError as exc:
             show_error(str(exc))
             return
+        self._redraw_generation += 1
+        settings = (threshold, region, self.cleanup(), self._shadows.value)
+        self._redraw_next = (self._redraw_generation, result, settings)
+        if self._redraw_worker is None:
+            self._start_redraw()
+
+    def _start_redraw(self) -> None:
+        job, self._redraw_next = self._redraw_next, None
+        if job is None or self.job.closed:
+            return
+        generation, result, (threshold, region, cleanup, shadows) = job
+        # (an on-line run without shadow flags cannot show shadows: said, not drawn)
+        worker = create_worker(
+            mask_data,
+            result.method_result,
+            threshold,
+            region,
+            cleanup,
+            shadows,
+            _ignore_errors=True,
+        )
+        worker.returned.connect(lambda data: self._apply_mask(generation, result, threshold, data))
+        worker.errored.connect(lambda exc: self._redraw_failed(generation, exc))
+        worker.finished.connect(self._redraw_finished)
+        self._redraw_worker = worker
+        worker.start()
+
+    def _redraw_finished(self) -> None:
+        self._redraw_worker = None
+        self._start_redraw()  # the latest request made meanwhile, if any
+
+    def _is_latest(self, generation: int, result: FitResult) -> bool:
+        return (
+            generation == self._redraw_generation and self.result is result and not self.job.closed
+        )
+
+    def _redraw_failed(self, generation: int, exc: Exception) -> None:
+        if generation == self._redraw_generation and not self.job.closed:
+            show_error(str(exc) if isinstance(exc, ValueError) else repr(exc))
+
+    def _apply_mask(self, generation: int, result: FitResult, threshold: float, data: Any) -> None:
+        if not self._is_latest(generation, result):
+            return  # a newer setting's mask is on its way: this one is never shown
+        name = self._adopt_renamed(result.source)["mask"]
+        if name not in self._viewer.layers:
+            self.job.set_status(f"the mask layer '{name}' was deleted: press Fit to show it again")
+            return
         layer = self._viewer.layers[name]
         layer.data = data
-        layer.metadata = {
-            "napari-gmm-bg": {"source": result.source.name, "threshold": self._threshold.value}
-        }
+        entry = {**plugin_meta(layer), "source": result.source.name}
+        layer.metadata = {**layer.metadata, META_KEY: {**entry, "threshold": threshold}}
 
     # --- save / load -----------------------------------------------------------------
     def save_model(self, path: str | None = None) -> Path | None:

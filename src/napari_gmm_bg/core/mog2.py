@@ -15,6 +15,10 @@ import numpy as np
 from ._steps import finish
 from .frames import as_frames
 from .interface import Method, MethodResult, Steps, setting
+from .label_store import LabelWriter
+
+#: ``in_memory_bytes`` that keeps labels of any size in memory (``run_mog2``'s array).
+ALWAYS = 2**62
 
 
 # The settings OpenCV's subtractors share (MOG2, KNN): one definition each.
@@ -229,8 +233,13 @@ def _to_opencv(frame: np.ndarray) -> np.ndarray:
 
 
 def run_subtractor_steps(
-    video: Any, subtractor: Any, learning_rate: float, chunk: int = 16, seed: int | None = None
-) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
+    video: Any,
+    subtractor: Any,
+    learning_rate: float,
+    chunk: int = 16,
+    seed: int | None = None,
+    in_memory_bytes: int | None = None,
+) -> Generator[tuple[int, int], None, tuple[Any, np.ndarray]]:
     """Run an OpenCV ``BackgroundSubtractor`` on every frame, yielding progress.
 
     Frames go to OpenCV in BGR order; its mask values 255 / 127 / 0 become labels
@@ -250,6 +259,10 @@ def run_subtractor_steps(
         Seed OpenCV's random generator first (in the thread that runs the frames: it is
         per thread), for a subtractor that draws random numbers (KNN replaces random
         samples): the same clip then gives the same mask.
+    in_memory_bytes : int, optional
+        Labels up to this size are returned in memory, larger ones are written to a
+        temporary folder as they are made and returned as a dask array
+        (:class:`~.label_store.LabelWriter`); its default limit when None.
 
     Yields
     ------
@@ -258,14 +271,15 @@ def run_subtractor_steps(
 
     Returns
     -------
-    tuple of numpy.ndarray
-        ``(T, Y, X)`` uint8 labels and the background image (RGB or grey).
+    tuple
+        ``(T, Y, X)`` uint8 labels (numpy, or dask read from disk) and the background
+        image (RGB or grey, numpy).
     """
     frames = as_frames(video)
     if frames.dtype != np.uint8:
         raise ValueError(f"OpenCV's subtractors run on 8-bit video; got {frames.dtype}")
     n = frames.n_frames
-    mask = np.empty((n,) + frames.frame_shape, np.uint8)
+    mask = LabelWriter((n,) + frames.frame_shape, chunk, in_memory_bytes)
     lut = np.zeros(256, np.uint8)
     lut[255], lut[127] = 1, 2
     yield 0, n
@@ -273,14 +287,16 @@ def run_subtractor_steps(
         cv2.setRNGSeed(int(seed))
     for start in range(0, n, chunk):
         block = frames.read(slice(start, min(start + chunk, n)))
+        labels = np.empty((len(block),) + frames.frame_shape, np.uint8)
         for i, frame in enumerate(block):
             raw = subtractor.apply(_to_opencv(frame), learningRate=float(learning_rate))
-            mask[start + i] = lut[raw]
+            labels[i] = lut[raw]
+        mask.write(start, labels)
         yield min(start + chunk, n), n
     background = subtractor.getBackgroundImage()
     if background.ndim == 3:
         background = cv2.cvtColor(background, cv2.COLOR_BGR2RGB)
-    return mask, background
+    return mask.result(), background
 
 
 def run_mog2_steps(
@@ -309,15 +325,19 @@ def run_mog2_steps(
     """
     settings = Mog2Settings() if settings is None else settings
     settings.validate()
-    steps = run_subtractor_steps(video, settings.create(), settings.learning_rate, chunk)
+    steps = run_subtractor_steps(
+        video, settings.create(), settings.learning_rate, chunk, in_memory_bytes=ALWAYS
+    )
     mask, background = yield from steps
     return Mog2Result(mask=mask, background=background, settings=settings)
 
 
 def _mog2_method_steps(video: Any, settings: Mog2Settings) -> Steps:
-    result = yield from run_mog2_steps(video, settings)
-    mask = result.mask
-    return MethodResult("mog2", settings, lambda: mask, background=result.background)
+    # As a method (the widgets, ``evaluate``), a long clip's labels go to disk.
+    settings.validate()
+    steps = run_subtractor_steps(video, settings.create(), settings.learning_rate)
+    mask, background = yield from steps
+    return MethodResult("mog2", settings, lambda: mask, background=background)
 
 
 METHOD = Method(
