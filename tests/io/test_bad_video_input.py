@@ -156,3 +156,51 @@ def test_the_cli_refuses_concealed_damage_and_writes_nothing(concealed, tmp_path
         assert len(err) == 1 and f"video {damaged.name} is damaged" in err[0], err
         assert not out.exists()
     assert sorted(os.listdir(damaged.parent)) == before  # no hidden index left either
+
+
+def _noise_mid_file(path, size=64):
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2
+    data[at : at + size] = np.random.default_rng(0).integers(0, 256, size, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_frame_damaged_mid_file_in_a_folder_is_an_error_naming_it(tmp_path, suffix):
+    # Noise inside the data, the end marker intact: libjpeg decodes such a JPEG with a
+    # warning on stderr only, the rest of the picture garbled (PNG's checksums fail).
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        frame = rng.integers(0, 8, (48, 64, 3), np.uint8) * 32
+        cv2.imwrite(str(folder / f"f{i}{suffix}"), frame)
+    _noise_mid_file(folder / f"f3{suffix}")
+    with pytest.raises(ValueError, match=f"f3{suffix}"):
+        read_video(folder)
+    video, _ = open_frame_folder(folder)
+    with pytest.raises(ValueError, match=f"f3{suffix}"):
+        video.compute()
+
+
+def test_a_jpeg_damaged_mid_file_in_a_cdnet_folder_is_an_error_naming_it(
+    tmp_path, rgb_sample, capfd
+):
+    import cv2
+
+    from napari_gmm_bg.io.cdnet import read_cdnet
+    from tests.conftest import write_cdnet_folder
+
+    folder = write_cdnet_folder(tmp_path / "scene", rgb_sample)
+    for png in sorted((folder / "input").glob("*.png")):  # CDnet's frames are JPEGs
+        cv2.imwrite(str(png.with_suffix(".jpg")), cv2.imread(str(png)))
+        png.unlink()
+    damaged = folder / "input" / "in000012.jpg"
+    _noise_mid_file(damaged)
+    with pytest.raises(ValueError, match=damaged.name):
+        read_cdnet(folder)
+    assert main(["evaluate", str(folder), "--methods", "baseline"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()  # no libjpeg warning either
+    assert len(err) == 1 and damaged.name in err[0], err
