@@ -118,9 +118,10 @@ def test_concealed_damage_is_an_error_naming_the_file_and_frame(concealed):
         text = str(error.value)
         assert "\n" not in text
         # The frame named: exact where the decoder flags it; where it fails instead,
-        # within its frame threads' delay (a few frames).
+        # the frames out before the failure, which frame threads (up to 16, one per
+        # core) and B-frames can put some frames before the damaged one.
         named = int(re.findall(r"frame (\d+)", text)[-1])  # (predicted from) that frame
-        assert frame - 8 <= named <= frame, text
+        assert frame - 20 <= named <= frame, text
     # The same clip undamaged reads, eagerly and lazily alike: no false alarm.
     np.testing.assert_array_equal(open_video(clean)[0].compute(), read_video(clean))
 
