@@ -955,7 +955,11 @@ def open_video(
     ------
     ValueError
         If the file is missing or cannot be read: not a video, truncated, no frames, a
-        codec that cannot be decoded.
+        codec that cannot be decoded (and, for a video indexed by decoding it whole, an
+        AVI with B-frames or an MPEG stream, damaged data anywhere).  Computing frames
+        raises ValueError too, naming the frame, where the decoder finds their data
+        damaged, even where FFmpeg would conceal it (``io.video.DECODER_OPTIONS``), and
+        for the frames predicted from a damaged one up to the next keyframe.
     """
     path = Path(path)
     if not path.is_file():
