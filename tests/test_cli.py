@@ -67,6 +67,7 @@ def _run_cli(*args):
         capture_output=True,
         text=True,
         env=_cli_env(),
+        timeout=600,  # a hang fails the test, however loaded the machine
     )
 
 
@@ -416,6 +417,28 @@ def test_online_mode_refuses_a_learning_range(tmp_path):
         "0:10",
     )
     assert result.returncode == 2 and "drop --frames" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "named"),
+    [
+        ("online", ["--iterations", "5"], "--iterations"),
+        ("online", ["--learning-frames", "20"], "--learning-frames"),
+        ("online", ["--learning-frames", "20", "--iterations", "5"], "--learning-frames"),
+        ("offline", ["--history", "50"], "--history"),
+    ],
+)
+def test_an_option_the_mode_would_ignore_is_refused(tmp_path, mode, options, named):
+    # They were silently ignored: the on-line model learns from every frame as it
+    # comes (no learning frames, no EM iterations), the offline fit has no history.
+    out = tmp_path / "out"
+    result = _run_cli(
+        "fit", "--sample", "moving-shapes", "--out", str(out), "--mode", mode, *options
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and f"drop {named}" in lines[0], lines
+    assert not out.exists()
 
 
 def test_evaluate_clean_up_options_reach_the_baseline(cdnet_folder, capsys):

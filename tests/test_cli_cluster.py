@@ -204,3 +204,21 @@ def test_the_api_with_an_address_needs_no_default_client_and_closes_its_own(sche
     local = fit_background(clip, learning_frames=10)
     np.testing.assert_allclose(model.means, local.means, rtol=1e-6, atol=1e-6)
     assert not [c for c in distributed.client._global_clients.values() if c.status == "running"]
+
+
+def test_a_damaged_video_decoded_on_the_workers_is_one_line_and_exit_2(scheduler, tmp_path):
+    # The workers decode the frames: the damage they meet reaches the command, which
+    # writes nothing (msmpeg4 conceals this damage and flags the frame).
+    from tests.io.bad_inputs import encode_concealed_case
+
+    _, damaged, _ = encode_concealed_case(tmp_path / "clip", "msmpeg4.avi")
+    before = sorted(os.listdir(damaged.parent))
+    out = tmp_path / "out"
+    result, _ = _cli(
+        "fit", str(damaged), "--out", str(out), "--scheduler", scheduler, "--learning-frames", "96"
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if "fast kernels" not in line]
+    assert len(lines) == 1 and f"video {damaged.name} is damaged" in lines[0], lines
+    assert not out.exists()
+    assert sorted(os.listdir(damaged.parent)) == before

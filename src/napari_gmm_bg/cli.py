@@ -59,6 +59,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+class _Given(argparse.Action):
+    """Store an option's value and remember that it was given (a default is not)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.option_strings[0]}
+
+
 def _frame_range(text: str) -> tuple[int, int]:
     try:
         start, stop = (int(part) for part in text.split(":"))
@@ -95,6 +109,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--history",
+        action=_Given,
         type=int,
         default=OnlineSettings.history,
         help="online mode: frames of memory (something that stops becomes background "
@@ -102,6 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--scheduler",
+        action=_Given,
         default=None,
         metavar="ADDRESS",
         help="a dask.distributed scheduler (e.g. tcp://10.0.0.5:8786): fit, score and "
@@ -109,6 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--frames",
+        action=_Given,
         type=_frame_range,
         default=None,
         metavar="START:STOP",
@@ -195,12 +212,17 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
     )
     parser.add_argument(
         "--learning-frames",
+        action=_Given,
         type=int,
         default=default(defaults.learning_frames),
         help="frames the fit learns from",
     )
     parser.add_argument(
-        "--iterations", type=int, default=default(defaults.max_iter), help="EM iterations at most"
+        "--iterations",
+        action=_Given,
+        type=int,
+        default=default(defaults.max_iter),
+        help="EM iterations at most",
     )
     parser.add_argument(
         "--background-ratio",
@@ -337,10 +359,30 @@ def _run_fit(args: argparse.Namespace) -> int:
 
 
 def _fit_command(args: argparse.Namespace) -> int:
-    # No check of FFmpeg's error log here: capturing it process-wide (PyAV's
-    # ``Capture(local=False)``) deadlocked with threaded decoding under load.  Damage
-    # the decoder raises on is still an error; damage it conceals is not seen.
+    # A damaged video is an error where its frames are decoded (here, in dask's
+    # threads or on a cluster's workers): the decoders fail on damaged data, and a
+    # frame they conceal errors in raises (io.video.DECODER_OPTIONS).  The outputs are
+    # written all or nothing, so nothing is written from a damaged clip.
+    _check_mode_options(args)
     return _fit_source(args, None)
+
+
+_OFFLINE_ONLY = ("--learning-frames", "--iterations", "--frames", "--scheduler")
+_ONLINE_ONLY = ("--history",)
+
+
+def _check_mode_options(args: argparse.Namespace) -> None:
+    """Refuse options the chosen mode would ignore (before any work)."""
+    given: set[str] = getattr(args, "given", set())
+    mode, other = ("online", "offline") if args.mode == "online" else ("offline", "online")
+    ignored = [o for o in (_OFFLINE_ONLY if mode == "online" else _ONLINE_ONLY) if o in given]
+    if ignored:
+        names = ", ".join(ignored)
+        raise ValueError(
+            f"{names} {'applies' if len(ignored) == 1 else 'apply'} to --mode {other} "
+            f"only (the {mode} mode would ignore {'it' if len(ignored) == 1 else 'them'}); "
+            f"drop {names}"
+        )
 
 
 def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> int:
@@ -353,10 +395,6 @@ def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> i
         stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
     if args.mode == "online":
-        if args.scheduler:
-            raise ValueError("the online mode runs frame by frame here; drop --scheduler")
-        if args.frames is not None:
-            raise ValueError("the online mode learns from every frame; drop --frames")
         written = _run_online(args, video, out, stem, check)
     elif args.scheduler:
         # A client of its own, not the process default: closed when the command ends.

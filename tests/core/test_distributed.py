@@ -1,6 +1,7 @@
 """The fit on a real dask.distributed cluster (processes) equals the local fit."""
 
 import os
+import re
 import signal
 import threading
 import time
@@ -149,3 +150,15 @@ def test_bad_pixels_found_on_the_workers_are_clear_errors(client, clip):
         fit_background(rgba, client=client)
     rgba[5, 2, 2, 3] = 255
     assert_same_model(fit_background(rgba, client=client), fit_background(clip[:, :64]))
+
+
+def test_a_damaged_video_decoded_on_the_workers_raises_here(client, tmp_path):
+    from napari_gmm_bg.io.lazy_video import open_video
+    from tests.io.bad_inputs import encode_concealed_case
+
+    _, damaged, frame = encode_concealed_case(tmp_path, "msmpeg4.avi")
+    video, _ = open_video(damaged)  # the index is demuxed here: no frame decoded
+    with pytest.raises(ValueError, match=f"video {damaged.name} is damaged") as error:
+        fit_background(video, client=client, learning_frames=len(video))
+    # The frame the decoder flagged is named (a frame predicted from it names it too).
+    assert re.findall(r"frame (\d+)", str(error.value))[-1] == str(frame)

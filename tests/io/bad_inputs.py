@@ -83,3 +83,61 @@ def make_bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
     text.write_text("not a video")
     cases["unknown-extension"] = (text, "unknown video type")
     return cases
+
+
+# --- damage the decoder conceals ------------------------------------------------------
+def textured_clip(n: int = 96) -> np.ndarray:
+    """A moving square on coarse noise: frames of a few kB, with data worth damaging."""
+    base = np.random.default_rng(1).integers(0, 8, (96, 128, 3), np.uint8) * 32
+    frames = np.repeat(base[None], n, 0)
+    for i in range(n):
+        frames[i, 20:50, (2 * i) % 100 : (2 * i) % 100 + 24] = (250, 30, 30)
+    return frames
+
+
+CONCEALED_CODECS = {
+    # name: (encode options, the frame whose data is damaged). H.264 and MJPEG decoders
+    # fail on these with err_detect=explode; msmpeg4 (vtest.avi's codec) conceals the
+    # damage and flags the frame.
+    "h264.mp4": ("libx264", {"crf": "10", "bf": "3", "g": "12"}, 24),
+    "mjpeg.avi": (None, None, 30),
+    "msmpeg4.avi": ("msmpeg4", {"g": "12", "qscale": "3"}, 24),
+}
+
+
+def encode_concealed_case(folder: Path, name: str) -> tuple[Path, Path, int]:
+    """Encode ``name`` of CONCEALED_CODECS clean, and a copy with one frame's data damaged.
+
+    Returns the clean file, the damaged one and the damaged frame's number.
+    """
+    codec, options, frame = CONCEALED_CODECS[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = folder / f"clean-{name}"
+    if codec is None:
+        encode_avi(clean, textured_clip())
+    else:
+        encode(clean, textured_clip(), codec, options=options)
+    return clean, damage_frame(clean, frame, folder / f"damaged-{name}"), frame
+
+
+def damage_frame(path: Path, frame: int, out: Path, size: int = 64) -> Path:
+    """Copy a video with ``size`` bytes of noise in the middle of frame ``frame``'s data.
+
+    The frame is counted in presentation (timestamp) order; the file's structure
+    (container, headers, index) is left intact, as a bad sector or a bad copy would.
+    """
+    with av.open(str(path)) as container:
+        packets = sorted((p.pts, p.pos, p.size) for p in container.demux(video=0) if p.size)
+    _, pos, length = packets[frame]
+    assert length > 2 * size, "the frame's data is too small to damage in its middle"
+    data = bytearray(path.read_bytes())
+    at = pos + (length - size) // 2
+    data[at : at + size] = np.random.default_rng(0).integers(0, 256, size, np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+def plain_decode(path: Path) -> np.ndarray:
+    """Every frame as PyAV decodes it by default (FFmpeg conceals damage: no error)."""
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

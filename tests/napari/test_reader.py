@@ -120,6 +120,56 @@ def test_a_video_damaged_mid_file_opens_no_layer(make_napari_viewer, tmp_path, r
     viewer.layers.clear()  # and the viewer is still in order
 
 
+def _concealed(tmp_path, frame, n):
+    """An ``n``-frame H.264 clip (keyframes every 12) with noise in frame ``frame``'s data:
+    FFmpeg conceals it by default (no exception, a repaired picture)."""
+    from tests.io.bad_inputs import damage_frame, textured_clip
+    from tests.io.test_lazy_video import encode
+
+    clean = encode(tmp_path / "clean.mp4", textured_clip(n), options={"bf": "3", "g": "12"})
+    return damage_frame(clean, frame, tmp_path / "concealed.mp4")
+
+
+def test_a_video_with_concealed_damage_where_napari_opens_it_opens_no_layer(
+    make_napari_viewer, tmp_path
+):
+    path = _concealed(tmp_path, 36, 96)  # frames 36-47: napari shows 47 first
+    with pytest.raises(ValueError, match="concealed.mp4 is damaged"):
+        read(path)
+    viewer = make_napari_viewer(show=False)
+    with pytest.raises(Exception, match="concealed.mp4 is damaged"):  # noqa: PT011 - napari wraps it
+        viewer.open(str(path), plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+
+
+def test_a_damaged_frame_met_later_is_a_notification_not_a_repaired_picture(
+    make_napari_viewer, qtbot, tmp_path
+):
+    # Damage far from the frames read at open (0, 79, 80, 159, a few after each): the
+    # layer opens.  Stepping onto it raises its error, which napari's hooks (installed
+    # as in the app) turn into a notification; the frame is never shown repaired.
+    from napari.utils.notifications import notification_manager
+    from qtpy.QtCore import QTimer
+
+    path = _concealed(tmp_path, 36, 160)
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(path), plugin=PLUGIN)
+    (layer,) = viewer.layers
+    with notification_manager:
+        notification_manager.records.clear()
+        QTimer.singleShot(0, lambda: viewer.dims.set_current_step(0, 40))
+
+        def told() -> bool:
+            return any(
+                "concealed.mp4 is damaged" in str(n.message) for n in notification_manager.records
+            )
+
+        qtbot.waitUntil(told, timeout=60_000)
+    with pytest.raises(ValueError, match="concealed.mp4 is damaged"):
+        np.asarray(layer.data[40])
+    np.asarray(layer.data[0])  # the rest of the clip still reads
+
+
 def test_a_10_bit_video_layer_is_uint16_and_says_its_bit_depth(tmp_path):
     from tests.io.test_lazy_video import _encode_deep
 

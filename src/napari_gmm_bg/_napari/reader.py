@@ -120,13 +120,18 @@ def read(path: str | os.PathLike) -> list[tuple]:
         raise ValueError(f"no such file or folder: {path}")
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        # Lazily: frames are decoded as napari asks for them.
-        # The frames napari shows first (it opens on the middle one) and the ends are
-        # decoded now: a file that fails there is refused here, before napari makes a
-        # layer that it then cannot draw.  (Damage the decoder conceals, logging only,
-        # is not seen: see cli._fit_command.)
+        # Lazily: frames are decoded as napari asks for them (decoding a long clip
+        # whole to check it would take minutes).  The frame napari shows first (the
+        # middle one, (T - 1) // 2) and the ends are decoded now: a file damaged there
+        # (the decoder fails, or flags a frame it concealed errors in) is refused here,
+        # before napari makes a layer (one whose first drawing fails stays half-made
+        # in the viewer).  A damaged frame met later raises its error when napari asks
+        # for it, which napari shows as a notification; it is never shown repaired.
+        # (An AVI with B-frames, or an MPEG stream, is decoded whole to index it: its
+        # damage is refused here, wherever it lies.)
         video, index = open_video(path)
-        for t in dict.fromkeys((0, len(video) // 2, len(video) - 1)):
+        n = len(video)
+        for t in dict.fromkeys((0, (n - 1) // 2, n // 2, n - 1)):
             np.asarray(video[t])
         kwargs = _image_kwargs(video, path.stem, path)
         kwargs["metadata"]["timestamps"] = index.seconds

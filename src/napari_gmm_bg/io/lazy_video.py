@@ -40,7 +40,14 @@ from av.video.stream import VideoStream
 
 from ..core._files import atomic_write
 from .mp4_index import MP4_SUFFIXES, SampleTable, read_sample_table
-from .video import bit_depth, format_dtype, frame_format, open_stream
+from .video import (
+    bit_depth,
+    damaged_data,
+    damaged_frame,
+    format_dtype,
+    frame_format,
+    open_stream,
+)
 
 INDEX_VERSION = 4  # bump when the kept index changes meaning
 CHUNK_BYTES = 4 << 20  # a dask chunk holds about this much (1 frame of 720p and larger)
@@ -381,11 +388,13 @@ def _counted(path: Path, keys: list, where: list, time_base: float, shape: tuple
     try:
         with container:
             for i, frame in enumerate(container.decode(stream)):
+                if frame.is_corrupt:
+                    raise damaged_frame(path, i)
                 labels.append(frame.pts if frame.pts is not None else -1)
                 if frame.key_frame:
                     key_out.append(i)
     except av.FFmpegError as exc:
-        raise ValueError(f"video {path.name} is damaged: {exc}") from None
+        raise damaged_data(path, len(labels), exc) from None
     if not labels:
         raise ValueError(f"video {path.name} holds no frames")
     if len(key_out) != len(offsets) or min(offsets, default=0) < 0:
@@ -410,16 +419,19 @@ def _counted(path: Path, keys: list, where: list, time_base: float, shape: tuple
 
 def _index_by_decoding(path: Path, shape: tuple[int, int], time_base: float) -> VideoIndex:
     """Decode every frame once and list their labels in output order."""
-    labels, keys = [], []
+    labels: list[int | None] = []
+    keys: list[bool] = []
     container, stream = open_stream(path)
     stream.thread_type = THREAD_TYPE
     try:
         with container:
             for frame in container.decode(stream):
+                if frame.is_corrupt:
+                    raise damaged_frame(path, len(labels))
                 labels.append(frame.pts)
                 keys.append(bool(frame.key_frame))
     except av.FFmpegError as exc:
-        raise ValueError(f"video {path.name} is damaged: {exc}") from None
+        raise damaged_data(path, len(labels), exc) from None
     if not labels:
         raise ValueError(f"video {path.name} holds no frames")
     if None in labels:
@@ -532,6 +544,9 @@ class _Decoder:
         self.used = 0.0
         self.count: int | None = 0  # counted indexes: the next frame's number
         self.count_from = 0
+        # The frame the decoder flagged damaged since the last keyframe: the frames
+        # after it are predicted from it, damaged too.
+        self.damaged: int | None = None
 
     def close(self) -> None:
         if self.container is not None:
@@ -578,6 +593,7 @@ class _FrameReader:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._futures: dict[int, Future] = {}
         self._decoders: list[_Decoder] = []
+        self._damaged: dict[int, ValueError] = {}  # frames found damaged, never cached
         self.stats = {"seeks": 0, "decoded": 0, "converted": 0}
 
     def cached_bytes(self) -> int:
@@ -604,6 +620,8 @@ class _FrameReader:
         results: list[np.ndarray | Future] = []
         with self._cond:
             for i in range(start, stop):
+                if i in self._damaged:
+                    raise self._damaged[i]
                 cached = self._cache.get(i)
                 if cached is not None:
                     self._cache.move_to_end(i)
@@ -696,8 +714,8 @@ class _FrameReader:
                 d.stream.thread_type = THREAD_TYPE
             self._decode(d)
         except Exception as exc:  # noqa: BLE001 - every failure goes to the waiting readers
-            if isinstance(exc, av.FFmpegError):
-                exc = ValueError(f"cannot decode {self.path.name}: {exc}")
+            if isinstance(exc, av.FFmpegError):  # the decoder refused damaged data
+                exc = damaged_data(self.path, d.pos + 1, exc)
             with self._cond:
                 for i in d.wanted:
                     future = self._futures.pop(i, None)
@@ -749,6 +767,7 @@ class _FrameReader:
                 self.stats["seeks"] += 1
                 d.frames = self._frames(d)
                 d.pos = seek - 1
+                d.damaged = None
             frame = next(d.frames, None)
             if frame is None:  # the end of the stream
                 d.frames = None
@@ -769,6 +788,13 @@ class _FrameReader:
                 k = self._ordinal(frame.pts)
             if k is None:
                 continue
+            if frame.is_corrupt:
+                d.damaged = k if d.damaged is None else d.damaged
+            elif frame.key_frame:
+                d.damaged = None
+            if d.damaged is not None:
+                self._refuse(d, k, damaged_frame(self.path, k, d.damaged))
+                continue
             with self._cond:
                 keep = (
                     k in d.wanted or (d.goal < k <= d.ahead and k not in self._cache)
@@ -788,6 +814,18 @@ class _FrameReader:
                 if missed:
                     self._missed(d, missed)
                 self._cond.notify_all()
+
+    def _refuse(self, d: _Decoder, k: int, error: ValueError) -> None:
+        """Frame ``k`` is damaged: its readers get the error, now and later."""
+        with self._cond:
+            d.pos = max(d.pos, k)
+            self._damaged[k] = error
+            d.wanted.discard(k)
+            future = self._futures.pop(k, None)
+            if future is not None:
+                future.set_exception(error)
+            self._missed(d, {i for i in d.wanted if i < k})
+            self._cond.notify_all()
 
     def _missed(self, d: _Decoder, missed: set[int]) -> None:
         """Wanted frames went by undecoded: seek further back, or give up (lock held)."""
@@ -917,7 +955,11 @@ def open_video(
     ------
     ValueError
         If the file is missing or cannot be read: not a video, truncated, no frames, a
-        codec that cannot be decoded.
+        codec that cannot be decoded (and, for a video indexed by decoding it whole, an
+        AVI with B-frames or an MPEG stream, damaged data anywhere).  Computing frames
+        raises ValueError too, naming the frame, where the decoder finds their data
+        damaged, even where FFmpeg would conceal it (``io.video.DECODER_OPTIONS``), and
+        for the frames predicted from a damaged one up to the next keyframe.
     """
     path = Path(path)
     if not path.is_file():

@@ -23,6 +23,68 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 GREY_PIXEL_FORMATS = ("gray", "ya8", "ya16", "yuvj400p", "y400a")
 
+# FFmpeg's decoders conceal damaged data by default (they repair the picture from its
+# neighbours and only log an error).  With "explode" a decoder that finds an error in a
+# frame's data returns it as an error instead (MJPEG, H.264, MPEG-4...), "bitstream",
+# "buffer" and "crccheck" add checks of the bitstream's syntax, length and checksums;
+# the frames a decoder still conceals carry its error flags (``VideoFrame.is_corrupt``).
+# Both are seen per frame, in the decoding thread: no process-wide log capture (which
+# deadlocked with threaded decoding).  No clean file tried trips them; "aggressive"
+# does (MPEG-4 AVIs from common encoders), "compliant" finds no more.  See the
+# README's "Damaged input".
+DECODER_OPTIONS = {"err_detect": "crccheck+bitstream+buffer+explode"}
+
+
+def damaged_frame(path: Path, frame: int, source: int | None = None) -> ValueError:
+    """Make the error for a frame the decoder concealed damage in (or one predicted from it).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The video, named in the message.
+    frame : int
+        The damaged frame, counted from 0 in presentation order.
+    source : int, optional
+        The frame the decoder flagged, when ``frame`` is only predicted from it.
+
+    Returns
+    -------
+    ValueError
+        One line naming the file and the frame.
+    """
+    if source is None or source == frame:
+        return ValueError(
+            f"video {path.name} is damaged: frame {frame} (the decoder found errors in "
+            "its data and concealed them)"
+        )
+    return ValueError(
+        f"video {path.name} is damaged: frame {frame} is predicted from damaged frame "
+        f"{source} (the decoder found errors in its data and concealed them)"
+    )
+
+
+def damaged_data(path: Path, frame: int, exc: Exception) -> ValueError:
+    """Make the error for data the decoder refused (``err_detect=explode``) near a frame.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The video, named in the message.
+    frame : int
+        The first frame not decoded, counted from 0.
+    exc : Exception
+        The decoder's error.
+
+    Returns
+    -------
+    ValueError
+        One line naming the file and the frame.
+    """
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return ValueError(
+        f"video {path.name} is damaged: near frame {frame} the decoder failed ({reason})"
+    )
+
 
 def bit_depth(pix_fmt: str | None) -> int:
     """Return the bits per sample a decoder's pixel format carries (8 when unknown).
@@ -131,6 +193,27 @@ def _check_complete(path: Path) -> None:
         raise ValueError(f"image {path} is truncated or damaged (it has no end marker)")
 
 
+def _check_jpeg(path: Path) -> None:
+    """Raise if FFmpeg's JPEG decoder finds errors in a JPEG's data.
+
+    libjpeg (OpenCV) decodes a JPEG whose data is damaged mid-file with a warning on
+    stderr only, the rest of the picture garbled; PNG's checksums make libpng refuse.
+    FFmpeg's decoder with the checks of ``DECODER_OPTIONS`` fails on such data (it
+    costs about two thirds of OpenCV's decoding).  An error other than invalid data
+    (a JPEG feature FFmpeg lacks) is left to OpenCV.
+    """
+    context = av.CodecContext.create("mjpeg", "r")
+    context.options = dict(DECODER_OPTIONS)
+    try:
+        frames = [*context.decode(av.Packet(path.read_bytes())), *context.decode(None)]
+    except av.InvalidDataError:
+        frames = []
+    except av.FFmpegError:
+        return
+    if not frames or any(frame.is_corrupt for frame in frames):
+        raise ValueError(f"image {path} is damaged (the JPEG decoder found errors in its data)")
+
+
 def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         try:
@@ -139,6 +222,8 @@ def _read_image(path: Path) -> np.ndarray:
             raise ValueError(f"cannot read image {path}: {exc}") from None
     else:
         _check_complete(path)
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            _check_jpeg(path)
         decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if decoded is None:
             raise ValueError(f"cannot read image {path}")
@@ -381,6 +466,7 @@ def open_stream(path: Path, codec: str | None = None) -> tuple[InputContainer, V
         tag = codec or getattr(stream, "codec_tag", "") or "unknown"
         container.close()
         raise ValueError(f"{path.name}: its video codec ({tag!r}) cannot be decoded here")
+    stream.codec_context.options = dict(DECODER_OPTIONS)  # damage is an error, not hidden
     return container, stream
 
 
@@ -400,21 +486,25 @@ def read_video_file(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the file cannot be opened or decoded, or holds no frames.
+        If the file cannot be opened or decoded, holds no frames, or is damaged: the
+        decoder fails on a frame, or conceals errors in one (the message names the
+        first damaged frame).
     """
     path = Path(path)
-    frames = []
+    frames: list[np.ndarray] = []
     container, stream = open_stream(path)
     try:
         with container:
             stream.thread_type = "AUTO"
             fmt = frame_format(stream.codec_context.pix_fmt)
             for frame in container.decode(stream):
+                if frame.is_corrupt:
+                    raise damaged_frame(path, len(frames))
                 frames.append(frame.to_ndarray(format=fmt))
     except av.FFmpegError as exc:
         if not frames:
             raise ValueError(f"cannot read video {path.name}: {exc}") from None
-        # A truncated file: keep the frames decoded before the damage.
+        raise damaged_data(path, len(frames), exc) from None
     if not frames:
         raise ValueError(f"video {path.name} holds no frames")
     return np.stack(frames)
