@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: small synthetic clips and encoded video files."""
 
+import os
 from pathlib import Path
 
 import av
@@ -8,6 +9,11 @@ import numpy as np
 import pytest
 
 from napari_gmm_bg import make_sample
+
+# No background compilation from every widget a test opens, nor from the command lines it
+# runs (the suite compiles its kernels as it goes); tests/napari/test_warmup.py turns it
+# on where it is the subject.
+os.environ["NAPARI_GMM_BG_WARMUP"] = "0"
 
 
 @pytest.fixture(scope="session")
