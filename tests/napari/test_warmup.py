@@ -11,9 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
+
 import napari_gmm_bg
+from napari_gmm_bg._napari import widgets
 from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
 from napari_gmm_bg.core.warmup import PARTS, SWITCH
+
+from .conftest import run_fit
 
 # One napari session: open the panel, fit the sample offline then on-line through it,
 # show a frame of every layer, then the command line's offline and on-line fits; report
@@ -104,3 +109,27 @@ def test_the_first_fit_waits_for_the_background_warm_up_and_compiles_nothing(tmp
     second = _session(cache, tmp_path / "out")
     assert second["started"] == [] and FIRST_RUN_MESSAGE not in second["statuses"]
     assert second["compiled"] == []
+
+
+def _fresh_kernel():
+    # A function numba has never seen, that passes for one of the package's kernels.
+    def kernel(x):
+        return x + 1
+
+    kernel.__module__ = "napari_gmm_bg.core._test_kernel"
+    return numba.njit(kernel)
+
+
+def test_a_kernel_the_fit_compiles_itself_is_announced_in_the_panel(
+    qtbot, widget, video_layer, monkeypatch
+):
+    # No warm-up (switched off here), so the fit compiles in its worker: it says so.
+    assert widget.warm_up is None
+    kernel, scored = _fresh_kernel(), widgets._scored
+    monkeypatch.setattr(widgets, "_scored", lambda result: (kernel(1), scored(result))[1])
+    statuses = []
+    set_status = widget.job.set_status
+    monkeypatch.setattr(widget.job, "set_status", lambda t: (statuses.append(t), set_status(t)))
+    run_fit(qtbot, widget)
+    qtbot.waitUntil(lambda: statuses[-1:] == ["fitted traffic (offline)"])
+    assert FIRST_RUN_MESSAGE in statuses
