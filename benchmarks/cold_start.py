@@ -165,7 +165,7 @@ def _cell(run: tuple[float, float]) -> str:
     return f"{run[0]:6.1f} / {run[1]:5.1f}"
 
 
-def _panel(root: Path, clip: Path) -> None:
+def _panel(root: Path, clip: Path, pauses: list[float]) -> None:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print("panel: no display (run under xvfb-run -a): not measured")
         return
@@ -173,7 +173,7 @@ def _panel(root: Path, clip: Path) -> None:
     print("(CPU: the napari process and its warm-up children, from start to exit)")
     variants = (("warm-up off", "0", "wait"), ("warm-up on", "1", "wait"))
     variants += (("warm-up on, fit not waiting", "1", "no-wait"),)
-    for pause in PANEL_PAUSES:
+    for pause in pauses:
         for name, switch, wait in variants:
             out: list[str] = []
             cache = root / f"cache-panel-{switch}-{wait}-{pause:g}"
@@ -191,6 +191,11 @@ def _panel(root: Path, clip: Path) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"from {','.join(CASES)}")
+    parser.add_argument(
+        "--pauses",
+        default=",".join(f"{p:g}" for p in PANEL_PAUSES),
+        help="panel case: seconds between opening the panel and clicking Fit",
+    )
     args = parser.parse_args()
     cases = [c for c in args.cases.split(",") if c]
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,7 +229,7 @@ def main():
                 )
                 print(f"{'CLI offline, ' + name:28s} {_cell(cold):>14s}", flush=True)
         if "panel" in cases:
-            _panel(root, clip)
+            _panel(root, clip, [float(p) for p in args.pauses.split(",") if p])
         imported = _run(["-c", "import napari_gmm_bg.cli"], root / "cache-import")
         print(f"{'import napari_gmm_bg.cli':28s} {'':>14s} {_cell(imported):>14s}")
     return 0

@@ -168,3 +168,15 @@ def test_children_stop_when_the_parent_is_killed(tmp_path):
     while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_gone(pid) for pid in pids)
+
+
+def test_a_part_done_replaces_its_old_markers_only(monkeypatch, tmp_path):
+    monkeypatch.setattr(warmup, "cache_folder", lambda: tmp_path)
+    monkeypatch.setitem(warmup._RUN, "fit", lambda clip: None)
+    monkeypatch.setattr(warmup, "_clip", lambda: None)
+    old = tmp_path / f"napari-gmm-bg-warm-fit-{'0' * 16}"
+    other = warmup.marker("fit-float32")
+    old.touch()
+    other.touch()
+    warmup.run_parts(["fit"])
+    assert warmup.marker("fit").exists() and other.exists() and not old.exists()

@@ -36,9 +36,13 @@ import numpy as np
 #: scoring of its result (log-likelihood, mask and its clean-up, background), the
 #: on-line mode.
 PARTS = ("fit", "score", "online")
+#: The same for video of any other dtype (uint16, float...), which the kernels take as
+#: float32: not warmed up by default (half a minute more of compilation).
+FLOAT_PARTS = ("fit-float32", "score-float32", "online-float32")
 #: Relative compile cost of each part (CPU seconds measured on an x86-64 core), to share
 #: the parts between child processes.
 COST = {"fit": 19.0, "score": 11.0, "online": 9.0}
+COST.update({"fit-float32": 16.0, "score-float32": 6.0, "online-float32": 8.0})
 #: Set to "0" to never start a warm-up.
 SWITCH = "NAPARI_GMM_BG_WARMUP"
 _MARKER = "napari-gmm-bg-warm"
@@ -102,7 +106,7 @@ def marker(part: str, folder: Path | None = None) -> Path | None:
     Parameters
     ----------
     part : str
-        One of :data:`PARTS`.
+        One of :data:`PARTS` or :data:`FLOAT_PARTS`.
     folder : pathlib.Path, optional
         numba's cache folder (:func:`cache_folder` when None).
 
@@ -127,7 +131,7 @@ def is_warm(parts: Iterable[str] = PARTS) -> bool:
     Parameters
     ----------
     parts : iterable of str
-        From :data:`PARTS`.
+        From :data:`PARTS` and :data:`FLOAT_PARTS`.
 
     Returns
     -------
@@ -247,7 +251,18 @@ def _part_online(clip: np.ndarray) -> None:
     run_online(clip).foreground()
 
 
+def _as_uint16(clip: np.ndarray) -> np.ndarray:
+    return clip.astype(np.uint16) * 257
+
+
 _RUN = {"fit": _part_fit, "score": _part_score, "online": _part_online}
+_RUN.update(
+    {
+        "fit-float32": lambda clip: _part_fit(_as_uint16(clip)),
+        "score-float32": lambda clip: _part_score(_as_uint16(clip)),
+        "online-float32": lambda clip: _part_online(_as_uint16(clip)),
+    }
+)
 
 
 def run_parts(parts: Sequence[str]) -> None:
@@ -259,22 +274,24 @@ def run_parts(parts: Sequence[str]) -> None:
     Parameters
     ----------
     parts : sequence of str
-        From :data:`PARTS`.
+        From :data:`PARTS` and :data:`FLOAT_PARTS`.
 
     Raises
     ------
     ValueError
-        If a part is not one of :data:`PARTS`.
+        If a part is not one of :data:`PARTS` or :data:`FLOAT_PARTS`.
     """
     unknown = [p for p in parts if p not in _RUN]
     if unknown:
-        raise ValueError(f"unknown warm-up part(s) {unknown}; choose from {list(PARTS)}")
+        choices = [*PARTS, *FLOAT_PARTS]
+        raise ValueError(f"unknown warm-up part(s) {unknown}; choose from {choices}")
     clip = _clip()
     for part in parts:
         _RUN[part](clip)
         path = marker(part)
         if path is not None:
-            for stale in path.parent.glob(f"{_MARKER}-{part}-*"):
+            # Markers of this part for other sources ("fit-" + a key, not "fit-float32-").
+            for stale in path.parent.glob(f"{_MARKER}-{part}-{'?' * len(_key())}"):
                 stale.unlink(missing_ok=True)
             path.touch()
 
@@ -293,7 +310,7 @@ def share(parts: Sequence[str], workers: int) -> list[list[str]]:
     Parameters
     ----------
     parts : sequence of str
-        From :data:`PARTS`, in the order they are needed.
+        From :data:`PARTS` and :data:`FLOAT_PARTS`, in the order they are needed.
     workers : int
         Children at most.
 
@@ -339,13 +356,13 @@ class WarmUp:
         """True while a child runs."""
         return any(process.poll() is None for process, _ in self.children)
 
-    def pending(self, parts: Iterable[str] = PARTS) -> bool:
+    def pending(self, parts: Iterable[str] | None = None) -> bool:
         """Say whether a child still works on one of these parts.
 
         Parameters
         ----------
         parts : iterable of str
-            From :data:`PARTS`.
+            From :data:`PARTS` and :data:`FLOAT_PARTS`; all of this warm-up's when None.
 
         Returns
         -------
@@ -353,20 +370,20 @@ class WarmUp:
             False once each of the parts is marked done, or its child has ended
             (a child that failed leaves its part to whoever needs it).
         """
-        wanted = set(parts)
+        wanted = set(self.parts if parts is None else parts)
         for process, own in self.children:
             for part in wanted.intersection(own):
                 if not self.markers[part].exists() and process.poll() is None:
                     return True
         return False
 
-    def wait(self, parts: Iterable[str] = PARTS, timeout: float | None = None) -> bool:
+    def wait(self, parts: Iterable[str] | None = None, timeout: float | None = None) -> bool:
         """Wait until no child works on these parts any more.
 
         Parameters
         ----------
         parts : iterable of str
-            From :data:`PARTS`.
+            From :data:`PARTS` and :data:`FLOAT_PARTS`; all of this warm-up's when None.
         timeout : float, optional
             Seconds at most; no limit when None.
 
@@ -375,7 +392,7 @@ class WarmUp:
         bool
             True when no child works on them any more, False on timeout.
         """
-        parts = tuple(parts)
+        parts = self.parts if parts is None else tuple(parts)
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.pending(parts):
             if deadline is not None and time.monotonic() >= deadline:
@@ -432,7 +449,7 @@ def start_warm_up(parts: Sequence[str] = PARTS, workers: int | None = None) -> W
     Parameters
     ----------
     parts : sequence of str
-        From :data:`PARTS`, in the order they will be needed.
+        From :data:`PARTS` and :data:`FLOAT_PARTS`, in the order they will be needed.
     workers : int, optional
         Child processes at most (this machine's cores when None).
 
@@ -452,7 +469,7 @@ def start_warm_up(parts: Sequence[str] = PARTS, workers: int | None = None) -> W
         folder = cache_folder()
         if folder is None:
             return None
-        markers = {p: _marker_in(folder, p) for p in PARTS}
+        markers = {p: _marker_in(folder, p) for p in (*PARTS, *FLOAT_PARTS)}
         cold = [p for p in dict.fromkeys(parts) if not markers[p].exists()]
         if not cold:
             return None
