@@ -39,7 +39,7 @@ from .core.metrics import (
 )
 from .core.online import OnlineModel, OnlineSettings, label_scores, online_blocks
 from .core.registry import get_method, method_names
-from .core.warmup import start_warm_up
+from .core.warmup import start_warm_up, usable_cores
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video, video_index_file
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
@@ -345,9 +345,9 @@ def _fit_command(args: argparse.Namespace) -> int:
 def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> int:
     out = check_writable_folder(args.out)
     warm_up = None
-    if args.mode == "offline" and not args.scheduler:
-        # A cold cache: the scoring kernels compile in a second process while this one
-        # reads the video and compiles the fit's.
+    if args.mode == "offline" and not args.scheduler and usable_cores() > 1:
+        # A cold cache: the scoring kernels compile in a second process, on another
+        # core, while this one reads the video and compiles the fit's.
         warm_up = start_warm_up(("score",), workers=1)
         if warm_up is not None:
             getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)

@@ -55,7 +55,7 @@ def cold(monkeypatch, tmp_path):
 
 
 def test_a_cold_cache_starts_quiet_children_for_every_part(cold, monkeypatch):
-    monkeypatch.setattr(warmup, "_cores", lambda: 2)
+    monkeypatch.setattr(warmup, "usable_cores", lambda: 2)
     started = warmup.start_warm_up()
     assert started is not None and started.running
     assert [parts for _, parts in started.children] == [("fit",), ("score", "online")]

@@ -297,7 +297,14 @@ def run_parts(parts: Sequence[str]) -> None:
 
 
 # --- the children, seen from the parent -------------------------------------------------
-def _cores() -> int:
+def usable_cores() -> int:
+    """Count the cores this process may run on.
+
+    Returns
+    -------
+    int
+        Its CPU affinity's size where known, else the machine's cores.
+    """
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
@@ -476,7 +483,7 @@ def start_warm_up(parts: Sequence[str] = PARTS, workers: int | None = None) -> W
         env = _environment(folder)
         serialise_cache_writes()  # this process may compile beside its children
         children = []
-        for group in share(cold, _cores() if workers is None else workers):
+        for group in share(cold, usable_cores() if workers is None else workers):
             command = [sys.executable, "-m", __name__, str(os.getpid()), str(folder), *group]
             try:
                 process = subprocess.Popen(
