@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: small synthetic clips and encoded video files."""
 
+import os
 from pathlib import Path
 
 import av
@@ -8,6 +9,32 @@ import numpy as np
 import pytest
 
 from napari_gmm_bg import make_sample
+from napari_gmm_bg.core import warmup
+
+
+def _start_warm_up():
+    # On an empty numba cache (CI's first run) the kernels most tests use compile in
+    # child processes, side by side, while pytest collects: not one after the other in
+    # whichever tests call them first.  On a warm cache this starts nothing.
+    os.environ[warmup.SWITCH] = "1"
+    try:
+        return warmup.start_warm_up((*warmup.PARTS, *warmup.FLOAT_PARTS))
+    finally:
+        # No background compilation from every widget a test opens, nor from the
+        # command lines it runs; tests/napari/test_warmup.py turns it on where it is
+        # the subject.
+        os.environ[warmup.SWITCH] = "0"
+
+
+_WARM_UP = _start_warm_up()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kernels_compiled():
+    """The first test waits for the warm-up (a test compiling beside it would compile
+    the same kernels twice)."""
+    if _WARM_UP is not None:
+        _WARM_UP.wait(timeout=900)
 
 
 @pytest.fixture(scope="session")

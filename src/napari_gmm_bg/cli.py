@@ -24,7 +24,7 @@ import numpy as np
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
-from .core._numba_cache import announce_compilation
+from .core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
 from .core.cluster import as_client
 from .core.frames import as_frames
 from .core.gmm import BackgroundModel
@@ -39,6 +39,7 @@ from .core.metrics import (
 )
 from .core.online import ONLINE_DISTANCE, OnlineModel, OnlineSettings, label_scores, online_blocks
 from .core.registry import get_method, method_names
+from .core.warmup import start_warm_up, usable_cores
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video, video_index_file
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
@@ -387,6 +388,13 @@ def _check_mode_options(args: argparse.Namespace) -> None:
 
 def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> int:
     out = check_writable_folder(args.out)
+    warm_up = None
+    if args.mode == "offline" and not args.scheduler and usable_cores() > 1:
+        # A cold cache: the scoring kernels compile in a second process, on another
+        # core, while this one reads the video and compiles the fit's.
+        warm_up = start_warm_up(("score",), workers=1)
+        if warm_up is not None:
+            getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)
     if args.sample:
         video = make_sample(args.sample).video
         stem = args.sample
@@ -415,6 +423,8 @@ def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> i
             client.close()
     else:
         model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
+        if warm_up is not None:
+            warm_up.wait(("score",), timeout=WARM_UP_WAIT)  # then loaded, not compiled
         written = write_fit_outputs(model, video, out, stem, check)
     elapsed = time.perf_counter() - start
     print(f"fitted {len(video)} frames of {stem} in {elapsed:.2f} s; wrote:")
@@ -744,6 +754,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _quiet_broken_pipe()
 
 
+#: Seconds the command waits for its warm-up child at most before compiling itself.
+WARM_UP_WAIT = 300.0
+
+
+class _Once:
+    """Say a message once per command, whoever asks first (compile listener, warm-up)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self.said = False
+
+    def __call__(self, message: str) -> None:
+        if not self.said:
+            self.said = True
+            self._say(message)
+
+
 def _tell(message: str) -> None:
     # On stderr: stdout stays the command's output (CSV, JSON, the files written).
     print(f"napari-gmm-bg: {message}", file=sys.stderr, flush=True)
@@ -761,8 +788,9 @@ def _main(argv: Sequence[str] | None) -> int:
         "stats": _run_stats,
         "demo": _run_demo,
     }[args.command]
+    args.announce = _Once(_tell)
     try:
-        with _stop_signals_raise(), announce_compilation(_tell):
+        with _stop_signals_raise(), announce_compilation(args.announce):
             code = runner(args)
     except BrokenPipeError:
         raise

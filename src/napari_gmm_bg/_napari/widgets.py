@@ -27,7 +27,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Layer, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..core import (
     DEFAULT_DISTANCE,
@@ -37,11 +37,13 @@ from ..core import (
     fit_background_steps,
     load_model,
 )
+from ..core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
 from ..core.cluster import configured_client
 from ..core.gmm import model_result
 from ..core.interface import MethodResult
 from ..core.labels import SHADOW_MODES
 from ..core.online import OnlineSettings, online_result, run_online_steps
+from ..core.warmup import WarmUp, start_warm_up
 from ._controls import FrameRange
 from ._jobs import BackgroundJob
 from ._plots import embed_figure, export_path, style_figure, theme_colours
@@ -161,10 +163,45 @@ def score_histogram(scores: np.ndarray, threshold: float, bins: int = 80) -> dic
     return {"counts": counts, "edges": edges, "range": (low, high)}
 
 
-def _fit_job(steps: Any) -> Any:
+#: Seconds a fit waits for the background warm-up's kernels at most, then compiles them.
+WARM_UP_WAIT = 300.0
+
+
+def _warm(warm_up: WarmUp | None, parts: tuple[str, ...], total: int, status: str) -> Any:
+    """Wait, in the worker, for the warm-up to cache the kernels of ``parts`` (loading
+    them is then instant); Cancel is answered every 0.1 s meanwhile."""
+    if warm_up is None or not warm_up.pending(parts):
+        return
+    yield FIRST_RUN_MESSAGE
+    deadline = time.monotonic() + WARM_UP_WAIT
+    while not warm_up.wait(parts, timeout=0.1) and time.monotonic() < deadline:
+        yield 0, total
+    yield status
+
+
+def _fit_job(
+    steps: Any,
+    warm_up: WarmUp | None = None,
+    parts: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    total: int = 1,
+    status: str = "",
+    say: Any = None,
+) -> Any:
     """Worker body: finish the fit, then score a few learning frames for the display range
-    and the threshold's histogram."""
-    result = yield from steps
+    and the threshold's histogram.
+
+    Each stage first waits for the warm-up to cache the kernels it needs (``parts``:
+    those of the fit, those of the scoring); a kernel still compiled here is announced
+    through ``say``.
+    """
+    with announce_compilation(say if say is not None else lambda message: None):
+        yield from _warm(warm_up, parts[0], total, status)
+        result = yield from steps
+        yield from _warm(warm_up, parts[1], total, status)
+        return _scored(result)
+
+
+def _scored(result: Any) -> tuple:
     score = result.score()
     n = len(score)
     picks = np.unique(np.linspace(0, n - 1, min(HISTOGRAM_FRAMES, n)).astype(int))
@@ -181,6 +218,12 @@ def _online_steps(frames: da.Array, settings: OnlineSettings) -> Any:
 def _offline_steps(frames: da.Array, client: Any, settings: dict) -> Any:
     model = yield from fit_background_steps(frames, client=client, **settings)
     return model_result(model, frames)
+
+
+class _Messages(QObject):
+    """Carries a line of status from the worker thread to the GUI thread."""
+
+    said = Signal(str)
 
 
 def ask_model_path(parent: Any, save: bool) -> str:
@@ -425,6 +468,12 @@ class FitWidget(Container):
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self.native.destroyed.connect(lambda *_: self.job.shutdown())
         self._on_video(self._video.value)
+        # A kernel compiled in the worker says so here (from the worker's thread).
+        self._messages = _Messages()
+        self._messages.said.connect(self._on_job_message)
+        #: The kernels' background compilation (None when they are cached already):
+        #: started now, so that they are ready, or nearly, when Fit is first clicked.
+        self.warm_up = start_warm_up()
 
     @property
     def worker(self) -> Any:
@@ -613,13 +662,26 @@ class FitWidget(Container):
             show_error(str(exc))
             return None
         self._fitting = layer
+        status = f"fitting {layer.name}…"
+        online = self._mode.value == "online"
+        parts = (("online",), ()) if online else (("fit",), ("score",))
         return self.job.start(
             _fit_job,
             steps,
+            self.warm_up,
+            parts,
+            total,
+            status,
+            self._messages.said.emit,
             total=total,
             on_returned=lambda result: self._on_fitted(result, layer, frames),
-            status=f"fitting {layer.name}…",
+            status=status,
+            on_yielded=self._on_job_message,
         )
+
+    def _on_job_message(self, value: Any) -> None:
+        if isinstance(value, str):
+            self.job.set_status(value)
 
     def _start_fit(self, layer: Any) -> tuple[da.Array, Any, tuple[int, int]]:
         frames = video_frames(layer)
