@@ -69,11 +69,12 @@ def test_a_broad_two_colour_background_is_background():
     assert recall >= 0.9 and precision >= 0.9
 
 
-@pytest.mark.parametrize("amplitude", [1, 2])
-def test_a_swaying_textured_background_is_background(amplitude):
+@pytest.mark.parametrize(("amplitude", "radius"), [(1, None), (2, 2)])
+def test_a_swaying_textured_background_is_background(amplitude, radius):
     # The whole textured scene shifts by up to `amplitude` pixels each frame (a tree in
     # the wind, a shaking camera); a square crosses it.  Its own background does not
-    # explain a pixel's colour, a neighbour's does.
+    # explain a pixel's colour, a neighbour's does: within the default radius (1) for a
+    # one-pixel sway, within consensus_radius=2 for two.
     rng = np.random.default_rng(1)
     still = cv2.GaussianBlur(_background(rng, detail=25.0), (0, 0), 1.0)  # fine detail
     shifts = rng.integers(-amplitude, amplitude + 1, (N_FRAMES, 2))
@@ -81,14 +82,14 @@ def test_a_swaying_textured_background_is_background(amplitude):
     frames += rng.normal(0, 2, frames.shape).astype(np.float32)
     truth = _square_path(N_FRAMES)
     video = _clip(_with_square(frames, truth))
-    model = fit_background(video)
+    model = fit_background(video, **({} if radius is None else {"consensus_radius": radius}))
     mask = model.foreground(video)
     inner = np.zeros(SHAPE, bool)
     inner[amplitude:-amplitude, amplitude:-amplitude] = True  # np.roll wraps the border
     background = ~truth & inner
-    assert (mask[background] != 0).mean() < 0.01
-    recall, precision = _recall_precision(mask, truth)
-    assert recall >= 0.9 and precision >= 0.9
+    assert (mask[background] != 0).mean() < 0.005
+    recall, _ = _recall_precision(mask, truth)
+    assert recall >= 0.9
     # The score is what the threshold compares, consensus included.
     raw = model.foreground(video, cleanup=MaskCleanup.none())
     np.testing.assert_array_equal(raw, (model.distance(video) > model.threshold).view(np.uint8))

@@ -57,7 +57,7 @@ def test_click_updates_the_plotted_data(qtbot, viewer, widget, video_layer, rgb_
     np.testing.assert_array_equal(plotted["samples"], rgb_sample.video[:, y, x])
     expected = model.distance(rgb_sample.video)[:, y, x]
     np.testing.assert_allclose(plotted["score"], expected, rtol=1e-5, atol=1e-4)
-    np.testing.assert_array_equal(plotted["gmm_foreground"], expected < model.threshold)
+    np.testing.assert_array_equal(plotted["gmm_foreground"], expected > model.threshold)
     # What the axes hold is what was computed: the scatter's points are the samples.
     scatter = inspector.figure.axes[0].collections[0]
     np.testing.assert_allclose(np.asarray(scatter.get_array()), plotted["score"], rtol=1e-6)
@@ -154,7 +154,7 @@ def test_trace_equals_the_score_layer(qtbot, viewer, widget, rgb_sample, lazy):
         expected = np.asarray(score[:, y, x])
         np.testing.assert_allclose(inspector.plotted["score"], expected, rtol=1e-5, atol=1e-3)
         threshold = widget.result.model.threshold
-        np.testing.assert_array_equal(inspector.plotted["gmm_foreground"], expected < threshold)
+        np.testing.assert_array_equal(inspector.plotted["gmm_foreground"], expected > threshold)
 
 
 def test_drag_does_not_inspect_but_a_click_does(qtbot, viewer, widget, video_layer):

@@ -220,6 +220,8 @@ def _untrained_model(clip: np.ndarray) -> Any:
     means[:] = np.median(clip, axis=0)[:, :, None, :]
     means += np.arange(k, dtype=np.float32)[:, None] * 40.0
     variances = np.full((height, width, k, channels), 100.0, np.float32)
+    # Every pixel consults its neighbours: the consensus kernel compiles here too.
+    consensus = np.ones((height, width), np.uint8)
     return BackgroundModel(
         weights=weights,
         means=means,
@@ -229,6 +231,7 @@ def _untrained_model(clip: np.ndarray) -> Any:
         intensity=IntensityScale.for_data(np.dtype(clip.dtype), clip),
         params=params,
         learning_indices=learning_indices(n_frames, params.learning_frames, None),
+        consensus=consensus,
     )
 
 
@@ -237,10 +240,10 @@ def _part_score(clip: np.ndarray) -> None:
 
     model = _untrained_model(clip)
     # As the command line scores (numpy) and as napari does (a dask clip, frame by frame).
-    model.log_likelihood(clip)
+    model.distance(clip)
     model.foreground(clip)
     lazy = da.from_array(clip, chunks=(1, *clip.shape[1:]))
-    np.asarray(model.log_likelihood(lazy)[:2])
+    np.asarray(model.distance(lazy)[:2])
     np.asarray(model.foreground(lazy)[:2])
     model.background_image()
 
