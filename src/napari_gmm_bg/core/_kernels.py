@@ -1075,44 +1075,69 @@ def _nearest_nearby(x, mu, iv, is_bg, y, xp, height, width, radius):
 
 
 @njit(**_OPTS)
-def _neighbour_frames(frames, off, sc, mu, iv, is_bg, visit, width, radii, out, items):
+def _consensus_frames(
+    frames, off, sc, mu, iv, is_bg, radii, width, penalty, threshold, labels, scores, items
+):
+    # labels (uint8) given: clear a labelled pixel that a neighbour's background explains
+    # (penalty x its distance <= threshold); scores (float32) given: lower a pixel's score
+    # to penalty x its neighbours' distance where that is smaller.  Only pixels with a
+    # radius and something to change are visited; the same float32 arithmetic for both.
     n_components, n_channels, n_pixels = mu.shape
     height = n_pixels // width
     x = np.empty(n_channels, np.float32)
     inv_c = _ONE / _F(n_channels)
+    use_labels = labels.shape[0] > 0
     for t in items:
         row = frames[t]
-        seen = visit[t]
-        out_t = out[t]
         o = off[t]
         s = sc[t]
         for p in range(n_pixels):
-            if not seen[p]:
+            if radii[p] == 0:
+                continue
+            if use_labels:
+                if labels[t, p] == 0:
+                    continue
+            elif scores[t, p] <= _ZERO:
                 continue
             for c in range(n_channels):
                 x[c] = (_F(row[p * n_channels + c]) - o) * s
             d2 = _nearest_nearby(
                 x, mu, iv, is_bg, p // width, p % width, height, width, np.int64(radii[p])
             )
-            out_t[p] = math.sqrt(d2 * inv_c)
+            near = penalty * _F(math.sqrt(d2 * inv_c))
+            if use_labels:
+                if near <= threshold:
+                    labels[t, p] = 0
+            else:
+                scores[t, p] = min(scores[t, p], near)
 
 
-def neighbour_distances(frames, offsets, scales, mu, iv, is_bg, visit, width, radii, out):
-    """The distance from each visited pixel's colour to its neighbours' backgrounds.
+_NO_FLOATS = np.empty((0, 0), np.float32)
+_NO_BYTES = np.empty((0, 0), np.uint8)
 
-    frames: ``(T, P * C)``; mu, iv: ``(K, C, P)``; is_bg: ``(K, P)`` bool; visit:
-    ``(T, P)`` bool, the pixels to compute; radii: ``(P,)`` uint8, each pixel's
-    neighbourhood; out: ``(T, P)`` float32, written where visited: the root-mean-square
-    z-score (as :func:`score_pixels`' distance) to the nearest background component of
-    a pixel at most ``radii[p]`` away (Chebyshev, the pixel itself excluded).  Only
-    visited pixels cost anything.
+
+def spatial_consensus(
+    frames, offsets, scales, mu, iv, is_bg, radii, width, penalty, out, threshold=0.0
+):
+    """Apply spatial consensus to labels or scores, in place.
+
+    frames: ``(T, P * C)``; mu, iv: ``(K, C, P)``; is_bg: ``(K, P)`` bool; radii:
+    ``(P,)`` uint8, each pixel's neighbourhood (0: it decides alone).  The neighbours'
+    distance of a pixel is the root-mean-square z-score (as :func:`score_pixels`') of its
+    colour to the nearest background component of a pixel at most ``radii[p]`` away
+    (Chebyshev, itself excluded).  ``out`` uint8 labels: a labelled pixel whose
+    neighbours' distance times ``penalty`` is at most ``threshold`` becomes 0.  ``out``
+    float32 distances: each becomes the smaller of itself and ``penalty`` times the
+    neighbours' distance.  Both decide alike: labels stay exactly the scores above the
+    threshold.
     """
     scales = np.asarray(scales, np.float32)
+    labels = out.dtype == np.uint8
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
     for t in range(0, len(frames), max(step, 1)):
         block, block_offsets = _supported(frames[t : t + step], offsets[t : t + step])
         _in_threads(
-            _neighbour_frames,
+            _consensus_frames,
             len(block),
             block,
             block_offsets,
@@ -1120,10 +1145,12 @@ def neighbour_distances(frames, offsets, scales, mu, iv, is_bg, visit, width, ra
             mu,
             iv,
             is_bg,
-            visit[t : t + step],
-            int(width),
             radii,
-            out[t : t + step],
+            int(width),
+            _F(penalty),
+            _F(threshold),
+            out[t : t + step] if labels else _NO_BYTES,
+            _NO_FLOATS if labels else out[t : t + step],
         )
 
 
@@ -1217,6 +1244,7 @@ def _choose_pixel(
     resp,
     lp,
     lc,
+    iv,
     mass,
     rmass,
     flags,
@@ -1228,6 +1256,7 @@ def _choose_pixel(
         s = 0.0
         for c in range(n_channels):
             s += math.log(var[p, k, c])
+            iv[k, c] = 1.0 / var[p, k, c]
         lc[k] = math.log(max(w[p, k], 1e-12)) - 0.5 * s
     # Each learning sample's most likely component and responsibilities.
     for i in range(n_samples):
@@ -1237,15 +1266,19 @@ def _choose_pixel(
             d = 0.0
             for c in range(n_channels):
                 e = (np.float64(samples[i, p, c]) - off[i]) * sc[i] - mu[p, k, c]
-                d += e * e / var[p, k, c]
+                d += e * e * iv[k, c]
             lp[k] = lc[k] - 0.5 * d
             if lp[k] > best:
                 best = lp[k]
                 bk = k
         z[i] = bk
+        # Responsibilities; a component 25 nats below the best gets none (exp(-25) is
+        # 1e-11 of it): most samples sit squarely in one component, and skipping their
+        # exps halves the cost of this pass.
         tot = 0.0
         for k in range(n_components):
-            lp[k] = math.exp(lp[k] - best)
+            gap = lp[k] - best
+            lp[k] = 1.0 if k == bk else (math.exp(gap) if gap > -25.0 else 0.0)
             tot += lp[k]
         for k in range(n_components):
             resp[i, k] = lp[k] / tot
@@ -1307,6 +1340,7 @@ def _choose_blocks(
     resp = np.empty((n_samples, n_components))
     lp = np.empty(n_components)
     lc = np.empty(n_components)
+    iv = np.empty((n_components, samples.shape[2]))
     mass = np.empty(n_components)
     rmass = np.empty(n_components)
     for i in items:
@@ -1330,6 +1364,7 @@ def _choose_blocks(
                 resp,
                 lp,
                 lc,
+                iv,
                 mass,
                 rmass,
                 flags,
@@ -1418,7 +1453,7 @@ def _majority_frame(labels, size, out):
     half = (size * size) // 2
     col = np.zeros(width + 2 * r, np.uint16)  # per column: foreground in the window's rows
     inner = col[r : r + width]
-    acc = np.empty(width, np.uint16)
+    prefix = np.zeros(width + 2 * r + 1, np.int32)  # running sums of col: any size, O(1)
     for dy in range(-r, r + 1):
         row = labels[min(max(dy, 0), height - 1)]
         for x in range(width):
@@ -1432,16 +1467,14 @@ def _majority_frame(labels, size, out):
         for x in range(r):  # replicated border
             col[x] = inner[0]
             col[r + width + x] = inner[width - 1]
-        for x in range(width):
-            acc[x] = 0
-        for dx in range(size):
-            shifted = col[dx : dx + width]
-            for x in range(width):
-                acc[x] += shifted[x]
+        for i in range(width + 2 * r):
+            prefix[i + 1] = prefix[i] + np.int32(col[i])
+        high = prefix[size : size + width]
+        low = prefix[0:width]
         row = labels[y]
         out_row = out[y]
         for x in range(width):
-            out_row[x] = 1 if acc[x] > half else (2 if row[x] == 2 else 0)
+            out_row[x] = 1 if high[x] - low[x] > half else (2 if row[x] == 2 else 0)
 
 
 @njit(**_OPTS)

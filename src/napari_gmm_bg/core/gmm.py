@@ -366,30 +366,26 @@ class BackgroundModel:
             s[constants],
         )
 
-    def _consensus_pixels(self) -> np.ndarray | None:
-        """``(P,)`` bool: where neighbours are consulted; None for nowhere."""
+    def _radii(self) -> np.ndarray | None:
+        """``(P,)`` uint8 consensus radii; None where no pixel consults its neighbours."""
         if self.params.consensus_radius <= 0 or self.consensus is None:
             return None
-        enabled = (self.consensus != 0).reshape(-1)
-        return enabled if enabled.any() else None
+        radii = np.ascontiguousarray(self.consensus, dtype=np.uint8).reshape(-1)
+        return radii if radii.any() else None
 
-    def _neighbours(
-        self, inputs: _ScoringInputs, visit: np.ndarray, radii: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Penalised neighbours' distances, ``(T, P)`` float32 (infinite where not visited).
-
-        ``radii``: ``(P,)`` uint8 neighbourhoods, the consensus map's when None.
-        """
-        s = self._scoring_arrays()
-        if radii is None:
-            assert self.consensus is not None
-            radii = np.ascontiguousarray(self.consensus, dtype=np.uint8).reshape(-1)
-        out = np.full(visit.shape, np.inf, np.float32)
-        _kernels.neighbour_distances(
-            *inputs[:5], s["is_background"], visit, self.frame_shape[1], radii, out
+    def _consensus(
+        self, inputs: _ScoringInputs, radii: np.ndarray, out: np.ndarray, threshold: float = 0.0
+    ) -> None:
+        """Spatial consensus on ``(T, P)`` labels or distances, in place."""
+        _kernels.spatial_consensus(
+            *inputs[:5],
+            self._scoring_arrays()["is_background"],
+            radii,
+            self.frame_shape[1],
+            NEIGHBOUR_PENALTY,
+            out,
+            threshold,
         )
-        out *= NEIGHBOUR_PENALTY
-        return out
 
     def _score_block(self, block: np.ndarray) -> np.ndarray:
         """Distances of in-memory frames ``(T, Y, X, C)`` -> ``(T, Y, X)`` float32."""
@@ -397,9 +393,9 @@ class BackgroundModel:
         out = np.empty((t, y * x), dtype=np.float32)
         inputs = self._kernel_inputs(block)
         _kernels.score_pixels(*inputs, out)
-        enabled = self._consensus_pixels()
-        if enabled is not None:
-            np.minimum(out, self._neighbours(inputs, (out > 0) & enabled), out=out)
+        radii = self._radii()
+        if radii is not None:
+            self._consensus(inputs, radii, out)
         return out.reshape(t, y, x)
 
     def _log_likelihood_block(self, block: np.ndarray) -> np.ndarray:
@@ -428,11 +424,9 @@ class BackgroundModel:
             self.params.shadow_tau if shadows != "off" else 0.0,
             SHADOW_DISTORTION,
         )
-        enabled = None if alone else self._consensus_pixels()
-        if enabled is not None:
-            visit = (out != 0) & enabled
-            if visit.any():
-                out[self._neighbours(inputs, visit) <= np.float32(threshold)] = 0
+        radii = None if alone else self._radii()
+        if radii is not None:
+            self._consensus(inputs, radii, out, threshold)
         return out
 
     def _labels_block(
@@ -1001,16 +995,18 @@ def consensus_map(model: BackgroundModel, learning: np.ndarray) -> np.ndarray:
         model, params=dataclasses.replace(model.params, compensate_brightness=False)
     )
     plain._scoring = model._scoring_arrays()
-    alone = plain._raw_labels(learning, model.threshold, alone=True) != 0
+    alone = plain._raw_labels(learning, model.threshold, alone=True)
     inputs = plain._kernel_inputs(learning)
-    fails = alone.sum(axis=0)
+    fails = (alone != 0).sum(axis=0)
     undecided = np.ones(height * width, bool)
     for r in range(1, model.params.consensus_radius + 1):
-        visit = alone & undecided
-        if not visit.any():
+        if not undecided.any():
             break
-        near = plain._neighbours(inputs, visit, np.full(height * width, r, np.uint8))
-        saves = (visit & (near <= np.float32(model.threshold))).sum(axis=0)
+        helped = alone.copy()
+        plain._consensus(
+            inputs, np.where(undecided, r, 0).astype(np.uint8), helped, model.threshold
+        )
+        saves = ((alone != 0) & (helped == 0)).sum(axis=0)
         share = CONSENSUS_SHARE if r == 1 else WIDER_SHARE
         helps = undecided & (saves >= share * np.maximum(fails, 1))
         helps &= saves >= CONSENSUS_MIN_SAVES

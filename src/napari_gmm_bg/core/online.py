@@ -41,7 +41,7 @@ from .labels import (
 REFERENCE_FRAMES = 64
 #: Default distance threshold of the on-line GMM (standard deviations): chosen, as the
 #: offline one, on the mean F of the seven development scenes.
-ONLINE_DISTANCE = 1.0
+ONLINE_DISTANCE = 1.0  # mean F 0.715 (0.9: 0.711, 1.1: 0.713, 1.2: 0.707)
 
 
 @dataclass(frozen=True)
