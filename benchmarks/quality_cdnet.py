@@ -14,10 +14,11 @@ import time
 
 import numpy as np
 
+import napari_gmm_bg.core.gmm as gmm
 from napari_gmm_bg import FitParameters, MaskCleanup, fit_background, get_method
+from napari_gmm_bg.core import _kernels
 from napari_gmm_bg.core.cleanup import clean_mask
-from napari_gmm_bg.core.gmm import learning_correction
-from napari_gmm_bg.core.intensity import frame_transform, luminance
+from napari_gmm_bg.core.intensity import frame_transform
 from napari_gmm_bg.core.metrics import evaluate_mask
 from napari_gmm_bg.core.mog2 import Mog2Settings
 from napari_gmm_bg.core.online import OnlineSettings
@@ -63,13 +64,10 @@ def methods(seq):
 
 def full_em(video, max_iter=10, chunk=4096):
     """The slow reference: EM in float64 numpy on every frame, all 10 iterations (tol 0),
-    from the same start and brightness compensation as the default fit."""
+    from the same start as the default fit (learning frames uncorrected, as it fits)."""
     model = fit_background(video, learning_frames=len(video), max_iter=0)
     frames = video.reshape(len(video), -1, video.shape[-1]).astype(np.float64)
-    luma = luminance(video, model.intensity)
-    offsets, scales = frame_transform(
-        model.intensity, learning_correction(luma, model.params), len(video)
-    )
+    offsets, scales = frame_transform(model.intensity, None, len(video))
     x = (frames - offsets[:, None, None]) * scales[:, None, None]
     k = model.n_components
     w = model.weights.reshape(-1, k).astype(np.float64)
@@ -98,14 +96,39 @@ def full_em(video, max_iter=10, chunk=4096):
         mu[p0 : p0 + chunk] = np.take_along_axis(ms, order[..., None], 1)
         var[p0 : p0 + chunk] = np.take_along_axis(vs, order[..., None], 1)
     shape = model.weights.shape
-    return dataclasses.replace(
+    w, mu, var = (a.astype(np.float32) for a in (w, mu, var))
+    # The background chosen, and the consensus map drawn, as the fit does, from these.
+    params = dataclasses.replace(model.params, max_iter=max_iter, tol=0.0)
+    cumulative = np.cumsum(w, axis=-1)
+    n_background = np.minimum((cumulative < params.background_ratio - 1e-6).sum(-1) + 1, k)
+    flags = _kernels.choose_background(
+        video.reshape(len(video), -1, video.shape[-1]),
+        offsets,
+        scales,
+        w,
+        mu,
+        var,
+        n_background,
+        gmm.STILL_WEIGHT,
+        gmm.STILL_SAMPLES,
+        gmm.REST_SAMPLES,
+        gmm.REST_SHARE,
+        params.max_variance,
+        0,
+    )
+    full = dataclasses.replace(
         model,
-        weights=w.reshape(shape).astype(np.float32),
-        means=mu.reshape(model.means.shape).astype(np.float32),
-        variances=var.reshape(model.means.shape).astype(np.float32),
-        params=dataclasses.replace(model.params, max_iter=max_iter, tol=0.0),
+        weights=w.reshape(shape),
+        means=mu.reshape(model.means.shape),
+        variances=var.reshape(model.means.shape),
+        params=params,
+        flags=flags.reshape(shape),
+        consensus=None,
         _scoring={},
     )
+    full.consensus = gmm.consensus_map(full, video)
+    full._scoring.clear()
+    return full
 
 
 def shadow_called_foreground(mask, seq):
@@ -143,10 +166,10 @@ def tune(seq):
     results = []
     for reg, ratio in itertools.product((4.0, 16.0, 36.0, 64.0, 100.0), (0.7, 0.8, 0.9)):
         model = fit_background(video, reg_covar=reg, background_ratio=ratio)
-        ll = model.log_likelihood(video[ALL.start : ALL.stop])
-        for threshold, median in itertools.product(np.arange(-8.0, -30.0, -1.0), (0, 3, 5, 7, 9)):
+        score = model.distance(video[ALL.start : ALL.stop])
+        for threshold, median in itertools.product(np.arange(0.6, 1.7, 0.1), (0, 5, 9, 13, 17)):
             # Threshold and clean the scores once computed (the same as model.foreground).
-            mask = clean_mask((ll < threshold).astype(np.uint8), MaskCleanup(median=median))
+            mask = clean_mask((score > threshold).astype(np.uint8), MaskCleanup(median=median))
             offset = ALL.start
             f_tune = evaluate_mask(
                 mask,

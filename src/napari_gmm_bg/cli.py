@@ -712,16 +712,25 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+#: The stop signals received during the command.  Recorded because code that catches
+#: every exception may turn the one a handler raised into another (numpy's ``tofile``,
+#: interrupted inside tifffile, re-raised it as a TypeError): whatever ends the command
+#: after a stop signal, the command reports the stop.
+_RECEIVED: list[int] = []
+
+
 def _raise_stopped(signum: int, frame: object) -> None:
+    _RECEIVED.append(signum)
     raise Stopped(signum)
 
 
 @contextmanager
 def _stop_signals_raise() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Stopped` (main thread only)."""
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Stopped` (main thread)."""
     previous = {}
+    _RECEIVED.clear()
     if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             sig = getattr(signal, name, None)
             if sig is None or signal.getsignal(sig) in (signal.SIG_IGN, None):
                 continue  # nohup, say: keep ignoring it
@@ -793,18 +802,29 @@ def _main(argv: Sequence[str] | None) -> int:
         with _stop_signals_raise(), announce_compilation(args.announce):
             code = runner(args)
     except BrokenPipeError:
+        if _RECEIVED:
+            return _stopped(_RECEIVED[0])
         raise
     except (ValueError, OSError) as exc:
+        if _RECEIVED:
+            return _stopped(_RECEIVED[0])
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"napari-gmm-bg: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-        name = signal.Signals(signum).name
-        print(f"napari-gmm-bg: stopped by {name}; previous outputs kept", file=sys.stderr)
-        return 128 + int(signum)
+        return _stopped(exc.signum if isinstance(exc, Stopped) else signal.SIGINT)
+    except Exception:
+        if _RECEIVED:  # the stop's exception, turned into another on its way up
+            return _stopped(_RECEIVED[0])
+        raise
     sys.stdout.flush()
     return code
+
+
+def _stopped(signum: int) -> int:
+    name = signal.Signals(signum).name
+    print(f"napari-gmm-bg: stopped by {name}; previous outputs kept", file=sys.stderr)
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":
