@@ -77,9 +77,6 @@ _EXP_MIN = _F(-30.0)
 _EXP_SCALE = _F(1.0 / 32.0)
 _C2, _C3, _C5, _C6, _C7, _C9 = (_F(v) for v in (1 / 2, 1 / 3, 1 / 5, 1 / 6, 1 / 7, 1 / 9))
 _C24, _C120, _C720 = (_F(v) for v in (1 / 24, 1 / 120, 1 / 720))
-#: Added to log(number of background components) when the mask kernel decides a pixel
-#: without its log-likelihood: covers the error of the polynomial exp and log.
-LOG_MARGIN = 1e-3
 
 
 # --- vectorisable exp and log -----------------------------------------------------------

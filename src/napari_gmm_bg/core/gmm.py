@@ -213,7 +213,7 @@ class BackgroundModel:
         ``params.max_variance``).  None: the heaviest ``background_ratio``.
     consensus : numpy.ndarray or None
         ``(Y, X)`` uint8: how far (pixels) each pixel looks for a neighbour whose
-        background explains it; 0 (or None for all): it does not.
+        background explains it; 0: it does not (None: no pixel does).
     """
 
     weights: np.ndarray
@@ -453,9 +453,10 @@ class BackgroundModel:
         The distance to a background component is the root-mean-square over the channels
         of ``(value - mean) / standard deviation`` (the standard deviation includes
         ``reg_covar``, so a static pixel's is at least 10 on the 0-255 scale); the score
-        is the smallest over the pixel's background components.  It is what the
-        threshold compares: a pixel farther than it is foreground.  (Spatial consensus,
-        which may still call such a pixel background, acts on the labels only.)
+        is the smallest over the pixel's background components.  Where the model's
+        consensus map lets a pixel consult its neighbours, it is the smaller of that and
+        ``NEIGHBOUR_PENALTY`` times the distance to a neighbour's background component.
+        It is what the threshold compares: a pixel farther than it is foreground.
 
         Parameters
         ----------
