@@ -426,6 +426,8 @@ def test_online_mode_refuses_a_learning_range(tmp_path):
         ("online", ["--learning-frames", "20"], "--learning-frames"),
         ("online", ["--learning-frames", "20", "--iterations", "5"], "--learning-frames"),
         ("offline", ["--history", "50"], "--history"),
+        ("online", ["--absorb-after", "50"], "--absorb-after"),
+        ("online", ["--consensus-radius", "2"], "--consensus-radius"),
     ],
 )
 def test_an_option_the_mode_would_ignore_is_refused(tmp_path, mode, options, named):
@@ -448,3 +450,15 @@ def test_evaluate_clean_up_options_reach_the_baseline(cdnet_folder, capsys):
     assert main([*args, "--median", "0"]) == 0
     raw = json.loads(capsys.readouterr().out)["methods"]["baseline"]
     assert (raw["tp"], raw["fp"]) != (filtered["tp"], filtered["fp"])  # no median filter
+
+
+def test_scene_options_reach_the_fit_and_its_record(tmp_path):
+    out = tmp_path / "out"
+    args = ["fit", "--sample", "moving-shapes", "--out", str(out)]
+    assert main([*args, "--absorb-after", "30", "--consensus-radius", "2"]) == 0
+    model = load_model(out / "moving-shapes_gmm_model.npz")
+    assert model.params.absorb_after == 30 and model.params.consensus_radius == 2
+    with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
+        meta = json.loads(tif.pages[0].description)
+    assert meta["absorb_after"] == 30 and meta["consensus_radius"] == 2
+    assert meta["cleanup"]["median"] == 7  # sized to the 160x120 frame, recorded

@@ -226,6 +226,25 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
         help="EM iterations at most",
     )
     parser.add_argument(
+        "--absorb-after",
+        action=_Given,
+        type=int,
+        default=default(defaults.absorb_after),
+        metavar="N",
+        help="offline: a change that lasts more than N frames (a bag left, a person who "
+        "sits down) is background (default 0: it stays foreground as long as it stays)",
+    )
+    parser.add_argument(
+        "--consensus-radius",
+        action=_Given,
+        type=int,
+        default=default(defaults.consensus_radius),
+        metavar="R",
+        help="offline: a pixel that a neighbour's background within R pixels explains is "
+        "background, where the learning frames show it helps (0 off; 2 for a shaking "
+        "camera)",
+    )
+    parser.add_argument(
         "--background-ratio",
         type=float,
         default=default(defaults.background_ratio),
@@ -368,7 +387,14 @@ def _fit_command(args: argparse.Namespace) -> int:
     return _fit_source(args, None)
 
 
-_OFFLINE_ONLY = ("--learning-frames", "--iterations", "--frames", "--scheduler")
+_OFFLINE_ONLY = (
+    "--learning-frames",
+    "--iterations",
+    "--frames",
+    "--scheduler",
+    "--absorb-after",
+    "--consensus-radius",
+)
 _ONLINE_ONLY = ("--history",)
 
 
@@ -487,6 +513,8 @@ _SETTING_OF_OPTION = {
     "components": "n_components",
     "learning_frames": "learning_frames",
     "iterations": "max_iter",
+    "absorb_after": "absorb_after",
+    "consensus_radius": "consensus_radius",
     "background_ratio": "background_ratio",
     "threshold": "threshold",
     "compensate_brightness": "compensate_brightness",
