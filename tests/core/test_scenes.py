@@ -64,7 +64,7 @@ def test_a_broad_two_colour_background_is_background():
     truth = _square_path(N_FRAMES)
     video = _clip(_with_square(frames, truth))
     mask = fit_background(video).foreground(video)
-    assert (mask[region] != 0).mean() < 0.02  # was 0.18 with a fixed log-likelihood threshold
+    assert (mask[region] != 0).mean() < 0.02  # 0.89 with the fixed log-likelihood threshold
     recall, precision = _recall_precision(mask, truth)
     assert recall >= 0.9 and precision >= 0.9
 
@@ -89,7 +89,8 @@ def test_a_swaying_textured_background_is_background(amplitude, radius):
     background = ~truth & inner
     assert (mask[background] != 0).mean() < 0.005
     recall, _ = _recall_precision(mask, truth)
-    assert recall >= 0.9
+    assert recall >= 0.9  # 0.14 with the fixed log-likelihood threshold: broad components
+    # learned from the sway explained the square too
     # The score is what the threshold compares, consensus included.
     raw = model.foreground(video, cleanup=MaskCleanup.none())
     np.testing.assert_array_equal(raw, (model.distance(video) > model.threshold).view(np.uint8))
