@@ -280,8 +280,8 @@ class OnlineModel:
     Attributes
     ----------
     threshold : float
-        The foreground threshold: the settings', or the default for the channel count
-        (NaN until the first frame when the settings leave it to the channels).
+        The foreground threshold (a distance): the settings', or
+        :data:`ONLINE_DISTANCE` (set when the first frames arrive).
     frames_seen : int
         Frames that have updated the model.
     """
