@@ -1555,7 +1555,6 @@ def _online_tile(
     w_all,
     mu_all,
     var_all,
-    ln_all,
     nm_all,
     settings,
     out_score,
@@ -1564,8 +1563,8 @@ def _online_tile(
     n,
 ):
     # One tile of pixels through a chunk of frames.  State per component slot: weight w
-    # (K, n), mean mu (K, C, n), isotropic variance var (K, n), Gaussian log-normaliser
-    # ln (K, n); per pixel the slots in use, nm (n,), all float32.  Slots are not kept in
+    # (K, n), mean mu (K, C, n), isotropic variance var (K, n); per pixel the slots in
+    # use, nm (n,), all float32.  Slots are not kept in
     # weight order (moving a component costs more than ranking the K weights when they
     # are needed); every branch of MOG2's per-pixel update is a select over the lanes.
     ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
@@ -1574,12 +1573,10 @@ def _online_tile(
     w = np.empty((n_components, n), np.float32)
     mu = np.empty((n_components, n_channels, n), np.float32)
     var = np.empty((n_components, n), np.float32)
-    ln = np.empty((n_components, n), np.float32)
     nm = np.empty(n, np.float32)
     for k in range(n_components):
         w[k] = w_all[k, p0 : p0 + n]
         var[k] = var_all[k, p0 : p0 + n]
-        ln[k] = ln_all[k, p0 : p0 + n]
         for c in range(n_channels):
             mu[k, c] = mu_all[k, c, p0 : p0 + n]
     nm[:] = nm_all[p0 : p0 + n]
@@ -1591,13 +1588,8 @@ def _online_tile(
     top = np.empty(n, np.float32)
     slot = np.empty(n, np.float32)
     matched = np.empty(n, np.float32)
-    new_var = np.empty(n, np.float32)
-    new_ln = np.empty(n, np.float32)
     heavy = np.empty((n_channels, n), np.float32)
     lab = np.empty(n, np.uint8)
-    fbits, ibits, mbits, mfloat = _log_scratch(n)
-    half_c = _F(0.5 * n_channels)
-    log_2pi = _F(LOG_2PI)
     inv_c = _ONE / _F(n_channels)
     big = _F(1e30)
     for t in range(n_frames):
@@ -1702,8 +1694,6 @@ def _online_tile(
             f = _F(k)
             for b in range(n):
                 slot[b] = f if sk[b] > _ZERO else slot[b]
-            for b in range(n):
-                new_var[b] = vk[b] if sk[b] > _ZERO else new_var[b]
         # No match: the free slot nm, or the weakest component's.
         for b in range(n):
             top[b] = big
@@ -1723,7 +1713,6 @@ def _online_tile(
         for b in range(n):
             grow = matched[b] == _ZERO and nm[b] < _F(n_components)
             nm[b] += _ONE if grow else _ZERO
-            new_var[b] = new_var[b] if matched[b] > _ZERO else var_init
         for k in range(n_components):
             sk = sel[k]  # reused: 1 where slot k gets the new component
             f = _F(k)
@@ -1740,13 +1729,6 @@ def _online_tile(
                 mk = mu[k, c]
                 for b in range(n):
                     mk[b] += sk[b] * (xc[b] - mk[b])
-        # The changed component's Gaussian normaliser: one log per pixel.
-        _log_lanes(new_var, new_ln, n, fbits, ibits, mbits, mfloat)
-        for k in range(n_components):
-            lnk = ln[k]
-            f = _F(k)
-            for b in range(n):
-                lnk[b] = -half_c * (log_2pi + new_ln[b]) if slot[b] == f else lnk[b]
         for b in range(n):
             total[b] = _ZERO
         for k in range(n_components):
@@ -1760,7 +1742,6 @@ def _online_tile(
     for k in range(n_components):
         w_all[k, p0 : p0 + n] = w[k]
         var_all[k, p0 : p0 + n] = var[k]
-        ln_all[k, p0 : p0 + n] = ln[k]
         for c in range(n_channels):
             mu_all[k, c, p0 : p0 + n] = mu[k, c]
     nm_all[p0 : p0 + n] = nm
@@ -1770,9 +1751,8 @@ def _online_tile(
 # allocation with compile-time distances between its rows is what lets LLVM vectorise a
 # loop that stores to all of them (rows of a 2-D array do not, nor do this many separate
 # arrays: too many to check for overlap at run time).
-_W, _M, _V, _LN, _NM = 0, 3, 12, 15, 18
-_SSUM, _LL, _BEST, _TOTAL, _NEWVAR, _NEWLN, _SLOT = 19, 20, 21, 22, 23, 24, 25
-_N_ROWS = 26
+_W, _M, _V, _NM, _BEST = 0, 3, 12, 15, 16
+_N_ROWS = 17
 
 
 @njit(**_OPTS)
@@ -1784,7 +1764,6 @@ def _online_tile_k3_rgb(
     w_all,
     mu_all,
     var_all,
-    ln_all,
     nm_all,
     settings,
     out_score,
@@ -1801,16 +1780,12 @@ def _online_tile_k3_rgb(
     for k in range(3):
         S[(_W + k) * L : (_W + k) * L + n] = w_all[k, p0 : p0 + n]
         S[(_V + k) * L : (_V + k) * L + n] = var_all[k, p0 : p0 + n]
-        S[(_LN + k) * L : (_LN + k) * L + n] = ln_all[k, p0 : p0 + n]
         for c in range(3):
             r = _M + 3 * k + c
             S[r * L : r * L + n] = mu_all[k, c, p0 : p0 + n]
     S[_NM * L : _NM * L + n] = nm_all[p0 : p0 + n]
-    fbits, ibits, mbits, mfloat = _log_scratch(L)
     big = _F(1e30)
     third = _ONE / _F(3.0)
-    ln_const = _F(-1.5)
-    log_2pi = _F(LOG_2PI)
     for t in range(frames.shape[0]):
         a = alphas[t]
         o = off[t]
@@ -1893,7 +1868,6 @@ def _online_tile_k3_rgb(
             v1 = u1 if h1 else v1
             v2 = u2 if h2 else v2
             slot = _ZERO if h0 else (_ONE if h1 else (_F(2.0) if h2 else -_ONE))
-            new_var = v0 if h0 else (v1 if h1 else v2)
             # No match: the free slot nm, or the weakest component's (ties: the highest).
             low = min(w0, min(w1 if nm > _ONE else big, w2 if nm > _F(2.0) else big))
             weakest = _F(2.0) if w2 == low else (_ONE if w1 == low else _ZERO)
@@ -1901,7 +1875,6 @@ def _online_tile_k3_rgb(
             if not matched:
                 slot = nm if free else weakest
                 nm = nm + _ONE if free else nm
-                new_var = var_init
             n0 = not matched and slot == _ZERO
             n1 = not matched and slot == _ONE
             n2 = not matched and slot == _F(2.0)
@@ -1938,23 +1911,12 @@ def _online_tile_k3_rgb(
             S[(_V + 1) * L + b] = v1
             S[(_V + 2) * L + b] = v2
             S[_NM * L + b] = nm
-            S[_NEWVAR * L + b] = new_var
-            S[_SLOT * L + b] = slot
-        # The log of the changed component's new variance (its log-normaliser).
-        _log_lanes(S[_NEWVAR * L :], S[_NEWLN * L :], n, fbits, ibits, mbits, mfloat)
         score_t = out_score[t, p0 : p0 + n]
         for b in range(n):
             score_t[b] = S[_BEST * L + b]
-        for b in range(n):
-            slot = S[_SLOT * L + b]
-            ln = ln_const * (log_2pi + S[_NEWLN * L + b])
-            S[_LN * L + b] = ln if slot == _ZERO else S[_LN * L + b]
-            S[(_LN + 1) * L + b] = ln if slot == _ONE else S[(_LN + 1) * L + b]
-            S[(_LN + 2) * L + b] = ln if slot == _F(2.0) else S[(_LN + 2) * L + b]
     for k in range(3):
         w_all[k, p0 : p0 + n] = S[(_W + k) * L : (_W + k) * L + n]
         var_all[k, p0 : p0 + n] = S[(_V + k) * L : (_V + k) * L + n]
-        ln_all[k, p0 : p0 + n] = S[(_LN + k) * L : (_LN + k) * L + n]
         for c in range(3):
             r = _M + 3 * k + c
             mu_all[k, c, p0 : p0 + n] = S[r * L : r * L + n]
@@ -2026,27 +1988,25 @@ def _heaviest_mean(w, mu, top, taken, out, n):
 # one, which the default three components of RGB video need alone.
 @njit(**_OPTS)
 def _online_tiles(
-    frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, tile, items
+    frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
     for i in items:
         p0 = i * tile
         n = min(tile, n_pixels - p0)
-        _online_tile(
-            frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, p0, n
-        )
+        _online_tile(frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, p0, n)
 
 
 @njit(**_OPTS)
 def _online_tiles_k3_rgb(
-    frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, tile, items
+    frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, tile, items
 ):
     n_pixels = w.shape[1]
     for i in items:
         p0 = i * tile
         n = min(tile, n_pixels - p0)
         _online_tile_k3_rgb(
-            frames, off, sc, al, w, mu, var, ln, nm, settings, out_score, out_shadow, p0, n
+            frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, p0, n
         )
 
 
@@ -2054,8 +2014,8 @@ def online_update(frames, offsets, scales, alphas, state, settings, out_score, o
     """Score a chunk of frames, each before it updates every pixel's on-line mixture.
 
     frames: ``(F, P * C)`` in the video's dtype; offsets, scales, alphas (learning rates):
-    ``(F,)``; state: ``(w, mu, var, ln, nm)``, float32 arrays ``(K, P)``, ``(K, C, P)``,
-    ``(K, P)``, ``(K, P)`` and ``(P,)`` updated in place (see ``online.OnlineState``);
+    ``(F,)``; state: ``(w, mu, var, nm)``, float32 arrays ``(K, P)``, ``(K, C, P)``,
+    ``(K, P)`` and ``(P,)`` updated in place (see ``online.OnlineModel``);
     settings: ``(background_ratio, match_distance, var_init, var_min, var_max,
     shadow_tau, shadow_distortion ** 2)``; out_score ``(F, P)`` float32 (the distance to
     the nearest background component, as :func:`score_pixels`') and out_shadow ``(F, P)``

@@ -453,12 +453,11 @@ class OnlineModel:
         else:
             self._intensity = IntensityScale.for_data(kind.dtype, block)
         # Per component and pixel, float32 (see _kernels.online_update): weights, means,
-        # isotropic variances, Gaussian log-normalisers, and each pixel's component count.
+        # isotropic variances, and each pixel's component count.
         self._state = (
             np.zeros((k, pixels), np.float32),
             np.zeros((k, c, pixels), np.float32),
             np.full((k, pixels), settings.var_init, np.float32),
-            np.zeros((k, pixels), np.float32),
             np.zeros(pixels, np.float32),
         )
         if np.isnan(self.threshold):
