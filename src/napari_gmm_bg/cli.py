@@ -384,7 +384,7 @@ def _fit_command(args: argparse.Namespace) -> int:
     # frame they conceal errors in raises (io.video.DECODER_OPTIONS).  The outputs are
     # written all or nothing, so nothing is written from a damaged clip.
     _check_mode_options(args)
-    return _fit_source(args, None)
+    return _fit_source(args)
 
 
 _OFFLINE_ONLY = (
@@ -412,7 +412,7 @@ def _check_mode_options(args: argparse.Namespace) -> None:
         )
 
 
-def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> int:
+def _fit_source(args: argparse.Namespace) -> int:
     out = check_writable_folder(args.out)
     warm_up = None
     if args.mode == "offline" and not args.scheduler and usable_cores() > 1:
@@ -429,7 +429,7 @@ def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> i
         stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
     if args.mode == "online":
-        written = _run_online(args, video, out, stem, check)
+        written = _run_online(args, video, out, stem)
     elif args.scheduler:
         # A client of its own, not the process default: closed when the command ends.
         client = as_client(args.scheduler)
@@ -444,14 +444,14 @@ def _fit_source(args: argparse.Namespace, check: Callable[[], None] | None) -> i
                 else da.from_array(video, chunks=(8,) + video.shape[1:])
             )
             with dask.config.set(scheduler=client.get):
-                written = write_fit_outputs(model, lazy, out, stem, check)
+                written = write_fit_outputs(model, lazy, out, stem)
         finally:
             client.close()
     else:
         model = fit_background(video, frame_range=args.frames, **_fit_settings(args))
         if warm_up is not None:
             warm_up.wait(("score",), timeout=WARM_UP_WAIT)  # then loaded, not compiled
-        written = write_fit_outputs(model, video, out, stem, check)
+        written = write_fit_outputs(model, video, out, stem)
     elapsed = time.perf_counter() - start
     print(f"fitted {len(video)} frames of {stem} in {elapsed:.2f} s; wrote:")
     for path in written:
