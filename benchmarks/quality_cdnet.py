@@ -99,8 +99,6 @@ def full_em(video, max_iter=10, chunk=4096):
     w, mu, var = (a.astype(np.float32) for a in (w, mu, var))
     # The background chosen, and the consensus map drawn, as the fit does, from these.
     params = dataclasses.replace(model.params, max_iter=max_iter, tol=0.0)
-    cumulative = np.cumsum(w, axis=-1)
-    n_background = np.minimum((cumulative < params.background_ratio - 1e-6).sum(-1) + 1, k)
     flags = _kernels.choose_background(
         video.reshape(len(video), -1, video.shape[-1]),
         offsets,
@@ -108,7 +106,7 @@ def full_em(video, max_iter=10, chunk=4096):
         w,
         mu,
         var,
-        n_background,
+        gmm.weight_rule_count(w, params.background_ratio),
         gmm.STILL_WEIGHT,
         gmm.STILL_SAMPLES,
         gmm.REST_SAMPLES,

@@ -266,10 +266,7 @@ class BackgroundModel:
             ``(Y, X)`` uint8: the fewest heaviest components whose weights add up to more
             than ``background_ratio`` (all of them if they never do).
         """
-        cumulative = np.cumsum(self.weights, axis=-1)
-        # Count the components needed to pass the ratio, including the one that passes it.
-        below = (cumulative < self.background_ratio - 1e-6).sum(axis=-1) + 1
-        return np.minimum(below, self.n_components).astype(np.uint8)
+        return weight_rule_count(self.weights, self.background_ratio)
 
     def background_flags(self) -> np.ndarray:
         """Flag each pixel's background components.
@@ -893,6 +890,28 @@ def _pixel_blocks(height: int, width: int, target_pixels: int) -> list[tuple[int
     return [(y0, min(y0 + rows, height)) for y0 in range(0, height, rows)]
 
 
+def weight_rule_count(weights: np.ndarray, background_ratio: float) -> np.ndarray:
+    """Count each pixel's components in MOG2's weight rule.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        ``(..., K)`` weights, heaviest first.
+    background_ratio : float
+        The cumulative weight the rule reaches.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(...)`` uint8: the fewest heaviest components whose weights add up to more than
+        ``background_ratio`` (all of them if they never do).
+    """
+    cumulative = np.cumsum(weights, axis=-1)
+    # Count the components needed to pass the ratio, including the one that passes it.
+    below = (cumulative < background_ratio - 1e-6).sum(axis=-1) + 1
+    return np.minimum(below, weights.shape[-1]).astype(np.uint8)
+
+
 def _absorb_samples(params: FitParameters, indices: np.ndarray) -> int:
     # absorb_after frames, in learning samples (0: never absorb).
     if params.absorb_after <= 0 or len(indices) < 2:
@@ -940,8 +959,6 @@ def fit_tile(
     w, mu, var = _kernels.fit_pixels(
         samples, offsets, scales, k, params.max_iter, params.tol, params.reg_covar
     )
-    cumulative = np.cumsum(w, axis=-1)
-    n_background = np.minimum((cumulative < params.background_ratio - 1e-6).sum(-1) + 1, k)
     flags = _kernels.choose_background(
         samples,
         offsets,
@@ -949,7 +966,7 @@ def fit_tile(
         w,
         mu,
         var,
-        n_background,
+        weight_rule_count(w, params.background_ratio),
         STILL_WEIGHT,
         STILL_SAMPLES,
         REST_SAMPLES,
