@@ -315,13 +315,17 @@ def test_online_mode_streams_the_same_files_the_in_memory_run_wrote(
 
     out = tmp_path / "online"
     args = ["--history", "50", "--shadows", shadows, "--median", "5", "--min-area", "4"]
+    args += ["--consensus-radius", "2"]
     assert (
         main(["fit", "--sample", "moving-shapes", "--out", str(out), "--mode", "online", *args])
         == 0
     )
     # What the command wrote before it streamed: the whole run in memory, then written.
     settings = OnlineSettings(
-        history=50, shadows=shadows, cleanup=MaskCleanup(median=5, min_area=4)
+        history=50,
+        shadows=shadows,
+        cleanup=MaskCleanup(median=5, min_area=4),
+        consensus_radius=2,
     )
     result = run_online(default_sample.video, settings)
     metadata = {
@@ -427,7 +431,6 @@ def test_online_mode_refuses_a_learning_range(tmp_path):
         ("online", ["--learning-frames", "20", "--iterations", "5"], "--learning-frames"),
         ("offline", ["--history", "50"], "--history"),
         ("online", ["--absorb-after", "50"], "--absorb-after"),
-        ("online", ["--consensus-radius", "2"], "--consensus-radius"),
     ],
 )
 def test_an_option_the_mode_would_ignore_is_refused(tmp_path, mode, options, named):

@@ -240,9 +240,8 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
         type=int,
         default=default(defaults.consensus_radius),
         metavar="R",
-        help="offline: a pixel that a neighbour's background within R pixels explains is "
-        "background, where the learning frames show it helps (0 off; 2 for a shaking "
-        "camera)",
+        help="a pixel that a neighbour's background within R pixels explains is "
+        "background, where the frames show it helps (0 off; 2 for a shaking camera)",
     )
     parser.add_argument(
         "--background-ratio",
@@ -393,7 +392,6 @@ _OFFLINE_ONLY = (
     "--frames",
     "--scheduler",
     "--absorb-after",
-    "--consensus-radius",
 )
 _ONLINE_ONLY = ("--history",)
 
@@ -479,6 +477,7 @@ def _run_online(
         compensate_brightness=args.compensate_brightness,
         shadows=args.shadows,
         cleanup=_fit_settings(args)["cleanup"],
+        consensus_radius=args.consensus_radius,
     )
     model = OnlineModel(settings)  # checks the settings
     frames = as_frames(video)

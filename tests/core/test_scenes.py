@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from napari_gmm_bg import MaskCleanup, fit_background, make_sample, run_online
+from napari_gmm_bg import MaskCleanup, OnlineSettings, fit_background, make_sample, run_online
 
 N_FRAMES, SHAPE = 80, (96, 128)
 
@@ -69,24 +69,32 @@ def test_a_broad_two_colour_background_is_background():
     assert recall >= 0.9 and precision >= 0.9
 
 
+def _swaying_clip(amplitude, n_frames=N_FRAMES):
+    """A fine texture that shifts by up to ``amplitude`` pixels a frame; a square crosses.
+
+    Returns the clip, the square's ``(T, Y, X)`` truth and where background is scored
+    (off the square and off the border, which ``np.roll`` wraps).
+    """
+    rng = np.random.default_rng(1)
+    still = cv2.GaussianBlur(_background(rng, detail=25.0), (0, 0), 1.0)  # fine detail
+    shifts = rng.integers(-amplitude, amplitude + 1, (n_frames, 2))
+    frames = np.stack([np.roll(still, tuple(s), axis=(0, 1)) for s in shifts])
+    frames += rng.normal(0, 2, frames.shape).astype(np.float32)
+    truth = _square_path(n_frames)
+    inner = np.zeros(SHAPE, bool)
+    inner[amplitude:-amplitude, amplitude:-amplitude] = True
+    return _clip(_with_square(frames, truth)), truth, ~truth & inner
+
+
 @pytest.mark.parametrize(("amplitude", "radius"), [(1, None), (2, 2)])
 def test_a_swaying_textured_background_is_background(amplitude, radius):
     # The whole textured scene shifts by up to `amplitude` pixels each frame (a tree in
     # the wind, a shaking camera); a square crosses it.  Its own background does not
     # explain a pixel's colour, a neighbour's does: within the default radius (1) for a
     # one-pixel sway, within consensus_radius=2 for two.
-    rng = np.random.default_rng(1)
-    still = cv2.GaussianBlur(_background(rng, detail=25.0), (0, 0), 1.0)  # fine detail
-    shifts = rng.integers(-amplitude, amplitude + 1, (N_FRAMES, 2))
-    frames = np.stack([np.roll(still, tuple(s), axis=(0, 1)) for s in shifts])
-    frames += rng.normal(0, 2, frames.shape).astype(np.float32)
-    truth = _square_path(N_FRAMES)
-    video = _clip(_with_square(frames, truth))
+    video, truth, background = _swaying_clip(amplitude)
     model = fit_background(video, **({} if radius is None else {"consensus_radius": radius}))
     mask = model.foreground(video)
-    inner = np.zeros(SHAPE, bool)
-    inner[amplitude:-amplitude, amplitude:-amplitude] = True  # np.roll wraps the border
-    background = ~truth & inner
     assert (mask[background] != 0).mean() < 0.005
     recall, _ = _recall_precision(mask, truth)
     assert recall >= 0.9  # 0.14 with the fixed log-likelihood threshold: broad components
@@ -133,3 +141,19 @@ def test_the_online_gmm_scores_distances_too():
     )
     recall, precision = _recall_precision(mask[20:], sample.ground_truth[20:].astype(bool))
     assert recall >= 0.85 and precision >= 0.85
+
+
+def test_the_online_gmm_takes_a_swaying_background_too():
+    # The on-line mode has no learning frames to draw a consensus map on: it counts, as
+    # the stream goes by, where a neighbour's background explains a pixel's misses.
+    video, truth, background = _swaying_clip(1, n_frames=120)
+    later = slice(48, None)  # the evidence gathers over the first windows
+    false_alarms, precision = {}, {}
+    for radius in (0, 1):
+        mask = run_online(video, OnlineSettings(consensus_radius=radius)).foreground()[later]
+        false_alarms[radius] = (mask[background[later]] != 0).mean()
+        recall, precision[radius] = _recall_precision(mask, truth[later])
+        assert recall >= 0.85  # 0.89 alone, 0.87 with consensus
+    # Measured: 0.41% of the background alone (precision 0.78), 0.007% with consensus.
+    assert false_alarms[1] < false_alarms[0] / 10, false_alarms
+    assert precision[0] < 0.85 and precision[1] > 0.95, precision

@@ -2,6 +2,7 @@ import dask.array as da
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
+from qtpy.QtCore import Qt
 
 from napari_gmm_bg import fit_background
 from tests.conftest import iou
@@ -51,6 +52,28 @@ def test_refit_updates_layers_in_place(qtbot, viewer, widget, video_layer):
     assert names(viewer) == ["traffic", *LAYERS]  # no "name [1]" twins
     assert [viewer.layers[n] for n in LAYERS] == first
     assert widget.result.model.n_components == 2
+
+
+def test_scene_settings_reach_the_fit(qtbot, viewer, widget, video_layer, rgb_sample):
+    widget._video.value = video_layer
+    # The spin boxes say what their special values mean (superqt's box showed -1, 0).
+    shown = {box: box.native.lineEdit().text() for box in (widget._absorb_after, widget._median)}
+    assert list(shown.values()) == ["never", "auto"]
+    for typed in ("9", "auto"):  # typed, then Enter
+        widget._median.native.lineEdit().setText(typed)
+        qtbot.keyClick(widget._median.native, Qt.Key.Key_Return)
+        assert widget._median.value == (9 if typed == "9" else -1)
+    assert widget._median.value == -1 and widget._median.native.lineEdit().text() == "auto"
+    widget._absorb_after.value = 30
+    widget._consensus_radius.value = 0
+    run_fit(qtbot, widget)
+    params = widget.result.model.params
+    assert params.absorb_after == 30 and params.consensus_radius == 0
+    expected = fit_background(rgb_sample.video, absorb_after=30, consensus_radius=0)
+    np.testing.assert_array_equal(
+        np.asarray(viewer.layers["traffic GMM mask"].data),
+        expected.foreground(rgb_sample.video),
+    )
 
 
 def test_threshold_changes_the_mask_without_refit(qtbot, viewer, widget, video_layer):
@@ -252,10 +275,12 @@ def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sampl
     widget._video.value = video_layer
     widget._mode.value = "online"
     widget._history.value = 50
+    widget._consensus_radius.value = 2
     assert widget._learning_frames.native.isHidden() and not widget._history.native.isHidden()
+    assert widget._absorb_after.native.isHidden()  # the on-line mode forgets by history
     run_fit(qtbot, widget)
     assert names(viewer) == ["traffic", *LAYERS]
-    expected = run_online(rgb_sample.video, OnlineSettings(history=50))
+    expected = run_online(rgb_sample.video, OnlineSettings(history=50, consensus_radius=2))
     mask = viewer.layers["traffic GMM mask"]
     np.testing.assert_array_equal(np.asarray(mask.data), expected.foreground())
     # To the last bit but one: a kernel numba compiles afresh and one loaded from its

@@ -39,12 +39,12 @@ from ..core import (
 )
 from ..core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
 from ..core.cluster import configured_client
-from ..core.gmm import model_result
+from ..core.gmm import MAX_CONSENSUS_RADIUS, model_result
 from ..core.interface import MethodResult
 from ..core.labels import SHADOW_MODES
 from ..core.online import OnlineSettings, online_result, run_online_steps
 from ..core.warmup import WarmUp, start_warm_up
-from ._controls import FrameRange
+from ._controls import FrameRange, show_special_value
 from ._jobs import BackgroundJob
 from ._plots import embed_figure, export_path, style_figure, theme_colours
 from .layers import (
@@ -306,6 +306,25 @@ class FitWidget(Container):
             visible=False,
             tooltip="On-line mode: how many recent frames the model remembers",
         )
+        self._absorb_after = SpinBox(
+            value=FitParameters.absorb_after,
+            min=0,
+            max=10**7,
+            label="absorb after",
+            tooltip="Offline: something that arrives and stays longer than this many frames "
+            "(a bag left, a person who sits down) becomes background.  never: it stays "
+            "foreground as long as it stays",
+        )
+        show_special_value(self._absorb_after, "never")
+        self._consensus_radius = SpinBox(
+            value=FitParameters.consensus_radius,
+            min=0,
+            max=MAX_CONSENSUS_RADIUS,
+            label="consensus radius",
+            tooltip="A pixel whose colour a neighbour's background explains, within this "
+            "many pixels, is background where the frames show it helps (swaying leaves, "
+            "water): 1 by default, 2 for a shaking camera, 0 off",
+        )
         self._compensate = CheckBox(
             value=FitParameters.compensate_brightness,
             text="compensate global brightness (exposure changes, clouds)",
@@ -350,7 +369,7 @@ class FitWidget(Container):
             tooltip="Smooth the mask with a median filter this wide (pixels, odd; 0 off): "
             "removes speckle.  auto: 5% of the frame's size (13 at 320x240)",
         )
-        self._median.native.setSpecialValueText("auto")  # shown at -1: sized to the frame
+        show_special_value(self._median, "auto")  # at -1: sized to the frame
         self._opening = SpinBox(
             value=defaults.opening,
             min=0,
@@ -397,6 +416,8 @@ class FitWidget(Container):
                 self._learning_frames,
                 *self._range.widgets,
                 self._iterations,
+                self._absorb_after,
+                self._consensus_radius,
                 self._compensate,
                 self._shadows,
                 self._median,
@@ -491,7 +512,7 @@ class FitWidget(Container):
     def _on_mode(self, mode: str) -> None:
         online = mode == "online"
         self._history.visible = online
-        for widget in (self._learning_frames, self._iterations):
+        for widget in (self._learning_frames, self._iterations, self._absorb_after):
             widget.visible = not online
         self._range.set_available(not online)
 
@@ -630,6 +651,8 @@ class FitWidget(Container):
             "learning_frames": int(self._learning_frames.value),
             "frame_range": self._range.value,
             "max_iter": int(self._iterations.value),
+            "absorb_after": int(self._absorb_after.value),
+            "consensus_radius": int(self._consensus_radius.value),
             "threshold": float(self._threshold.value),
             "cleanup": self.cleanup(),
             "compensate_brightness": bool(self._compensate.value),
@@ -696,6 +719,7 @@ class FitWidget(Container):
                     threshold=settings["threshold"],
                     compensate_brightness=settings["compensate_brightness"],
                     shadows=settings["shadows"],
+                    consensus_radius=settings["consensus_radius"],
                 ),
             )
         else:

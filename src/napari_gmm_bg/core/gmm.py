@@ -86,6 +86,8 @@ WIDER_SHARE = 0.8
 #: The same in distance units: a neighbour's background counts at sqrt(1 / factor) times
 #: its distance, so the score is ``min(own distance, NEIGHBOUR_PENALTY x neighbour's)``.
 NEIGHBOUR_PENALTY = np.float32(math.sqrt(1.0 / CONSENSUS_FACTOR))
+#: The widest neighbourhood a pixel may consult (the model file stores radii as uint8).
+MAX_CONSENSUS_RADIUS = 5
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,11 @@ class FitParameters:
         if int(self.absorb_after) != self.absorb_after or self.absorb_after < 0:
             raise ValueError(f"absorb_after must be a whole number >= 0, got {self.absorb_after}")
         if int(self.consensus_radius) != self.consensus_radius or not (
-            0 <= self.consensus_radius <= 5
+            0 <= self.consensus_radius <= MAX_CONSENSUS_RADIUS
         ):
             raise ValueError(
-                f"consensus_radius must be a whole number in 0..5, got {self.consensus_radius}"
+                f"consensus_radius must be a whole number in 0..{MAX_CONSENSUS_RADIUS}, "
+                f"got {self.consensus_radius}"
             )
 
 
@@ -752,8 +755,8 @@ def _read_model(path: Path) -> BackgroundModel:
     indices = arrays["learning_indices"].astype(np.int64)
     if (indices < 0).any():
         raise ModelFileError("learning_indices must be frame numbers >= 0")
-    if (arrays["consensus"] > 5).any():
-        raise ModelFileError("consensus radii must be in 0..5")
+    if (arrays["consensus"] > MAX_CONSENSUS_RADIUS).any():
+        raise ModelFileError(f"consensus radii must be in 0..{MAX_CONSENSUS_RADIUS}")
     flags = np.ascontiguousarray(arrays["flags"])
     if (flags > _kernels.BACKGROUND_CAPPED).any() or not (flags != 0).any(axis=-1).all():
         raise ModelFileError("flags must be 0, 1 or 2, with a background component per pixel")
