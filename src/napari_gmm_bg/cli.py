@@ -241,7 +241,8 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
         default=default(defaults.consensus_radius),
         metavar="R",
         help="a pixel that a neighbour's background within R pixels explains is "
-        "background, where the frames show it helps (0 off; 2 for a shaking camera)",
+        "background, where the frames show it helps (0 off; offline default 1, 2 for a "
+        "shaking camera; online default 0: 1 doubles or triples its time)",
     )
     parser.add_argument(
         "--background-ratio",
@@ -477,7 +478,11 @@ def _run_online(
         compensate_brightness=args.compensate_brightness,
         shadows=args.shadows,
         cleanup=_fit_settings(args)["cleanup"],
-        consensus_radius=args.consensus_radius,
+        consensus_radius=(
+            args.consensus_radius
+            if "--consensus-radius" in getattr(args, "given", set())
+            else OnlineSettings.consensus_radius
+        ),
     )
     model = OnlineModel(settings)  # checks the settings
     frames = as_frames(video)

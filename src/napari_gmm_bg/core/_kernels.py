@@ -1045,68 +1045,273 @@ def score_pixels(
 
 
 # --- spatial consensus: a neighbour's background explains the colour -----------------------
+CONSENSUS_GAP = 16  # pixels not needed between two that are, within one run of a row
+SHORT_RUN = 4  # runs up to this long are computed pixel by pixel
+
+
+@njit(inline="always", **_OPTS)
+def _consensus_needed(radii, labels, scores, use_labels, t, p):
+    # The radius of pixel p in frame t if it has something to change, else 0.
+    r = np.int64(radii[p])
+    if r == 0:
+        return 0
+    if use_labels:
+        return r if labels[t, p] != 0 else 0
+    return r if scores[t, p] > _ZERO else 0
+
+
 @njit(**_OPTS)
-def _nearest_nearby(x, mu, iv, is_bg, y, xp, height, width, radius):
-    # The smallest squared distance (summed over channels) from the colour x to a
-    # background component of a pixel within ``radius`` of (y, xp), itself excluded.
-    n_components, n_channels, _ = mu.shape
-    best = _F(1e30)
-    for dy in range(-radius, radius + 1):
+def _consensus_run(row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, width, x, best, d):
+    # best[lo:hi] = the smallest squared distance (summed over channels) from each pixel's
+    # colour in row y to a background component of a pixel within its radius, itself
+    # excluded: neighbour offset by offset, over contiguous lanes (SIMD).
+    n_components, n_channels, n_pixels = mu.shape
+    height = n_pixels // width
+    base = y * width
+    for c in range(n_channels):
+        xc = x[c]
+        for xp in range(lo, hi):
+            xc[xp] = (_F(row[(base + xp) * n_channels + c]) - o) * s
+    big = _F(1e30)
+    for xp in range(lo, hi):
+        best[xp] = big
+    for dy in range(-reach, reach + 1):
         yy = y + dy
         if yy < 0 or yy >= height:
             continue
-        for dx in range(-radius, radius + 1):
+        for dx in range(-reach, reach + 1):
+            if dy == 0 and dx == 0:
+                continue
+            ring = max(abs(dy), abs(dx))
+            a, b = max(lo, -dx), min(hi, width - dx)
+            n = b - a
+            q = yy * width + dx + a  # >= 0: slices from here index from 0 (SIMD)
+            bs = best[a:b]
+            ds = d[:n]
+            for k in range(n_components):
+                if not in_row[k, yy]:  # no pixel of that row has it as background
+                    continue
+                nk = not_bg[k, q : q + n]
+                for i in range(n):
+                    ds[i] = nk[i]
+                for c in range(n_channels):
+                    xs = x[c, a:b]
+                    m = mu[k, c, q : q + n]
+                    v = iv[k, c, q : q + n]
+                    for i in range(n):
+                        e = xs[i] - m[i]
+                        ds[i] += e * e * v[i]
+                if ring == 1:  # every pixel of the run reaches it (radius 0: unused)
+                    for i in range(n):
+                        bs[i] = min(bs[i], ds[i])
+                else:
+                    rs = radii[base + a : base + b]
+                    for i in range(n):
+                        bs[i] = min(bs[i], ds[i] if np.int64(rs[i]) >= ring else big)
+
+
+@njit(**_OPTS)
+def _consensus_pixel(row, o, s, mu, iv, not_bg, radii, y, xp, width, x):
+    # _consensus_run for one pixel, the same float32 operations in the same order (an
+    # isolated pixel costs a run's set-up many times over).
+    n_components, n_channels, n_pixels = mu.shape
+    height = n_pixels // width
+    p = y * width + xp
+    for c in range(n_channels):
+        x[c, 0] = (_F(row[p * n_channels + c]) - o) * s
+    reach = np.int64(radii[p])
+    best = _F(1e30)
+    for dy in range(-reach, reach + 1):
+        yy = y + dy
+        if yy < 0 or yy >= height:
+            continue
+        for dx in range(-reach, reach + 1):
             xq = xp + dx
             if xq < 0 or xq >= width or (dy == 0 and dx == 0):
                 continue
             q = yy * width + xq
             for k in range(n_components):
-                if not is_bg[k, q]:
+                dk = not_bg[k, q]
+                if dk > _ZERO:  # not background: it could not beat best's start
                     continue
-                d = _ZERO
                 for c in range(n_channels):
-                    e = x[c] - mu[k, c, q]
-                    d += e * e * iv[k, c, q]
-                best = min(best, d)
+                    e = x[c, 0] - mu[k, c, q]
+                    dk += e * e * iv[k, c, q]
+                best = min(best, dk)
     return best
 
 
 @njit(**_OPTS)
 def _consensus_frames(
-    frames, off, sc, mu, iv, is_bg, radii, width, penalty, threshold, labels, scores, items
-):
+    frames, off, sc, mu, iv, not_bg, in_row, radii, width, penalty, threshold, labels, scores,
+    items,
+):  # fmt: skip
     # labels (uint8) given: clear a labelled pixel that a neighbour's background explains
     # (penalty x its distance <= threshold); scores (float32) given: lower a pixel's score
     # to penalty x its neighbours' distance where that is smaller.  Only pixels with a
-    # radius and something to change are visited; the same float32 arithmetic for both.
+    # radius and something to change are needed; each row is computed in runs of them
+    # (gaps up to CONSENSUS_GAP computed too), one loop for both modes, so labels and
+    # scores decide with the same float32 arithmetic.  not_bg (K, P): 0 for a background
+    # component, 1e30 for another (it never wins).
     n_components, n_channels, n_pixels = mu.shape
     height = n_pixels // width
-    x = np.empty(n_channels, np.float32)
+    x = np.empty((n_channels, width), np.float32)
+    best = np.empty(width, np.float32)
+    d = np.empty(width, np.float32)
     inv_c = _ONE / _F(n_channels)
     use_labels = labels.shape[0] > 0
     for t in items:
         row = frames[t]
         o = off[t]
         s = sc[t]
-        for p in range(n_pixels):
-            if radii[p] == 0:
-                continue
-            if use_labels:
-                if labels[t, p] == 0:
+        for y in range(height):
+            base = y * width
+            xp = 0
+            while xp < width:
+                reach = _consensus_needed(radii, labels, scores, use_labels, t, base + xp)
+                if reach == 0:
+                    xp += 1
                     continue
-            elif scores[t, p] <= _ZERO:
-                continue
-            for c in range(n_channels):
-                x[c] = (_F(row[p * n_channels + c]) - o) * s
-            d2 = _nearest_nearby(
-                x, mu, iv, is_bg, p // width, p % width, height, width, np.int64(radii[p])
-            )
-            near = penalty * _F(math.sqrt(d2 * inv_c))
-            if use_labels:
-                if near <= threshold:
-                    labels[t, p] = 0
-            else:
-                scores[t, p] = min(scores[t, p], near)
+                lo = last = xp
+                xp += 1
+                while xp < width and xp - last <= CONSENSUS_GAP:
+                    r = _consensus_needed(radii, labels, scores, use_labels, t, base + xp)
+                    if r > 0:
+                        last = xp
+                        reach = max(reach, r)
+                    xp += 1
+                hi = last + 1
+                if hi - lo <= SHORT_RUN:
+                    for xq in range(lo, hi):
+                        if radii[base + xq] > 0:
+                            best[xq] = _consensus_pixel(
+                                row, o, s, mu, iv, not_bg, radii, y, xq, width, x
+                            )
+                else:
+                    _consensus_run(
+                        row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, width, x,
+                        best, d,
+                    )  # fmt: skip
+                for xq in range(lo, hi):
+                    p = base + xq
+                    if radii[p] == 0:
+                        continue
+                    near = penalty * _F(math.sqrt(best[xq] * inv_c))
+                    if use_labels:
+                        if labels[t, p] != 0 and near <= threshold:
+                            labels[t, p] = 0
+                    elif scores[t, p] > _ZERO:
+                        scores[t, p] = min(scores[t, p], near)
+
+
+@njit(**_OPTS)
+def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_bg, items):
+    n_components, n_channels, n_pixels = mu.shape
+    for i in items:
+        for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+            j = 0
+            for background in (True, False):
+                for k in range(n_components):
+                    # As _online_tile ranks: the weights ahead of slot k, summed in order.
+                    ahead = _ZERO
+                    for m in range(n_components):
+                        if m != k:
+                            first = w[m, p] >= w[k, p] if m < k else w[m, p] > w[k, p]
+                            ahead += w[m, p] if first else _ZERO
+                    is_bg = _F(k) < nm[p] and ahead <= ratio
+                    if is_bg != background:
+                        continue
+                    inverse = _ONE / var[k, p]
+                    for c in range(n_channels):
+                        out_mu[j, c, p] = mu[k, c, p]
+                        out_iv[j, c, p] = inverse
+                    out_bg[j, p] = is_bg
+                    j += 1
+
+
+def background_first(state, ratio):
+    """The on-line state's components for the consensus kernel, background slots first.
+
+    state: weights ``(K, P)``, means ``(K, C, P)``, isotropic variances ``(K, P)``, slots
+    in use ``(P,)``, all float32.  A slot is background as :func:`online_update` decides:
+    in use, with the weights ranked before it (heavier, or as heavy in a lower slot)
+    summing to at most ``ratio``.  Returns means and inverse variances ``(K, C, P)`` and
+    the flags ``(K, P)`` bool, each pixel's background components first.
+    """
+    weights, means, variances, in_use = state[:4]
+    mu = np.empty_like(means)
+    iv = np.empty_like(means)
+    is_bg = np.empty(weights.shape, np.bool_)
+    _in_threads(
+        _background_first,
+        _blocks(weights.shape[1]),
+        weights,
+        means,
+        variances,
+        in_use,
+        _F(ratio),
+        mu,
+        iv,
+        is_bg,
+    )
+    return mu, iv, is_bg
+
+
+#: Larger than any neighbours' distance: the consensus kernel lowers it to that distance.
+NEAR_UNSET = _F(3e38)
+
+
+@njit(**_OPTS)
+def _mark_misses(scores, threshold, near, items):
+    n_frames, n_pixels = scores.shape
+    for i in items:
+        for t in range(n_frames):
+            for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+                near[t, p] = NEAR_UNSET if scores[t, p] > threshold else _ZERO
+
+
+def mark_misses(scores, threshold):
+    """``(F, P)`` float32: NEAR_UNSET where a score is above the threshold, else 0: the
+    pixels a consensus pass on it visits."""
+    near = np.empty(scores.shape, np.float32)
+    _in_threads(_mark_misses, _blocks(scores.shape[1]), scores, _F(threshold), near)
+    return near
+
+
+@njit(**_OPTS)
+def _count_evidence(scores, near, threshold, chosen, misses, saves, items):
+    n_frames, n_pixels = scores.shape
+    for i in items:
+        for t in range(n_frames):
+            for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+                s = scores[t, p]
+                if s > threshold:
+                    if misses.shape[0] > 0:
+                        misses[p] += 1
+                    if near[t, p] <= threshold:
+                        saves[p] += 1
+                    if chosen[p]:
+                        scores[t, p] = min(s, near[t, p])
+
+
+_NO_COUNTS = np.empty(0, np.int32)
+
+
+def count_evidence(scores, near, threshold, chosen, misses, saves):
+    """After a consensus pass on :func:`mark_misses`' array: count, per pixel, the frames
+    whose score is above the threshold (into ``misses``, ``(P,)`` int32, when given) and
+    those of them the neighbours explain (``near`` within the threshold, into ``saves``),
+    and lower those scores of ``chosen`` pixels to ``near`` where that is smaller."""
+    _in_threads(
+        _count_evidence,
+        _blocks(scores.shape[1]),
+        scores,
+        near,
+        _F(threshold),
+        chosen,
+        _NO_COUNTS if misses is None else misses,
+        saves,
+    )
 
 
 _NO_FLOATS = np.empty((0, 0), np.float32)
@@ -1130,6 +1335,9 @@ def spatial_consensus(
     """
     scales = np.asarray(scales, np.float32)
     labels = out.dtype == np.uint8
+    not_bg = np.where(is_bg, _ZERO, _F(1e30)).astype(np.float32)
+    # (K, rows): whether any pixel of a row has component k as background.
+    in_row = np.ascontiguousarray(is_bg.reshape(len(is_bg), -1, int(width)).any(axis=2))
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
     for t in range(0, len(frames), max(step, 1)):
         block, block_offsets = _supported(frames[t : t + step], offsets[t : t + step])
@@ -1141,7 +1349,8 @@ def spatial_consensus(
             scales[t : t + step],
             mu,
             iv,
-            is_bg,
+            not_bg,
+            in_row,
             radii,
             int(width),
             _F(penalty),
