@@ -1166,6 +1166,16 @@ def _consensus_frames(
         s = sc[t]
         for y in range(height):
             base = y * width
+            # Most rows need nothing: a branch-free test first (SIMD).
+            any_needed = False
+            if use_labels:
+                for xp in range(width):
+                    any_needed |= (radii[base + xp] > 0) & (labels[t, base + xp] != 0)
+            else:
+                for xp in range(width):
+                    any_needed |= (radii[base + xp] > 0) & (scores[t, base + xp] > _ZERO)
+            if not any_needed:
+                continue
             xp = 0
             while xp < width:
                 reach = _consensus_needed(radii, labels, scores, use_labels, t, base + xp)
@@ -1205,43 +1215,45 @@ def _consensus_frames(
 
 
 @njit(**_OPTS)
-def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_bg, items):
+def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_not_bg, items):
     n_components, n_channels, n_pixels = mu.shape
+    flags = np.empty(n_components, np.bool_)
     for i in items:
         for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+            for k in range(n_components):
+                # As _online_tile ranks: the weights ahead of slot k, summed in order.
+                ahead = _ZERO
+                wk = w[k, p]
+                for m in range(n_components):
+                    wm = w[m, p]
+                    first = wm >= wk if m < k else wm > wk
+                    ahead += wm if first and m != k else _ZERO
+                flags[k] = _F(k) < nm[p] and ahead <= ratio
             j = 0
-            for background in (True, False):
+            for background in range(2):
                 for k in range(n_components):
-                    # As _online_tile ranks: the weights ahead of slot k, summed in order.
-                    ahead = _ZERO
-                    for m in range(n_components):
-                        if m != k:
-                            first = w[m, p] >= w[k, p] if m < k else w[m, p] > w[k, p]
-                            ahead += w[m, p] if first else _ZERO
-                    is_bg = _F(k) < nm[p] and ahead <= ratio
-                    if is_bg != background:
+                    if flags[k] != (background == 0):
                         continue
                     inverse = _ONE / var[k, p]
                     for c in range(n_channels):
                         out_mu[j, c, p] = mu[k, c, p]
                         out_iv[j, c, p] = inverse
-                    out_bg[j, p] = is_bg
+                    out_not_bg[j, p] = _ZERO if flags[k] else _F(1e30)
                     j += 1
 
 
-def background_first(state, ratio):
-    """The on-line state's components for the consensus kernel, background slots first.
+def background_first(state, ratio, out):
+    """The on-line state's components for :func:`consensus_pass`, background slots first.
 
     state: weights ``(K, P)``, means ``(K, C, P)``, isotropic variances ``(K, P)``, slots
     in use ``(P,)``, all float32.  A slot is background as :func:`online_update` decides:
     in use, with the weights ranked before it (heavier, or as heavy in a lower slot)
-    summing to at most ``ratio``.  Returns means and inverse variances ``(K, C, P)`` and
-    the flags ``(K, P)`` bool, each pixel's background components first.
+    summing to at most ``ratio``.  Writes ``out``: means and inverse variances
+    ``(K, C, P)`` and ``not_bg`` ``(K, P)`` (0 for a background slot, 1e30 for another),
+    float32 arrays kept from call to call (fresh memory costs page faults), each
+    pixel's background slots first.
     """
     weights, means, variances, in_use = state[:4]
-    mu = np.empty_like(means)
-    iv = np.empty_like(means)
-    is_bg = np.empty(weights.shape, np.bool_)
     _in_threads(
         _background_first,
         _blocks(weights.shape[1]),
@@ -1250,11 +1262,8 @@ def background_first(state, ratio):
         variances,
         in_use,
         _F(ratio),
-        mu,
-        iv,
-        is_bg,
+        *out,
     )
-    return mu, iv, is_bg
 
 
 #: Larger than any neighbours' distance: the consensus kernel lowers it to that distance.
@@ -1270,12 +1279,10 @@ def _mark_misses(scores, threshold, near, items):
                 near[t, p] = NEAR_UNSET if scores[t, p] > threshold else _ZERO
 
 
-def mark_misses(scores, threshold):
-    """``(F, P)`` float32: NEAR_UNSET where a score is above the threshold, else 0: the
-    pixels a consensus pass on it visits."""
-    near = np.empty(scores.shape, np.float32)
+def mark_misses(scores, threshold, near):
+    """Write ``near`` ``(F, P)`` float32: NEAR_UNSET where a score is above the threshold,
+    else 0: the pixels a consensus pass on it visits."""
     _in_threads(_mark_misses, _blocks(scores.shape[1]), scores, _F(threshold), near)
-    return near
 
 
 @njit(**_OPTS)
@@ -1318,6 +1325,11 @@ _NO_FLOATS = np.empty((0, 0), np.float32)
 _NO_BYTES = np.empty((0, 0), np.uint8)
 
 
+def consensus_rows(not_bg, width):
+    """``(K, rows)`` bool: whether any pixel of a row has slot k as background."""
+    return np.ascontiguousarray((not_bg == _ZERO).reshape(len(not_bg), -1, int(width)).any(axis=2))
+
+
 def spatial_consensus(
     frames, offsets, scales, mu, iv, is_bg, radii, width, penalty, out, threshold=0.0
 ):
@@ -1333,11 +1345,21 @@ def spatial_consensus(
     neighbours' distance.  Both decide alike: labels stay exactly the scores above the
     threshold.
     """
+    not_bg = np.where(is_bg, _ZERO, _F(1e30)).astype(np.float32)
+    in_row = consensus_rows(not_bg, width)
+    consensus_pass(
+        frames, offsets, scales, mu, iv, not_bg, in_row, radii, width, penalty, out, threshold
+    )
+
+
+def consensus_pass(
+    frames, offsets, scales, mu, iv, not_bg, in_row, radii, width, penalty, out, threshold=0.0
+):
+    """:func:`spatial_consensus` with the background flags as ``not_bg`` ``(K, P)``
+    float32 (0 for a background component, 1e30 for another) and their
+    :func:`consensus_rows`."""
     scales = np.asarray(scales, np.float32)
     labels = out.dtype == np.uint8
-    not_bg = np.where(is_bg, _ZERO, _F(1e30)).astype(np.float32)
-    # (K, rows): whether any pixel of a row has component k as background.
-    in_row = np.ascontiguousarray(is_bg.reshape(len(is_bg), -1, int(width)).any(axis=2))
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES
     for t in range(0, len(frames), max(step, 1)):
         block, block_offsets = _supported(frames[t : t + step], offsets[t : t + step])

@@ -312,8 +312,14 @@ class NeighbourConsensus:
         self.saves = np.zeros((radius, n_pixels), np.float32)
         self._window = (np.zeros(n_pixels, np.int32), np.zeros((radius, n_pixels), np.int32))
         self._keep = np.float32((1.0 - 1.0 / history) ** CONSENSUS_WINDOW)
-        self._neighbours: tuple | None = None
         self._radii = np.zeros(n_pixels, np.uint8)
+        # Scratch kept from window to window (fresh memory costs page faults): the
+        # neighbours' means, inverse variances and background flags, their rows, the
+        # neighbours' distances of a window's frames, each radius as a map.
+        self._neighbours: tuple | None = None
+        self._in_row: np.ndarray | None = None
+        self._near = np.empty((CONSENSUS_WINDOW, n_pixels), np.float32)
+        self._every = [np.full(n_pixels, r, np.uint8) for r in range(1, radius + 1)]
 
     def radii(self) -> np.ndarray:
         """Each pixel's neighbourhood by the evidence so far, ``(P,)`` uint8 (0: alone)."""
@@ -329,10 +335,17 @@ class NeighbourConsensus:
 
     def start_window(self, state: tuple, ratio: float) -> None:
         """Take the backgrounds of the window's start and the map drawn so far."""
+        if self._neighbours is None:
+            means = state[1]
+            self._neighbours = (
+                np.empty_like(means),
+                np.empty_like(means),
+                np.empty(means.shape[::2], np.float32),
+            )
         # Background slots first: the kernel skips a slot that no pixel of a row has as
         # background, and few pixels have more than one.
-        means, inverse, is_bg = _kernels.background_first(state, ratio)
-        self._neighbours = (means, inverse, is_bg) if is_bg.any() else None
+        _kernels.background_first(state, ratio, self._neighbours)
+        self._in_row = _kernels.consensus_rows(self._neighbours[2], self.width)
         self._radii = self.radii()
 
     def end_window(self) -> None:
@@ -354,17 +367,17 @@ class NeighbourConsensus:
         threshold: float,
     ) -> None:
         """Consult the neighbours on frames of the window: ``(F, P)`` scores, in place."""
-        if self._neighbours is None:  # no background yet
-            return
-        means, inverse, is_bg = self._neighbours
+        if self._neighbours is None or self._in_row is None or not self._in_row.any():
+            return  # no background yet
         misses, saves = self._window
+        near = self._near[: len(scores)]
         # Only the pixels beyond the threshold are visited: one pass per radius both
         # counts the evidence and rescues those whose map allows it.
         for r in range(1, len(saves) + 1):
-            near = _kernels.mark_misses(scores, threshold)
-            _kernels.spatial_consensus(
-                flat, offsets, scales, means, inverse, is_bg,
-                np.full(len(misses), r, np.uint8), self.width, NEIGHBOUR_PENALTY, near,
+            _kernels.mark_misses(scores, threshold, near)
+            _kernels.consensus_pass(
+                flat, offsets, scales, *self._neighbours, self._in_row, self._every[r - 1],
+                self.width, NEIGHBOUR_PENALTY, near,
             )  # fmt: skip
             chosen = self._radii == r
             _kernels.count_evidence(
