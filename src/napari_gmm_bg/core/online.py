@@ -370,14 +370,15 @@ class NeighbourConsensus:
         if self._neighbours is None or self._in_row is None or not self._in_row.any():
             return  # no background yet
         misses, saves = self._window
+        means, inverse, not_bg = self._neighbours
         near = self._near[: len(scores)]
         # Only the pixels beyond the threshold are visited: one pass per radius both
         # counts the evidence and rescues those whose map allows it.
         for r in range(1, len(saves) + 1):
             _kernels.mark_misses(scores, threshold, near)
             _kernels.consensus_pass(
-                flat, offsets, scales, *self._neighbours, self._in_row, self._every[r - 1],
-                self.width, NEIGHBOUR_PENALTY, near,
+                flat, offsets, scales, means, inverse, not_bg, self._in_row,
+                self._every[r - 1], self.width, NEIGHBOUR_PENALTY, near,
             )  # fmt: skip
             chosen = self._radii == r
             _kernels.count_evidence(
