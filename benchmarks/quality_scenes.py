@@ -44,6 +44,7 @@ from _data import SHARED_DATA, shared  # noqa: E402
 from napari_gmm_bg import get_method  # noqa: E402
 from napari_gmm_bg.core.metrics import evaluate_mask  # noqa: E402
 from napari_gmm_bg.core.mog2 import Mog2Settings  # noqa: E402
+from napari_gmm_bg.core.online import OnlineSettings  # noqa: E402
 from napari_gmm_bg.io.cdnet import read_cdnet  # noqa: E402
 
 SCENES_DEV = (
@@ -79,6 +80,10 @@ def _run(name, settings=None):
 METHODS = {
     "gmm": ("GMM offline", _run("gmm")),
     "online": ("GMM on-line", _run("online")),
+    "online_consensus": (
+        "on-line, consensus 1",
+        _run("online", OnlineSettings(consensus_radius=1)),
+    ),
     "mog2": ("MOG2", _run("mog2")),
     "mog2_noshadow": ("MOG2 no shadows", _run("mog2", Mog2Settings(detect_shadows=False))),
     "knn": ("KNN", _run("knn")),

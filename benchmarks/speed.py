@@ -7,9 +7,10 @@ For each clip (decoded into memory first; decoding is not timed): MOG2 at defaul
 2 threads applied to every frame; our default pipeline (fit_background + the cleaned
 mask of every frame + the background image); their ratio; frames per second; the
 on-line GMM, streamed (blocks of 16 frames labelled and dropped, as MOG2's loop drops its
-masks) and over the whole clip (scores and masks kept, as napari's layers hold them);
-the peak RSS; scikit-learn fitted pixel by pixel, extrapolated from a crop; and the time to score
-one frame on demand (what napari does while you scrub).  Ratios, not seconds, are the
+masks; also with its spatial consensus on, an option) and over the whole clip (scores
+and masks kept, as napari's layers hold them); the peak RSS; scikit-learn fitted pixel
+by pixel, extrapolated from a crop; and the time to score one frame on demand (what
+napari does while you scrub).  Ratios, not seconds, are the
 figures to compare across machines.
 """
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _data import missing, peak_rss_mb, shared  # noqa: E402
 
 from napari_gmm_bg import fit_background, make_sample  # noqa: E402
-from napari_gmm_bg.core.online import OnlineModel, run_online  # noqa: E402
+from napari_gmm_bg.core.online import OnlineModel, OnlineSettings, run_online  # noqa: E402
 from napari_gmm_bg.io.video import read_video  # noqa: E402
 
 
@@ -52,9 +53,9 @@ def mog2_all(video):
         mog2.apply(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.ndim == 3 else frame)
 
 
-def online_stream(video, block=16):
+def online_stream(video, block=16, settings=None):
     # As the MOG2 loop above: every frame labelled (thresholded, cleaned), then dropped.
-    model = OnlineModel()
+    model = OnlineModel(settings)
     for start in range(0, len(video), block):
         model.apply(video[start : start + block])
 
@@ -99,6 +100,8 @@ def measure(name, video):
     t_ours, (model, _) = best_of(lambda: ours_all(video))
     t_fit, _ = best_of(lambda: fit_background(video), repeat=1)
     t_stream, _ = best_of(lambda: online_stream(video))
+    consensus = OnlineSettings(consensus_radius=1)
+    t_consensus, _ = best_of(lambda: online_stream(video, settings=consensus))
     # The whole clip's scores and masks kept, as the napari layers hold them.
     t_online, _ = best_of(lambda: run_online(video).foreground())
     t_sklearn = sklearn_per_pixel(video, model)
@@ -113,6 +116,10 @@ def measure(name, video):
     print(
         f"  ours on-line, streamed           {t_stream:8.3f} s  {n / t_stream:8.0f} fps   "
         f"fps ratio to MOG2 {t_mog2 / t_stream:.2f}x (>= 1: faster)"
+    )
+    print(
+        f"  on-line + consensus, streamed    {t_consensus:8.3f} s  {n / t_consensus:8.0f} fps   "
+        f"fps ratio to MOG2 {t_mog2 / t_consensus:.2f}x (consensus_radius=1, an option)"
     )
     print(
         f"  ours on-line, whole clip kept    {t_online:8.3f} s  {n / t_online:8.0f} fps   "

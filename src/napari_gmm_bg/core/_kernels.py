@@ -1452,72 +1452,91 @@ def scoring_arrays(weights, means, variances, flags, not_background, vmax):
 
 
 # --- which components are background ---------------------------------------------------------
+CHOOSE_LANES = 64  # pixels whose learning samples are labelled together
+
+
 @njit(**_OPTS)
-def _choose_pixel(
-    samples,
-    p,
-    off,
-    sc,
-    w,
-    mu,
-    var,
-    nb,
-    w_min,
-    l_still,
-    l_rest,
-    share,
-    vmax,
-    absorb,
-    z,
-    resp,
-    lp,
-    lc,
-    iv,
-    mass,
-    rmass,
-    flags,
-):
-    n_samples = samples.shape[0]
-    n_channels = samples.shape[2]
+def _choose_label_lanes(samples, p0, nb, off, sc, w, mu, var, z, resp, x, lmu, liv, llc, lp):
+    # Each learning sample's most likely component (z[i, b]) and responsibilities
+    # (resp[i, k, b]) for pixels p0 .. p0 + nb, one per lane (float32, SIMD).  A
+    # component 25 nats below the best gets none (exp(-25) is 1e-11 of it).
+    n_samples, _, n_channels = samples.shape
     n_components = w.shape[1]
-    for k in range(n_components):
-        s = 0.0
-        for c in range(n_channels):
-            s += math.log(var[p, k, c])
-            iv[k, c] = 1.0 / var[p, k, c]
-        lc[k] = math.log(max(w[p, k], 1e-12)) - 0.5 * s
-    # Each learning sample's most likely component and responsibilities.
-    for i in range(n_samples):
-        best = -1e30
-        bk = 0
+    lanes = z.shape[1]
+    for b in range(lanes):
+        q = p0 + min(b, nb - 1)  # lanes past the pixels repeat the last one
         for k in range(n_components):
-            d = 0.0
+            s = 0.0
             for c in range(n_channels):
-                e = (np.float64(samples[i, p, c]) - off[i]) * sc[i] - mu[p, k, c]
-                d += e * e * iv[k, c]
-            lp[k] = lc[k] - 0.5 * d
-            if lp[k] > best:
-                best = lp[k]
-                bk = k
-        z[i] = bk
-        # Responsibilities; a component 25 nats below the best gets none (exp(-25) is
-        # 1e-11 of it): most samples sit squarely in one component, and skipping their
-        # exps halves the cost of this pass.
-        tot = 0.0
+                v = np.float64(var[q, k, c])
+                s += math.log(v)
+                lmu[k, c, b] = mu[q, k, c]
+                liv[k, c, b] = _F(1.0 / v)
+            llc[k, b] = _F(math.log(max(np.float64(w[q, k]), 1e-12)) - 0.5 * s)
+    best = np.empty(lanes, np.float32)
+    tot = np.empty(lanes, np.float32)
+    bk = np.empty(lanes, np.int64)
+    for i in range(n_samples):
+        o = _F(off[i])
+        s = _F(sc[i])
+        row = samples[i]
+        for c in range(n_channels):
+            xc = x[c]
+            for b in range(lanes):
+                xc[b] = (_F(row[p0 + min(b, nb - 1), c]) - o) * s
+        for b in range(lanes):
+            best[b] = _F(-1e30)
+            bk[b] = 0
         for k in range(n_components):
-            gap = lp[k] - best
-            lp[k] = 1.0 if k == bk else (math.exp(gap) if gap > -25.0 else 0.0)
-            tot += lp[k]
+            lk = lp[k]
+            for b in range(lanes):
+                lk[b] = _ZERO
+            for c in range(n_channels):
+                xc = x[c]
+                m = lmu[k, c]
+                v = liv[k, c]
+                for b in range(lanes):
+                    e = xc[b] - m[b]
+                    lk[b] += e * e * v[b]
+            ck = llc[k]
+            for b in range(lanes):
+                lk[b] = ck[b] - _HALF * lk[b]
+                above = lk[b] > best[b]
+                bk[b] = k if above else bk[b]
+                best[b] = lk[b] if above else best[b]
+        zi = z[i]
+        for b in range(lanes):
+            zi[b] = bk[b]
+            tot[b] = _ZERO
         for k in range(n_components):
-            resp[i, k] = lp[k] / tot
+            lk = lp[k]
+            for b in range(lanes):
+                gap = lk[b] - best[b]
+                e = _exp_neg(gap) if gap > _F(-25.0) else _ZERO
+                lk[b] = _ONE if bk[b] == k else e
+                tot[b] += lk[b]
+        for k in range(n_components):
+            lk = lp[k]
+            rk = resp[i, k]
+            for b in range(lanes):
+                rk[b] = lk[b] / tot[b]
+
+
+@njit(**_OPTS)
+def _choose_flags(p, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax, absorb,
+                  mass, rmass, flags):  # fmt: skip
+    # The decision for pixel p (lane b of z and resp), in time order.
+    n_samples = z.shape[0]
+    n_components = w.shape[1]
+    n_channels = var.shape[2]
     # k0: the component of the earliest run of l_still consecutive samples (a still
     # scene), among those of weight >= w_min; the heaviest when there is none.
     k0 = 0
     run = 0
     for i in range(n_samples):
-        run = run + 1 if i > 0 and z[i] == z[i - 1] else 1
-        if run >= l_still and w[p, z[i]] >= w_min:
-            k0 = z[i]
+        run = run + 1 if i > 0 and z[i, b] == z[i - 1, b] else 1
+        if run >= l_still and w[p, z[i, b]] >= w_min:
+            k0 = z[i, b]
             break
     # Rests: runs of >= l_rest consecutive samples away from k0 (shorter than absorb,
     # when absorb > 0).  A component is resting when most of its mass lies in rests.
@@ -1527,15 +1546,15 @@ def _choose_pixel(
     i = 0
     while i < n_samples:
         j = i
-        while j < n_samples and z[j] != k0:
+        while j < n_samples and z[j, b] != k0:
             j += 1
         run = j - i
         is_rest = run >= l_rest and (absorb <= 0 or run <= absorb)
         for m in range(i, max(j, i + 1)):
             for k in range(n_components):
-                mass[k] += resp[m, k]
+                mass[k] += resp[m, k, b]
                 if is_rest:
-                    rmass[k] += resp[m, k]
+                    rmass[k] += resp[m, k, b]
         i = max(j, i + 1)
     any_bg = False
     for k in range(n_components):
@@ -1562,41 +1581,30 @@ def _choose_pixel(
 def _choose_blocks(
     samples, off, sc, w, mu, var, nb, w_min, l_still, l_rest, share, vmax, absorb, flags, items
 ):
-    n_samples, n_pixels, _ = samples.shape
+    n_samples, n_pixels, n_channels = samples.shape
     n_components = w.shape[1]
-    z = np.empty(n_samples, np.int64)
-    resp = np.empty((n_samples, n_components))
-    lp = np.empty(n_components)
-    lc = np.empty(n_components)
-    iv = np.empty((n_components, samples.shape[2]))
+    lanes = CHOOSE_LANES
+    z = np.empty((n_samples, lanes), np.int64)
+    resp = np.empty((n_samples, n_components, lanes), np.float32)
+    x = np.empty((n_channels, lanes), np.float32)
+    lmu = np.empty((n_components, n_channels, lanes), np.float32)
+    liv = np.empty((n_components, n_channels, lanes), np.float32)
+    llc = np.empty((n_components, lanes), np.float32)
+    lp = np.empty((n_components, lanes), np.float32)
     mass = np.empty(n_components)
     rmass = np.empty(n_components)
     for i in items:
-        for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
-            _choose_pixel(
-                samples,
-                p,
-                off,
-                sc,
-                w,
-                mu,
-                var,
-                nb,
-                w_min,
-                l_still,
-                l_rest,
-                share,
-                vmax,
-                absorb,
-                z,
-                resp,
-                lp,
-                lc,
-                iv,
-                mass,
-                rmass,
-                flags,
+        stop = min((i + 1) * BLOCK_PIXELS, n_pixels)
+        for p0 in range(i * BLOCK_PIXELS, stop, lanes):
+            count = min(lanes, stop - p0)
+            _choose_label_lanes(
+                samples, p0, count, off, sc, w, mu, var, z, resp, x, lmu, liv, llc, lp
             )
+            for b in range(count):
+                _choose_flags(
+                    p0 + b, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax,
+                    absorb, mass, rmass, flags,
+                )  # fmt: skip
 
 
 def choose_background(
