@@ -1046,7 +1046,6 @@ def score_pixels(
 
 # --- spatial consensus: a neighbour's background explains the colour -----------------------
 CONSENSUS_GAP = 16  # pixels not needed between two that are, within one run of a row
-SHORT_RUN = 4  # runs up to this long are computed pixel by pixel
 
 
 @njit(inline="always", **_OPTS)
@@ -1111,37 +1110,6 @@ def _consensus_run(row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, w
 
 
 @njit(**_OPTS)
-def _consensus_pixel(row, o, s, mu, iv, not_bg, radii, y, xp, width, x):
-    # _consensus_run for one pixel, the same float32 operations in the same order (an
-    # isolated pixel costs a run's set-up many times over).
-    n_components, n_channels, n_pixels = mu.shape
-    height = n_pixels // width
-    p = y * width + xp
-    for c in range(n_channels):
-        x[c, 0] = (_F(row[p * n_channels + c]) - o) * s
-    reach = np.int64(radii[p])
-    best = _F(1e30)
-    for dy in range(-reach, reach + 1):
-        yy = y + dy
-        if yy < 0 or yy >= height:
-            continue
-        for dx in range(-reach, reach + 1):
-            xq = xp + dx
-            if xq < 0 or xq >= width or (dy == 0 and dx == 0):
-                continue
-            q = yy * width + xq
-            for k in range(n_components):
-                dk = not_bg[k, q]
-                if dk > _ZERO:  # not background: it could not beat best's start
-                    continue
-                for c in range(n_channels):
-                    e = x[c, 0] - mu[k, c, q]
-                    dk += e * e * iv[k, c, q]
-                best = min(best, dk)
-    return best
-
-
-@njit(**_OPTS)
 def _consensus_frames(
     frames, off, sc, mu, iv, not_bg, in_row, radii, width, penalty, threshold, labels, scores,
     items,
@@ -1191,17 +1159,10 @@ def _consensus_frames(
                         reach = max(reach, r)
                     xp += 1
                 hi = last + 1
-                if hi - lo <= SHORT_RUN:
-                    for xq in range(lo, hi):
-                        if radii[base + xq] > 0:
-                            best[xq] = _consensus_pixel(
-                                row, o, s, mu, iv, not_bg, radii, y, xq, width, x
-                            )
-                else:
-                    _consensus_run(
-                        row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, width, x,
-                        best, d,
-                    )  # fmt: skip
+                _consensus_run(
+                    row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, width, x,
+                    best, d,
+                )  # fmt: skip
                 for xq in range(lo, hi):
                     p = base + xq
                     if radii[p] == 0:
