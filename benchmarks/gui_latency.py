@@ -216,7 +216,7 @@ def compare_against_cli(viewer, panel) -> None:
     fit = panel.show_tab("Fit")
     viewer.dims.set_current_step(0, 600)
     times = []
-    for value in (-30.0, -40.0, -35.0, -45.0, -38.0):
+    for value in (1.5, 2.0, 1.2, 2.5, 0.8):  # distances, in standard deviations
         fit._threshold.value = value
         start = time.perf_counter()
         fit.settle()
