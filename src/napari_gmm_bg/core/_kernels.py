@@ -1445,26 +1445,14 @@ def _choose_label_lanes(samples, p0, nb, off, sc, w, mu, var, z, resp, x, lmu, l
             xc = x[c]
             for b in range(lanes):
                 xc[b] = (_F(row[p0 + min(b, nb - 1), c]) - o) * s
+        _densities(x, lmu, liv, llc, lp, best, lanes)
+        # The most likely component: the first that reaches the best.
         for b in range(lanes):
-            best[b] = _F(-1e30)
-            bk[b] = 0
-        for k in range(n_components):
+            bk[b] = n_components
+        for k in range(n_components - 1, -1, -1):
             lk = lp[k]
             for b in range(lanes):
-                lk[b] = _ZERO
-            for c in range(n_channels):
-                xc = x[c]
-                m = lmu[k, c]
-                v = liv[k, c]
-                for b in range(lanes):
-                    e = xc[b] - m[b]
-                    lk[b] += e * e * v[b]
-            ck = llc[k]
-            for b in range(lanes):
-                lk[b] = ck[b] - _HALF * lk[b]
-                above = lk[b] > best[b]
-                bk[b] = k if above else bk[b]
-                best[b] = lk[b] if above else best[b]
+                bk[b] = k if lk[b] == best[b] else bk[b]
         zi = z[i]
         for b in range(lanes):
             zi[b] = bk[b]
