@@ -129,6 +129,15 @@ def _log_lanes(src, dst, n, fbits, ibits, mbits, mfloat):
         dst[b] = _log_mantissa(mfloat[b], dst[b])
 
 
+@njit(**_OPTS)
+def _copy(dst, src):
+    # dst[:] = src for 1-D arrays of one length, as a loop: numba's own array assignment
+    # checks the shapes and compiles an error message for a mismatch, string formatting
+    # that costs some 4 s of every first run's compilation.
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
 def _supported(frames: np.ndarray, offsets: Any) -> tuple[np.ndarray, np.ndarray]:
     """Frames in a dtype the kernels are compiled for, and their float32 offsets.
 
@@ -286,7 +295,8 @@ def _quantiles_by_sorting(bright, starts, ranked, scratch, group):
     # is brighter than the sorted value at position starts[k], or equal to it and among
     # the later of its ties in frame order.
     n_samples, lanes = bright.shape
-    ranked[:n_samples] = bright
+    for n in range(n_samples):
+        _copy(ranked[n], bright[n])
     ranked[n_samples:] = np.inf
     _sort_lanes(ranked)
     for n in range(n_samples):
@@ -546,12 +556,12 @@ def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
                         s2k[b] += rd * d
         if rgb:
             for k in range(n_components):
-                s1[k, 0] = a0[k]
-                s1[k, 1] = a1[k]
-                s1[k, 2] = a2[k]
-                s2[k, 0] = q0[k]
-                s2[k, 1] = q1[k]
-                s2[k, 2] = q2[k]
+                _copy(s1[k, 0], a0[k])
+                _copy(s1[k, 1], a1[k])
+                _copy(s1[k, 2], a2[k])
+                _copy(s2[k, 0], q0[k])
+                _copy(s2[k, 1], q1[k])
+                _copy(s2[k, 2], q2[k])
         n_active = _ZERO
         for b in range(lanes):
             last = total[b] * inv_n
@@ -622,11 +632,13 @@ def _fit_block(
     _em(x, max_iter, tol, reg, w, mu, var, prev, active)
     p0 = pixels[0]
     if pixels[nb - 1] - p0 == nb - 1:  # consecutive pixels (the first round): slices
-        PREV[p0 : p0 + nb] = prev[:nb]
-        ACTIVE[p0 : p0 + nb] = active[:nb]
-        W[:, p0 : p0 + nb] = w[:, :nb]
-        MU[:, :, p0 : p0 + nb] = mu[:, :, :nb]
-        VAR[:, :, p0 : p0 + nb] = var[:, :, :nb]
+        _copy(PREV[p0 : p0 + nb], prev[:nb])
+        _copy(ACTIVE[p0 : p0 + nb], active[:nb])
+        for k in range(n_components):
+            _copy(W[k, p0 : p0 + nb], w[k, :nb])
+            for c in range(n_channels):
+                _copy(MU[k, c, p0 : p0 + nb], mu[k, c, :nb])
+                _copy(VAR[k, c, p0 : p0 + nb], var[k, c, :nb])
         return
     for b in range(nb):
         p = pixels[b]
@@ -907,10 +919,10 @@ def _score_tile(
     i_ = np.empty((n_components, n_channels, n), np.float32)
     l_ = np.empty((n_components, n), np.float32)
     for k in range(n_components):
-        l_[k] = lc[k, p0 : p0 + n]
+        _copy(l_[k], lc[k, p0 : p0 + n])
         for c in range(n_channels):
-            m_[k, c] = mu[k, c, p0 : p0 + n]
-            i_[k, c] = iv[k, c, p0 : p0 + n]
+            _copy(m_[k, c], mu[k, c, p0 : p0 + n])
+            _copy(i_[k, c], iv[k, c, p0 : p0 + n])
     _score_tile_frames(
         frames, off, sc, m_, i_, l_, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
     )
@@ -1763,11 +1775,11 @@ def _online_tile(
     var = np.empty((n_components, n), np.float32)
     nm = np.empty(n, np.float32)
     for k in range(n_components):
-        w[k] = w_all[k, p0 : p0 + n]
-        var[k] = var_all[k, p0 : p0 + n]
+        _copy(w[k], w_all[k, p0 : p0 + n])
+        _copy(var[k], var_all[k, p0 : p0 + n])
         for c in range(n_channels):
-            mu[k, c] = mu_all[k, c, p0 : p0 + n]
-    nm[:] = nm_all[p0 : p0 + n]
+            _copy(mu[k, c], mu_all[k, c, p0 : p0 + n])
+    _copy(nm, nm_all[p0 : p0 + n])
     x = np.empty((n_channels, n), np.float32)
     d2 = np.empty((n_components, n), np.float32)
     sel = np.empty((n_components, n), np.float32)
@@ -1928,11 +1940,11 @@ def _online_tile(
             for b in range(n):
                 wk[b] = wk[b] / total[b]
     for k in range(n_components):
-        w_all[k, p0 : p0 + n] = w[k]
-        var_all[k, p0 : p0 + n] = var[k]
+        _copy(w_all[k, p0 : p0 + n], w[k])
+        _copy(var_all[k, p0 : p0 + n], var[k])
         for c in range(n_channels):
-            mu_all[k, c, p0 : p0 + n] = mu[k, c]
-    nm_all[p0 : p0 + n] = nm
+            _copy(mu_all[k, c, p0 : p0 + n], mu[k, c])
+    _copy(nm_all[p0 : p0 + n], nm)
 
 
 # Rows of the flat scratch of _online_tile_k3_rgb, SCORE_TILE lanes each: one
@@ -1966,12 +1978,12 @@ def _online_tile_k3_rgb(
     L = SCORE_TILE
     S = np.zeros(_N_ROWS * L, np.float32)
     for k in range(3):
-        S[(_W + k) * L : (_W + k) * L + n] = w_all[k, p0 : p0 + n]
-        S[(_V + k) * L : (_V + k) * L + n] = var_all[k, p0 : p0 + n]
+        _copy(S[(_W + k) * L : (_W + k) * L + n], w_all[k, p0 : p0 + n])
+        _copy(S[(_V + k) * L : (_V + k) * L + n], var_all[k, p0 : p0 + n])
         for c in range(3):
             r = _M + 3 * k + c
-            S[r * L : r * L + n] = mu_all[k, c, p0 : p0 + n]
-    S[_NM * L : _NM * L + n] = nm_all[p0 : p0 + n]
+            _copy(S[r * L : r * L + n], mu_all[k, c, p0 : p0 + n])
+    _copy(S[_NM * L : _NM * L + n], nm_all[p0 : p0 + n])
     big = _F(1e30)
     third = _ONE / _F(3.0)
     for t in range(frames.shape[0]):
@@ -2103,12 +2115,12 @@ def _online_tile_k3_rgb(
         for b in range(n):
             score_t[b] = S[_BEST * L + b]
     for k in range(3):
-        w_all[k, p0 : p0 + n] = S[(_W + k) * L : (_W + k) * L + n]
-        var_all[k, p0 : p0 + n] = S[(_V + k) * L : (_V + k) * L + n]
+        _copy(w_all[k, p0 : p0 + n], S[(_W + k) * L : (_W + k) * L + n])
+        _copy(var_all[k, p0 : p0 + n], S[(_V + k) * L : (_V + k) * L + n])
         for c in range(3):
             r = _M + 3 * k + c
-            mu_all[k, c, p0 : p0 + n] = S[r * L : r * L + n]
-    nm_all[p0 : p0 + n] = S[_NM * L : _NM * L + n]
+            _copy(mu_all[k, c, p0 : p0 + n], S[r * L : r * L + n])
+    _copy(nm_all[p0 : p0 + n], S[_NM * L : _NM * L + n])
 
 
 @njit(**_OPTS)
