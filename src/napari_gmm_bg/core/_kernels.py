@@ -404,7 +404,10 @@ def _rgb_statistics(x0, x1, x2, m0, m1, m2, e, inv_sum, nk, a0, a1, a2, q0, q1, 
         q2[b] += r * d2 * d2
 
 
-@njit(inline="always", **_OPTS)
+# _em and _fit_block are calls, not inline="always": numba inlines by deep-copying the
+# callee's IR block by block, in time that grows with the square of its size, which cost
+# some 3 s of a first run's compilation for no measurable speed.
+@njit(**_OPTS)
 def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
     # EM from (w, mu, var), in place, for at most max_iter iterations.  The M-step is
     # scikit-learn's GaussianMixture(covariance_type="diag") with nk + 10 eps, computed
@@ -593,7 +596,7 @@ def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
             break
 
 
-@njit(inline="always", **_OPTS)
+@njit(**_OPTS)
 def _fit_block(
     samples, pixels, off, sc, starts, first, max_iter, tol, reg, lanes, W, MU, VAR, PREV, ACTIVE
 ):
