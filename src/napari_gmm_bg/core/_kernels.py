@@ -898,26 +898,9 @@ def _score_tile(
     frames, off, sc, mu, iv, lc, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
 ):
     n_components, n_channels, _ = mu.shape
-    if frames.shape[0] < 8:  # a frame or two (scrubbing): read the model in place
-        _score_tile_frames(
-            frames,
-            off,
-            sc,
-            mu[:, :, p0 : p0 + n],
-            iv[:, :, p0 : p0 + n],
-            lc[:, p0 : p0 + n],
-            threshold,
-            tau,
-            distortion2,
-            mode,
-            out_sc,
-            out_lab,
-            p0,
-            n,
-        )
-        return
-    # Many frames: the tile's model is copied once into contiguous scratch, which stays
-    # in cache while every frame streams past it.
+    # The tile's model is copied once into contiguous scratch, which stays in cache while
+    # the frames stream past it.  (Even for one frame, on demand: reading the model in
+    # place compiled a second scoring kernel, 2 s more of a first run.)
     m_ = np.empty((n_components, n_channels, n), np.float32)
     i_ = np.empty((n_components, n_channels, n), np.float32)
     l_ = np.empty((n_components, n), np.float32)
@@ -1159,7 +1142,7 @@ def _consensus_frames(
                     any_needed |= (radii[base + xp] > 0) & (scores[t, base + xp] > _ZERO)
             if not any_needed:
                 continue
-            xp = 0
+            xp = np.int64(0)  # not the literal 0: numba would compile _consensus_run for it too
             while xp < width:
                 reach = _consensus_needed(radii, labels, scores, use_labels, t, base + xp)
                 if reach == 0:
