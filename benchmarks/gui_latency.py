@@ -1,6 +1,8 @@
 """How the napari panel feels: click-to-plot, main-thread stalls, Compare and threshold.
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python benchmarks/gui_latency.py
+    ... gui_latency.py --why              # and where the GUI thread was during stalls
+    ... gui_latency.py --inspector-only   # the inspector case alone
 
 Prints, from one run in a real napari window:
 
@@ -18,10 +20,13 @@ Prints, from one run in a real napari window:
 * Threshold move: from the value settling to the mask redrawn on the canvas.
 """
 
+import collections
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import napari
@@ -36,15 +41,47 @@ from napari_gmm_bg._napari.panel import open_panel  # noqa: E402
 
 
 class StallMeter:
-    """Largest gap between ticks of a fast timer on the GUI thread."""
+    """Largest gap between ticks of a fast timer on the GUI thread.
 
-    def __init__(self, interval_ms: int = 5) -> None:
+    With ``why``, a watcher thread also samples the GUI thread's Python stack every 10 ms
+    while a tick is over 50 ms late, and ``report`` prints the lines it was found in.
+    """
+
+    def __init__(self, interval_ms: int = 5, why: bool = False) -> None:
         self.interval = interval_ms / 1000
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
         self._last = 0.0
+        self.samples: collections.Counter = collections.Counter()
+        if why:
+            main = threading.main_thread().ident
+            threading.Thread(target=self._watch, args=(main,), daemon=True).start()
+
+    def _watch(self, main: int | None) -> None:
+        while True:
+            time.sleep(0.01)
+            if not self.timer.isActive() or time.perf_counter() - self._last < 0.05:
+                continue
+            frames = sys._current_frames()
+            for ident, frame in frames.items():
+                if ident == threading.get_ident():
+                    continue
+                stack = traceback.extract_stack(frame)[-6 if ident != main else -12 :]
+                where = " < ".join(
+                    f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)
+                )
+                if ident != main:
+                    if any(idle in where for idle in IDLE):
+                        continue
+                    where = "  (other thread) " + where
+                self.samples[where] += 1
+
+    def report(self, top: int = 8) -> None:
+        for where, count in self.samples.most_common(top):
+            print(f"    {10 * count:5d} ms in {where}")
+        self.samples.clear()
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -59,6 +96,20 @@ class StallMeter:
     def stop(self) -> float:
         self.timer.stop()
         return max(0.0, max(self.gaps, default=0.0) - self.interval)
+
+
+#: Where a thread other than the GUI thread waits without the GIL (not reported).
+IDLE = (
+    "threading.py",
+    "queue.py",
+    "selectors.py",
+    "thread.py:8",
+    "_take_replies",
+    "connection.py",
+)
+
+#: Print, after each measured case, the GUI thread's stack during its stalls.
+WHY = "--why" in sys.argv
 
 
 def pump(seconds: float) -> None:
@@ -109,7 +160,7 @@ def inspector_latency(viewer, panel, path: Path) -> None:
     firsts, completes, stalls = [], [], []
     drawn: list[float] = []
     inspector.view.rendered.connect(lambda _: drawn.append(time.perf_counter()))
-    meter = StallMeter()
+    meter = StallMeter(why=WHY)
     rng = np.random.default_rng(1)
     for _ in range(3):
         y, x = int(rng.integers(0, height)), int(rng.integers(0, width))
@@ -122,6 +173,9 @@ def inspector_latency(viewer, panel, path: Path) -> None:
         pump(0.2)
         stalls.append(meter.stop())
         firsts.append(drawn[0] - start if drawn else float("nan"))
+        if WHY:
+            print(f"  click {len(stalls)}: the GUI thread during stalls (sampled):")
+            meter.report()
     for i, (first, complete, stall) in enumerate(zip(firsts, completes, stalls, strict=True)):
         print(
             f"  click {i + 1}: first plot {first:.2f} s, complete {complete:.1f} s, "
@@ -195,12 +249,15 @@ def compare_against_cli(viewer, panel) -> None:
     compare.reset_choices()
     compare._mask_a.value = viewer.layers["cdnet_highway_dev GMM mask"]
     compare._mask_b.value = viewer.layers["cdnet_highway_dev MOG2 mask"]
-    meter = StallMeter()
+    meter = StallMeter(why=WHY)
     meter.start()
     start = time.perf_counter()
     compare.compare()
     gui = wait(compare)
     stall = meter.stop()
+    if WHY:
+        print("  compare: the GUI thread during stalls (sampled):")
+        meter.report()
     stats = panel.show_tab("Statistics")
     stats._mask.value = viewer.layers["cdnet_highway_dev GMM mask"]
     start = time.perf_counter()
@@ -237,7 +294,8 @@ def main() -> int:
     repaint_control(panel)
     with tempfile.TemporaryDirectory() as tmp:
         inspector_latency(viewer, panel, video_path(Path(tmp)))
-    compare_against_cli(viewer, panel)
+    if "--inspector-only" not in sys.argv:
+        compare_against_cli(viewer, panel)
     viewer.close()
     return 0
 

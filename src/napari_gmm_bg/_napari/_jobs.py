@@ -170,13 +170,21 @@ class BackgroundJob:
 
     def _show_step(self, done: int, total: int) -> None:
         total = max(total, 1)
-        self.bar.max = total
-        self.bar.value = min(max(done, 0), total)
         elapsed = time.perf_counter() - self._started
         text = f"{self._description}: {done}/{total}"
         if 0 < done < total:
             text += f", about {_duration(elapsed / done * (total - done))} left"
-        self.bar.native.setFormat(text)
+        # QProgressBar repaints at once (synchronously) on a new value or text, and a
+        # repaint recomposes the whole window with its OpenGL canvas: with updates off,
+        # the three changes make one repaint, queued with the window's next one.
+        native = self.bar.native
+        native.setUpdatesEnabled(False)
+        try:
+            self.bar.max = total
+            self.bar.value = min(max(done, 0), total)
+            native.setFormat(text)
+        finally:
+            native.setUpdatesEnabled(True)  # queues the repaint
 
     def _on_error(self, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
