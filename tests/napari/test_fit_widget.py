@@ -269,6 +269,27 @@ def test_shadow_setting_redraws_the_mask_with_label_2(qtbot, viewer, widget):
     assert np.asarray(mask.data[31]).max() == 0
 
 
+def test_online_run_keeps_the_panels_cleanup(qtbot, viewer, widget, video_layer, rgb_sample):
+    """The on-line model is built with the panel's clean-up, so what it records (and what
+    is saved from it) is what the mask shows, not the default clean-up."""
+    from napari_gmm_bg.core.cleanup import MaskCleanup
+    from napari_gmm_bg.core.online import OnlineSettings, run_online
+
+    widget._video.value = video_layer
+    widget._mode.value = "online"
+    widget._history.value = 50
+    widget._median.value = 3
+    widget._min_area.value = 4
+    run_fit(qtbot, widget)
+    cleanup = MaskCleanup(median=3, min_area=4)
+    assert widget.result.model.settings.cleanup == cleanup
+    assert widget.result.model.settings.cleanup != OnlineSettings().cleanup
+    expected = run_online(rgb_sample.video, OnlineSettings(history=50, cleanup=cleanup))
+    np.testing.assert_array_equal(
+        np.asarray(viewer.layers["traffic GMM mask"].data), expected.foreground()
+    )
+
+
 def test_online_mode_in_the_widget(qtbot, viewer, widget, video_layer, rgb_sample, errors):
     from napari_gmm_bg.core.online import OnlineSettings, run_online
 

@@ -724,6 +724,7 @@ class FitWidget(Container):
                     threshold=settings["threshold"],
                     compensate_brightness=settings["compensate_brightness"],
                     shadows=settings["shadows"],
+                    cleanup=settings["cleanup"],
                     consensus_radius=settings["consensus_radius"],
                 ),
             )
