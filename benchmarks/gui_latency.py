@@ -62,7 +62,11 @@ class StallMeter:
     def _watch(self, main: int | None) -> None:
         while True:
             time.sleep(0.01)
-            if not self.timer.isActive() or time.perf_counter() - self._last < 0.05:
+            try:
+                active = self.timer.isActive()
+            except RuntimeError:  # the timer is gone with the application
+                return
+            if not active or time.perf_counter() - self._last < 0.05:
                 continue
             frames = sys._current_frames()
             for ident, frame in frames.items():
@@ -73,7 +77,8 @@ class StallMeter:
                     f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)
                 )
                 if ident != main:
-                    if any(idle in where for idle in IDLE):
+                    top = (Path(stack[-1].filename).name, stack[-1].name) if stack else ("", "")
+                    if top[0] in IDLE or top[1] in IDLE:  # waiting without the GIL
                         continue
                     where = "  (other thread) " + where
                 self.samples[where] += 1
@@ -98,15 +103,11 @@ class StallMeter:
         return max(0.0, max(self.gaps, default=0.0) - self.interval)
 
 
-#: Where a thread other than the GUI thread waits without the GIL (not reported).
-IDLE = (
-    "threading.py",
-    "queue.py",
-    "selectors.py",
-    "thread.py:8",
-    "_take_replies",
-    "connection.py",
-)
+#: Files (or functions) whose code a thread other than the GUI thread waits in, without
+#: the GIL: a thread stopped in one (its innermost frame) is idle, not reported.  The
+#: inspector's reply reader waits in ``pickle.load`` on a pipe, inside ``_take_replies``;
+#: an idle pool thread in ``SimpleQueue.get``, inside ``_worker``.
+IDLE = {"threading.py", "queue.py", "selectors.py", "connection.py", "_take_replies", "_worker"}
 
 #: Print, after each measured case, the GUI thread's stack during its stalls.
 WHY = "--why" in sys.argv
