@@ -43,8 +43,9 @@ from napari_gmm_bg._napari.panel import open_panel  # noqa: E402
 class StallMeter:
     """Largest gap between ticks of a fast timer on the GUI thread.
 
-    With ``why``, a watcher thread also samples the GUI thread's Python stack every 10 ms
-    while a tick is over 50 ms late, and ``report`` prints the lines it was found in.
+    With ``why``, a watcher thread also samples the Python stacks of the GUI thread and of
+    any busy thread every 10 ms while a tick is over 50 ms late, and ``report`` prints
+    the lines they were found in.
     """
 
     def __init__(self, interval_ms: int = 5, why: bool = False) -> None:
@@ -73,15 +74,14 @@ class StallMeter:
                 if ident == threading.get_ident():
                     continue
                 stack = traceback.extract_stack(frame)[-6 if ident != main else -12 :]
+                if ident != main and stack:
+                    innermost = stack[-1]
+                    if Path(innermost.filename).name in IDLE or innermost.name in IDLE:
+                        continue  # waiting without the GIL
                 where = " < ".join(
                     f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)
                 )
-                if ident != main:
-                    top = (Path(stack[-1].filename).name, stack[-1].name) if stack else ("", "")
-                    if top[0] in IDLE or top[1] in IDLE:  # waiting without the GIL
-                        continue
-                    where = "  (other thread) " + where
-                self.samples[where] += 1
+                self.samples[where if ident == main else "  (other thread) " + where] += 1
 
     def report(self, top: int = 8) -> None:
         for where, count in self.samples.most_common(top):
