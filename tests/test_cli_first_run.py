@@ -59,6 +59,37 @@ def test_demo_with_an_unreachable_display_runs_headless(tmp_path):
         assert json.loads(tif.pages[0].description)["threshold"] == default_threshold(3)
 
 
+def test_the_headless_demo_says_its_first_run_message_once(tmp_path, monkeypatch, capsys):
+    # A cold cache: the warm-up child starts (announced) and the fit compiles a kernel
+    # itself (announced by the compile listener); the command says it once.
+    import numba
+
+    from napari_gmm_bg import cli
+    from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
+
+    class WarmUp:
+        def wait(self, parts, timeout=None):
+            return True
+
+    def kernel(x):
+        return x + 1
+
+    kernel.__module__ = "napari_gmm_bg.core._test_kernel"  # passes for one of ours
+    fresh = numba.njit(kernel)
+    real_fit = cli.fit_background
+
+    def fit_compiling(*args, **kwargs):
+        assert fresh(1) == 2
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "display_problem", lambda: "no display for this test")
+    monkeypatch.setattr(cli, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cli, "start_warm_up", lambda parts, workers=None: WarmUp())
+    monkeypatch.setattr(cli, "fit_background", fit_compiling)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert capsys.readouterr().err.count(FIRST_RUN_MESSAGE) == 1
+
+
 def test_demo_folder_is_in_the_user_cache_else_temporary(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert demo_folder() == tmp_path / "cache" / "napari-gmm-bg" / "demo"

@@ -703,9 +703,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"{problem}: running the headless fit on the built-in sample instead")
         out = Path(args.out).absolute() if args.out else demo_folder()
-        return _run_fit(
-            _build_parser().parse_args(["fit", "--sample", SAMPLE_NAMES[0], "--out", str(out)])
-        )
+        fit = _build_parser().parse_args(["fit", "--sample", SAMPLE_NAMES[0], "--out", str(out)])
+        fit.announce = args.announce  # the command's: its first-run message is said once
+        return _run_fit(fit)
     from ._napari.demo import run_demo
 
     run_demo()
