@@ -62,20 +62,16 @@ def test_demo_with_an_unreachable_display_runs_headless(tmp_path):
 def test_the_headless_demo_says_its_first_run_message_once(tmp_path, monkeypatch, capsys):
     # A cold cache: the warm-up child starts (announced) and the fit compiles a kernel
     # itself (announced by the compile listener); the command says it once.
-    import numba
-
     from napari_gmm_bg import cli
     from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
+
+    from ._numba import fresh_kernel
 
     class WarmUp:
         def wait(self, parts, timeout=None):
             return True
 
-    def kernel(x):
-        return x + 1
-
-    kernel.__module__ = "napari_gmm_bg.core._test_kernel"  # passes for one of ours
-    fresh = numba.njit(kernel)
+    fresh = fresh_kernel()
     real_fit = cli.fit_background
 
     def fit_compiling(*args, **kwargs):

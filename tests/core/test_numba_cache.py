@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numba
-
 import napari_gmm_bg
 from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
+
+from .._numba import fresh_kernel
 
 # Runs one small kernel (compiled in a second or two), then prints where numba caches.
 CODE = """
@@ -92,18 +92,9 @@ def test_a_writable_numba_cache_dir_is_respected(tmp_path):
     assert not list(tmp.iterdir())
 
 
-def _fresh_kernel():
-    # A function numba has never seen, that passes for one of the package's kernels.
-    def kernel(x):
-        return x + 1
-
-    kernel.__module__ = "napari_gmm_bg.core._test_kernel"
-    return numba.njit(kernel)
-
-
 def test_a_compile_is_announced_once_and_a_compiled_kernel_not_at_all():
     said = []
-    kernel, other = _fresh_kernel(), _fresh_kernel()
+    kernel, other = fresh_kernel(), fresh_kernel()
     with announce_compilation(said.append):
         assert kernel(1) == 2 and kernel(1.5) == 2.5 and other(2) == 3
     assert said == [FIRST_RUN_MESSAGE]
@@ -115,7 +106,7 @@ def test_a_compile_is_announced_once_and_a_compiled_kernel_not_at_all():
 def test_the_cli_says_it_is_compiling_on_stderr(monkeypatch, tmp_path, capsys):
     from napari_gmm_bg import cli
 
-    kernel = _fresh_kernel()
+    kernel = fresh_kernel()
     monkeypatch.setattr(cli, "_run_stats", lambda args: kernel(0) - 1)
     assert cli.main(["stats", str(tmp_path / "m.tif")]) == 0
     captured = capsys.readouterr()

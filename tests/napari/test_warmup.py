@@ -11,13 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numba
-
 import napari_gmm_bg
 from napari_gmm_bg._napari import widgets
 from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
 from napari_gmm_bg.core.warmup import PARTS, SWITCH
 
+from .._numba import fresh_kernel
 from .conftest import run_fit
 
 # One napari session: open the panel, fit the sample offline then on-line through it,
@@ -111,21 +110,12 @@ def test_the_first_fit_waits_for_the_background_warm_up_and_compiles_nothing(tmp
     assert second["compiled"] == []
 
 
-def _fresh_kernel():
-    # A function numba has never seen, that passes for one of the package's kernels.
-    def kernel(x):
-        return x + 1
-
-    kernel.__module__ = "napari_gmm_bg.core._test_kernel"
-    return numba.njit(kernel)
-
-
 def test_a_kernel_the_fit_compiles_itself_is_announced_in_the_panel(
     qtbot, widget, video_layer, monkeypatch
 ):
     # No warm-up (switched off here), so the fit compiles in its worker: it says so.
     assert widget.warm_up is None
-    kernel, scored = _fresh_kernel(), widgets._scored
+    kernel, scored = fresh_kernel(), widgets._scored
     monkeypatch.setattr(widgets, "_scored", lambda result: (kernel(1), scored(result))[1])
     statuses = []
     set_status = widget.job.set_status
