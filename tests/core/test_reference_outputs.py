@@ -14,7 +14,9 @@ which would make a hash of scores flaky.
 A change of outputs made on purpose (a new decision rule) rewrites the references,
 ``python tests/core/test_reference_outputs.py --write``, and says so in its commit.  The
 GMMs' were rewritten so when the offline score became a distance to a background chosen
-in time order, and brightness a robust ratio (the on-line GMM's through the latter).
+in time order, and brightness a robust ratio (the on-line GMM's through the latter); the
+offline GMM's again when a pixel left with no background stopped falling back on an
+object at rest and the earliest still moment got longer (issue 14).
 """
 
 import hashlib

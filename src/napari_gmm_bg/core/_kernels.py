@@ -886,7 +886,7 @@ def _shadow_labels(x, background, labels, n, tau, distortion2):
 
 
 #: Component flags: not background, background, background with its variances capped (the
-#: fallback of a pixel whose every component is too broad).
+#: fallback of a pixel whose background components are all too broad).
 NOT_BG, BACKGROUND, BACKGROUND_CAPPED = 0, 1, 2
 
 
@@ -1469,13 +1469,20 @@ def _choose_label_lanes(samples, p0, nb, off, sc, w, mu, var, z, resp, x, lmu, l
                 rk[b] = lk[b] / tot[b]
 
 
+@njit(inline="always", **_OPTS)
+def _mean_variance(var, p, k):
+    v = 0.0
+    for c in range(var.shape[2]):
+        v += var[p, k, c]
+    return v / var.shape[2]
+
+
 @njit(**_OPTS)
 def _choose_flags(p, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax, absorb,
                   mass, rmass, flags):  # fmt: skip
     # The decision for pixel p (lane b of z and resp), in time order.
     n_samples = z.shape[0]
     n_components = w.shape[1]
-    n_channels = var.shape[2]
     # k0: the component of the earliest run of l_still consecutive samples (a still
     # scene), among those of weight >= w_min; the heaviest when there is none.
     k0 = 0
@@ -1503,25 +1510,29 @@ def _choose_flags(p, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax
                 if is_rest:
                     rmass[k] += resp[m, k, b]
         i = max(j, i + 1)
+    # A component broader than vmax is a catch-all of passing objects (or leaves that
+    # sway): not background, and its runs away from k0 are no object at rest.
     any_bg = False
     for k in range(n_components):
-        resting = k != k0 and rmass[k] >= share * max(mass[k], 1e-6)
+        broad = _mean_variance(var, p, k) > vmax
+        resting = k != k0 and not broad and rmass[k] >= share * max(mass[k], 1e-6)
         flags[p, k] = BACKGROUND if (k < nb[p] or k == k0) and not resting else NOT_BG
         any_bg = any_bg or flags[p, k] != NOT_BG
     if not any_bg:
         flags[p, k0] = BACKGROUND
-    # Components broader than vmax are a catch-all of passing objects, not background;
-    # a pixel left with none keeps its heaviest, its variances capped.
+    # A pixel left with no background once the broad ones go keeps its heaviest
+    # background so far (never an object at rest: a bag left on a sofa that passers-by
+    # made broad), its variances capped.
+    kept = 0
+    while flags[p, kept] == NOT_BG:
+        kept += 1
     any_bg = False
     for k in range(n_components):
-        v = 0.0
-        for c in range(n_channels):
-            v += var[p, k, c]
-        if v / n_channels > vmax:
+        if _mean_variance(var, p, k) > vmax:
             flags[p, k] = NOT_BG
         any_bg = any_bg or flags[p, k] != NOT_BG
     if not any_bg:
-        flags[p, 0] = BACKGROUND_CAPPED
+        flags[p, kept] = BACKGROUND_CAPPED
 
 
 @njit(**_OPTS)
@@ -1577,9 +1588,10 @@ def choose_background(
     components and k0, the colour of the earliest still moment (``l_still`` consecutive
     samples in one component of weight >= ``w_min``), less resting components (at least ``share``
     of their mass in runs of >= ``l_rest`` samples away from k0, runs longer than
-    ``absorb`` samples not counted when ``absorb`` > 0), less components whose mean
-    variance exceeds ``vmax``.  Returns ``(P, K)`` uint8 flags (``NOT_BG``,
-    ``BACKGROUND``, ``BACKGROUND_CAPPED``).
+    ``absorb`` samples not counted when ``absorb`` > 0; a component broader than ``vmax``
+    never rests), less components whose mean variance exceeds ``vmax``; a pixel left
+    with none keeps the heaviest of the others, capped.  Returns ``(P, K)`` uint8 flags
+    (``NOT_BG``, ``BACKGROUND``, ``BACKGROUND_CAPPED``).
     """
     n_pixels, k = weights.shape
     flags = np.zeros((n_pixels, k), np.uint8)

@@ -67,12 +67,18 @@ LEARNING_FRAMES = 40
 
 #: The background choice (see ``_kernels.choose_background``), chosen on the mean F of
 #: the seven development scenes of ``benchmarks/quality_scenes.py``: the earliest still
-#: colour must weigh this much; a rest is this many consecutive learning samples away
-#: from it; a component with this share of its mass in rests is an object at rest.
+#: colour must weigh this much and last this many consecutive learning samples; a rest
+#: is this many consecutive samples away from it; a component with this share of its
+#: mass in rests is an object at rest (``benchmarks/scenes_loo.py --rules``).  Rests of
+#: 2 samples (mean F 0.857) or a share of 0.3 take a background that flickers between
+#: two colours at random for an object at rest (``tests/core/test_scenes.py``).
 STILL_WEIGHT = 0.15
-STILL_SAMPLES = 2
+STILL_SAMPLES = 4
+#: ... and last this many frames (a short clip's learning samples are a frame or two
+#: apart: an object that lingers for six frames is no still scene).
+STILL_FRAMES = 12
 REST_SAMPLES = 3
-REST_SHARE = 0.5
+REST_SHARE = 0.35
 #: Spatial consensus: a neighbour's background explains a colour within this fraction of
 #: the threshold's squared distance; it is consulted at a pixel where, on the learning
 #: frames, it explained at least CONSENSUS_SHARE of the pixel's own misses (and twice).
@@ -212,8 +218,9 @@ class BackgroundModel:
         The frames the fit learned from.
     flags : numpy.ndarray or None
         ``(Y, X, K)`` uint8: nonzero for each pixel's background components (2: the
-        fallback of a pixel whose components are all too broad, its variances capped at
-        ``params.max_variance``).  None: the heaviest ``background_ratio``.
+        fallback of a pixel whose background components are all too broad, the heaviest
+        of them, its variances capped at ``params.max_variance``).  None: the heaviest
+        ``background_ratio``.
     consensus : numpy.ndarray or None
         ``(Y, X)`` uint8: how far (pixels) each pixel looks for a neighbour whose
         background explains it; 0: it does not (None: no pixel does).
@@ -923,11 +930,21 @@ def _absorb_samples(params: FitParameters, indices: np.ndarray) -> int:
     return max(1, int(params.absorb_after // max(spacing, 1.0)))
 
 
+def _still_samples(indices: np.ndarray) -> int:
+    # The earliest still moment's length, in learning samples: STILL_SAMPLES of them,
+    # spanning STILL_FRAMES frames at least.
+    if len(indices) < 2:
+        return STILL_SAMPLES
+    spacing = (indices[-1] - indices[0]) / (len(indices) - 1)
+    return max(STILL_SAMPLES, math.ceil(STILL_FRAMES / max(spacing, 1.0)))
+
+
 def fit_tile(
     tile: np.ndarray,
     intensity: IntensityScale,
     params: FitParameters,
     absorb: int = 0,
+    still: int = STILL_SAMPLES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit the pixels of one tile of the learning buffer and choose their background.
 
@@ -947,6 +964,8 @@ def fit_tile(
         Components, iterations, tolerance, variance floor and background choice.
     absorb : int
         Rests longer than this many learning samples are background (0: none are).
+    still : int
+        The earliest still moment lasts this many learning samples.
 
     Returns
     -------
@@ -971,7 +990,7 @@ def fit_tile(
         var,
         weight_rule_count(w, params.background_ratio),
         STILL_WEIGHT,
-        STILL_SAMPLES,
+        still,
         REST_SAMPLES,
         REST_SHARE,
         params.max_variance,
@@ -1058,9 +1077,9 @@ def _fit_locally(
         pos += len(chunk)
         yield done, total
     intensity = IntensityScale.for_data(frames.dtype, buffer)
-    absorb = _absorb_samples(params, indices)
+    absorb, still = _absorb_samples(params, indices), _still_samples(indices)
     tiles = (
-        (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params, absorb))
+        (rows, fit_tile(buffer[:, rows[0] : rows[1]], intensity, params, absorb, still))
         for rows in blocks
     )
     return tiles, len(read_chunks), total, intensity, buffer
@@ -1095,10 +1114,10 @@ def _fit_on_cluster(
         intensity = IntensityScale.for_data(frames.dtype, np.array([low, high]))
     else:
         intensity = IntensityScale.for_data(frames.dtype, np.empty(0))
-    absorb = _absorb_samples(params, indices)
+    absorb, still = _absorb_samples(params, indices), _still_samples(indices)
     fit = dask.delayed(_fit_tile_checked)
     tasks = [
-        fit(tile, alpha, intensity, params, absorb)
+        fit(tile, alpha, intensity, params, absorb, still)
         for tile, alpha in zip(learn.to_delayed().ravel(), alpha_tiles, strict=True)
     ]
     futures = client.compute(tasks)
@@ -1111,12 +1130,13 @@ def _fit_tile_checked(
     intensity: IntensityScale,
     params: FitParameters,
     absorb: int,
+    still: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     # The checks Frames.read makes locally, made where the pixels are read.
     check_finite(tile)
     if alpha is not None:
         check_opaque(alpha)
-    return fit_tile(tile, intensity, params, absorb)
+    return fit_tile(tile, intensity, params, absorb, still)
 
 
 def fit_background_steps(
