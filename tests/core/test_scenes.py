@@ -206,8 +206,9 @@ def test_a_bag_at_rest_is_not_the_fallback_of_a_broad_background():
     # sbi_candela: the sofa shows for the first 10 of 40 learning samples; people passing
     # close by made its component broader than max_variance allows.  Then a bag rests on
     # it to the end (EM split it in two).  With no background left, the pixel falls
-    # back on its earliest still colour, its variances capped: not on the heaviest
-    # component, the bag (that fallback cost sbi_candela F 0.76 against 0.96).
+    # back on the heaviest of its background components, here the earliest still
+    # colour, its variances capped: not on the heaviest component, the bag (that
+    # fallback cost sbi_candela F 0.76 against 0.96).
     sofa, bag = (73, 117, 144), (186, 211, 202)
     samples = [sofa] * 10 + [bag] * 30
     weights = [0.4, 0.35, 0.25]
