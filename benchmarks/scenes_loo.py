@@ -49,15 +49,20 @@ def median_side(fraction, shape):
     return max(3, 2 * int(round((side - 1) / 2)) + 1)
 
 
-def grid_scores():
-    """``{(scene, still weight, threshold, fraction): F}``."""
-    scores = {}
+def scenes():
+    """Each scene's name, CDnet sequence and frames in memory, in turn."""
     for name in SCENES:
         folder = scene_folder(name)
         if not folder.is_dir():
             sys.exit(WHERE.format(missing=name, root=folder.parent))
         seq = read_cdnet(folder)
-        video = np.asarray(seq.video)
+        yield name, seq, np.asarray(seq.video)
+
+
+def grid_scores():
+    """``{(scene, still weight, threshold, fraction): F}``."""
+    scores = {}
+    for name, seq, video in scenes():
         start = time.perf_counter()
         for weight in STILL_WEIGHTS:
             gmm.STILL_WEIGHT = weight
@@ -85,12 +90,7 @@ def rule_scores():
     defaults = {name: getattr(gmm, name) for name in RULES}
     scores = {}
     try:
-        for name in SCENES:
-            folder = scene_folder(name)
-            if not folder.is_dir():
-                sys.exit(WHERE.format(missing=name, root=folder.parent))
-            seq = read_cdnet(folder)
-            video = np.asarray(seq.video)
+        for name, seq, video in scenes():
             fitted.clear()
             start = time.perf_counter()
             for point in itertools.product(*RULE_GRID):

@@ -922,12 +922,16 @@ def weight_rule_count(weights: np.ndarray, background_ratio: float) -> np.ndarra
     return np.minimum(below, weights.shape[-1]).astype(np.uint8)
 
 
+def _sample_spacing(indices: np.ndarray) -> float:
+    # Frames between learning samples, on average (at least 1); two samples at least.
+    return max((indices[-1] - indices[0]) / (len(indices) - 1), 1.0)
+
+
 def _absorb_samples(params: FitParameters, indices: np.ndarray) -> int:
     # absorb_after frames, in learning samples (0: never absorb).
     if params.absorb_after <= 0 or len(indices) < 2:
         return 0
-    spacing = (indices[-1] - indices[0]) / (len(indices) - 1)
-    return max(1, int(params.absorb_after // max(spacing, 1.0)))
+    return max(1, int(params.absorb_after // _sample_spacing(indices)))
 
 
 def _still_samples(indices: np.ndarray) -> int:
@@ -935,8 +939,7 @@ def _still_samples(indices: np.ndarray) -> int:
     # spanning STILL_FRAMES frames at least.
     if len(indices) < 2:
         return STILL_SAMPLES
-    spacing = (indices[-1] - indices[0]) / (len(indices) - 1)
-    return max(STILL_SAMPLES, math.ceil(STILL_FRAMES / max(spacing, 1.0)))
+    return max(STILL_SAMPLES, math.ceil(STILL_FRAMES / _sample_spacing(indices)))
 
 
 def fit_tile(
