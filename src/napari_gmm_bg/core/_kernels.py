@@ -325,54 +325,123 @@ def _quantiles_by_sorting(bright, starts, ranked, scratch, group):
 
 
 @njit(**_OPTS)
-def _start_by_brightness(x, starts, reg, w, mu, var, bright, ranked, scratch):
-    # Split each lane's samples into K equal-count brightness quantiles, as a stable
-    # sort of their brightness would; each quantile's weight, mean and variance.
-    n_samples, n_channels, lanes = x.shape
-    n_components = w.shape[0]
-    for n in range(n_samples):
-        bn = bright[n]
-        for b in range(lanes):
-            bn[b] = _ZERO
-        for c in range(n_channels):
-            xc = x[n, c]
+def _block_state(pixels, W, MU, VAR, PREV, ACTIVE, w, mu, var, prev, active):
+    # Lanes of a block from the (K, [C,] P) state arrays; lanes past the block's pixels
+    # repeat its last one, as the samples do (_load_samples).
+    n_components, n_channels, lanes = mu.shape
+    nb = pixels.shape[0]
+    for b in range(lanes):
+        p = pixels[min(b, nb - 1)]
+        prev[b] = PREV[p]
+        active[b] = ACTIVE[p]
+        for k in range(n_components):
+            w[k, b] = W[k, p]
+            for c in range(n_channels):
+                mu[k, c, b] = MU[k, c, p]
+                var[k, c, b] = VAR[k, c, p]
+
+
+@njit(**_OPTS)
+def _store_block(pixels, w, mu, var, prev, active, W, MU, VAR, PREV, ACTIVE):
+    # The block's lanes back into the state arrays, one lane per pixel of `pixels`.
+    n_components, n_channels, _ = mu.shape
+    nb = pixels.shape[0]
+    p0 = pixels[0]
+    if pixels[nb - 1] - p0 == nb - 1:  # consecutive pixels (the first round): slices
+        _copy(PREV[p0 : p0 + nb], prev[:nb])
+        _copy(ACTIVE[p0 : p0 + nb], active[:nb])
+        for k in range(n_components):
+            _copy(W[k, p0 : p0 + nb], w[k, :nb])
+            for c in range(n_channels):
+                _copy(MU[k, c, p0 : p0 + nb], mu[k, c, :nb])
+                _copy(VAR[k, c, p0 : p0 + nb], var[k, c, :nb])
+        return
+    for b in range(nb):
+        p = pixels[b]
+        PREV[p] = prev[b]
+        ACTIVE[p] = active[b]
+        for k in range(n_components):
+            W[k, p] = w[k, b]
+            for c in range(n_channels):
+                MU[k, c, p] = mu[k, c, b]
+                VAR[k, c, p] = var[k, c, b]
+
+
+# Each pass over blocks is one jitted function that loops over its blocks itself (items:
+# block numbers, lanes pixels each), with the per-block work in its own body rather than
+# in a jitted callee: numba links a callee's code into every caller and optimises and
+# compiles it again there, so each level of calls paid the whole fit's compilation once
+# more (about 7 s of a first run's 22).  Scratch is allocated once per call.
+@njit(**_OPTS)
+def _start_blocks(samples, pixels, off, sc, starts, reg, lanes, W, MU, VAR, PREV, ACTIVE, items):
+    # The start of EM: split each lane's samples into K equal-count brightness
+    # quantiles, as a stable sort of their brightness would; each quantile's weight,
+    # mean and variance; no log-likelihood yet (PREV -inf) and every lane active.
+    n_samples, _, n_channels = samples.shape
+    n_components = starts.shape[0] - 1
+    n_pixels = pixels.shape[0]
+    x = np.empty((n_samples, n_channels, lanes), np.float32)
+    w = np.empty((n_components, lanes), np.float32)
+    mu = np.empty((n_components, n_channels, lanes), np.float32)
+    var = np.empty((n_components, n_channels, lanes), np.float32)
+    prev = np.empty(lanes, np.float32)
+    active = np.empty(lanes, np.float32)
+    for b in range(lanes):
+        prev[b] = -np.inf
+        active[b] = _ONE
+    padded = 1
+    while padded < n_samples:
+        padded *= 2
+    bright = np.empty((n_samples, lanes), np.float32)
+    ranked = np.empty((padded, lanes), np.float32)
+    scratch = np.empty((2, n_samples, lanes), np.float32)
+    for item in items:
+        block = pixels[item * lanes : min((item + 1) * lanes, n_pixels)]
+        _load_samples(samples, block, off, sc, x)
+        for n in range(n_samples):
+            bn = bright[n]
             for b in range(lanes):
-                bn[b] += xc[b]
-    group = scratch[0]  # each sample's quantile, one row per sample: group[n, b]
-    if n_samples <= RANK_SAMPLES:
-        _quantiles_by_rank(bright, starts, group)
-    else:
-        _quantiles_by_sorting(bright, starts, ranked, scratch[1], group)
-    inv_n = _ONE / _F(n_samples)
-    acc = scratch[1, 0]
-    for k in range(n_components):
-        count = _F(starts[k + 1] - starts[k])
-        fk = _F(k)
-        wk = w[k]
-        for b in range(lanes):
-            wk[b] = count * inv_n
-        for c in range(n_channels):
-            for b in range(lanes):
-                acc[b] = _ZERO
-            for n in range(n_samples):
+                bn[b] = _ZERO
+            for c in range(n_channels):
                 xc = x[n, c]
-                gn = group[n]
                 for b in range(lanes):
-                    acc[b] += xc[b] if gn[b] == fk else _ZERO
-            mk = mu[k, c]
+                    bn[b] += xc[b]
+        group = scratch[0]  # each sample's quantile, one row per sample: group[n, b]
+        if n_samples <= RANK_SAMPLES:
+            _quantiles_by_rank(bright, starts, group)
+        else:
+            _quantiles_by_sorting(bright, starts, ranked, scratch[1], group)
+        inv_n = _ONE / _F(n_samples)
+        acc = scratch[1, 0]
+        for k in range(n_components):
+            count = _F(starts[k + 1] - starts[k])
+            fk = _F(k)
+            wk = w[k]
             for b in range(lanes):
-                mk[b] = acc[b] / count
-            for b in range(lanes):
-                acc[b] = _ZERO
-            for n in range(n_samples):
-                xc = x[n, c]
-                gn = group[n]
+                wk[b] = count * inv_n
+            for c in range(n_channels):
                 for b in range(lanes):
-                    d = xc[b] - mk[b]
-                    acc[b] += d * d if gn[b] == fk else _ZERO
-            vk = var[k, c]
-            for b in range(lanes):
-                vk[b] = acc[b] / count + reg
+                    acc[b] = _ZERO
+                for n in range(n_samples):
+                    xc = x[n, c]
+                    gn = group[n]
+                    for b in range(lanes):
+                        acc[b] += xc[b] if gn[b] == fk else _ZERO
+                mk = mu[k, c]
+                for b in range(lanes):
+                    mk[b] = acc[b] / count
+                for b in range(lanes):
+                    acc[b] = _ZERO
+                for n in range(n_samples):
+                    xc = x[n, c]
+                    gn = group[n]
+                    for b in range(lanes):
+                        d = xc[b] - mk[b]
+                        acc[b] += d * d if gn[b] == fk else _ZERO
+                vk = var[k, c]
+                for b in range(lanes):
+                    vk[b] = acc[b] / count + reg
+        _store_block(block, w, mu, var, prev, active, W, MU, VAR, PREV, ACTIVE)
 
 
 @njit(inline="always", **_OPTS)
@@ -404,18 +473,25 @@ def _rgb_statistics(x0, x1, x2, m0, m1, m2, e, inv_sum, nk, a0, a1, a2, q0, q1, 
         q2[b] += r * d2 * d2
 
 
-# _em and _fit_block are calls, not inline="always": numba inlines by deep-copying the
-# callee's IR block by block, in time that grows with the square of its size, which cost
-# some 3 s of a first run's compilation for no measurable speed.
 @njit(**_OPTS)
-def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
-    # EM from (w, mu, var), in place, for at most max_iter iterations.  The M-step is
-    # scikit-learn's GaussianMixture(covariance_type="diag") with nk + 10 eps, computed
-    # around each component's previous mean (float32 keeps its precision that way).  A
-    # lane whose mean log-likelihood (prev: the last one) improves by less than tol stops
-    # updating (active 0), as if it ran alone.
-    n_samples, n_channels, lanes = x.shape
-    n_components = w.shape[0]
+def _em_blocks(
+    samples, pixels, off, sc, max_iter, tol, reg, lanes, W, MU, VAR, PREV, ACTIVE, items
+):
+    # EM on each block from its state in W, MU, VAR, PREV, ACTIVE, for at most max_iter
+    # iterations, the state stored back.  The M-step is scikit-learn's
+    # GaussianMixture(covariance_type="diag") with nk + 10 eps, computed around each
+    # component's previous mean (float32 keeps its precision that way).  A lane whose mean
+    # log-likelihood (prev: the last one) improves by less than tol stops updating
+    # (active 0), as if it ran alone.
+    n_samples, _, n_channels = samples.shape
+    n_components = W.shape[0]
+    n_pixels = pixels.shape[0]
+    x = np.empty((n_samples, n_channels, lanes), np.float32)
+    w = np.empty((n_components, lanes), np.float32)
+    mu = np.empty((n_components, n_channels, lanes), np.float32)
+    var = np.empty((n_components, n_channels, lanes), np.float32)
+    prev = np.empty(lanes, np.float32)
+    active = np.empty(lanes, np.float32)
     iv = np.empty((n_components, n_channels, lanes), np.float32)
     lc = np.empty((n_components, lanes), np.float32)
     lp = np.empty((n_components, lanes), np.float32)
@@ -442,295 +518,186 @@ def _em(x, max_iter, tol, reg, w, mu, var, prev, active):
     inv_n = _ONE / _F(n_samples)
     check = tol > 0.0
     ftol = _F(tol)
-    for _ in range(max_iter):
-        for k in range(n_components):
-            wk = w[k]
-            for b in range(lanes):
-                tmp[b] = wk[b]
-            for c in range(n_channels):
-                vk = var[k, c]
-                ik = iv[k, c]
-                for b in range(lanes):
-                    ik[b] = _ONE / vk[b]
-                    tmp[b] *= math.sqrt(ik[b])
-            lk = lc[k]
-            _log_lanes(tmp, lk, lanes, fbits, ibits, mbits, mfloat)
-            nkk = nk[k]
-            for b in range(lanes):
-                lk[b] += log_norm
-                nkk[b] = _ZERO
-            for c in range(n_channels):
-                s1k = s1[k, c]
-                s2k = s2[k, c]
-                for b in range(lanes):
-                    s1k[b] = _ZERO
-                    s2k[b] = _ZERO
-        if rgb:
-            for arr in (a0, a1, a2, q0, q1, q2):
-                arr[:] = _ZERO
-        for b in range(lanes):
-            total[b] = _ZERO
-        for n in range(n_samples):
-            # E-step: responsibilities of sample n.
+    for item in items:
+        block = pixels[item * lanes : min((item + 1) * lanes, n_pixels)]
+        _load_samples(samples, block, off, sc, x)
+        _block_state(block, W, MU, VAR, PREV, ACTIVE, w, mu, var, prev, active)
+        for _ in range(max_iter):
             for k in range(n_components):
-                if rgb:
-                    _rgb_log_density(
-                        x[n, 0],
-                        x[n, 1],
-                        x[n, 2],
-                        mu[k, 0],
-                        mu[k, 1],
-                        mu[k, 2],
-                        iv[k, 0],
-                        iv[k, 1],
-                        iv[k, 2],
-                        lc[k],
-                        lp[k],
-                    )
-                    continue
-                lpk = lp[k]
+                wk = w[k]
                 for b in range(lanes):
-                    lpk[b] = _ZERO
+                    tmp[b] = wk[b]
                 for c in range(n_channels):
-                    xc = x[n, c]
-                    mk = mu[k, c]
+                    vk = var[k, c]
                     ik = iv[k, c]
                     for b in range(lanes):
-                        d = xc[b] - mk[b]
-                        lpk[b] += d * d * ik[b]
+                        ik[b] = _ONE / vk[b]
+                        tmp[b] *= math.sqrt(ik[b])
                 lk = lc[k]
-                for b in range(lanes):
-                    lpk[b] = lk[b] - _HALF * lpk[b]
-            lp0 = lp[0]
-            for b in range(lanes):
-                best[b] = lp0[b]
-            for k in range(1, n_components):
-                lpk = lp[k]
-                for b in range(lanes):
-                    best[b] = max(best[b], lpk[b])
-            for b in range(lanes):
-                ssum[b] = _ZERO
-            for k in range(n_components):
-                lpk = lp[k]
-                for b in range(lanes):
-                    e = _exp_neg(lpk[b] - best[b])
-                    lpk[b] = e
-                    ssum[b] += e
-            _log_lanes(ssum, tmp, lanes, fbits, ibits, mbits, mfloat)
-            for b in range(lanes):
-                total[b] += best[b] + tmp[b]
-                ssum[b] = _ONE / ssum[b]
-            # Sufficient statistics around each component's current mean.
-            for k in range(n_components):
-                if rgb:
-                    _rgb_statistics(
-                        x[n, 0],
-                        x[n, 1],
-                        x[n, 2],
-                        mu[k, 0],
-                        mu[k, 1],
-                        mu[k, 2],
-                        lp[k],
-                        ssum,
-                        nk[k],
-                        a0[k],
-                        a1[k],
-                        a2[k],
-                        q0[k],
-                        q1[k],
-                        q2[k],
-                    )
-                    continue
-                lpk = lp[k]
+                _log_lanes(tmp, lk, lanes, fbits, ibits, mbits, mfloat)
                 nkk = nk[k]
                 for b in range(lanes):
-                    r = lpk[b] * ssum[b]
-                    lpk[b] = r
-                    nkk[b] += r
+                    lk[b] += log_norm
+                    nkk[b] = _ZERO
                 for c in range(n_channels):
-                    xc = x[n, c]
-                    mk = mu[k, c]
                     s1k = s1[k, c]
                     s2k = s2[k, c]
                     for b in range(lanes):
-                        d = xc[b] - mk[b]
-                        rd = lpk[b] * d
-                        s1k[b] += rd
-                        s2k[b] += rd * d
-        if rgb:
-            for k in range(n_components):
-                _copy(s1[k, 0], a0[k])
-                _copy(s1[k, 1], a1[k])
-                _copy(s1[k, 2], a2[k])
-                _copy(s2[k, 0], q0[k])
-                _copy(s2[k, 1], q1[k])
-                _copy(s2[k, 2], q2[k])
-        n_active = _ZERO
-        for b in range(lanes):
-            last = total[b] * inv_n
-            keep = active[b]
-            converged = check and abs(last - prev[b]) < ftol
-            prev[b] = last if keep > _ZERO else prev[b]
-            active[b] = _ZERO if converged else keep
-            updating[b] = keep
-            n_active += active[b]
-        # M-step, in the lanes still updating.
-        for k in range(n_components):
-            nkk = nk[k]
-            wk = w[k]
+                        s1k[b] = _ZERO
+                        s2k[b] = _ZERO
+            if rgb:
+                for arr in (a0, a1, a2, q0, q1, q2):
+                    arr[:] = _ZERO
             for b in range(lanes):
-                nkk[b] += eps10
-                wk[b] = nkk[b] * weight_scale if updating[b] > _ZERO else wk[b]
-            for c in range(n_channels):
-                mk = mu[k, c]
-                vk = var[k, c]
-                s1k = s1[k, c]
-                s2k = s2[k, c]
+                total[b] = _ZERO
+            for n in range(n_samples):
+                # E-step: responsibilities of sample n.
+                for k in range(n_components):
+                    if rgb:
+                        _rgb_log_density(
+                            x[n, 0],
+                            x[n, 1],
+                            x[n, 2],
+                            mu[k, 0],
+                            mu[k, 1],
+                            mu[k, 2],
+                            iv[k, 0],
+                            iv[k, 1],
+                            iv[k, 2],
+                            lc[k],
+                            lp[k],
+                        )
+                        continue
+                    lpk = lp[k]
+                    for b in range(lanes):
+                        lpk[b] = _ZERO
+                    for c in range(n_channels):
+                        xc = x[n, c]
+                        mk = mu[k, c]
+                        ik = iv[k, c]
+                        for b in range(lanes):
+                            d = xc[b] - mk[b]
+                            lpk[b] += d * d * ik[b]
+                    lk = lc[k]
+                    for b in range(lanes):
+                        lpk[b] = lk[b] - _HALF * lpk[b]
+                lp0 = lp[0]
                 for b in range(lanes):
-                    shift = s1k[b] / nkk[b]
-                    v = max(s2k[b] / nkk[b] - shift * shift, _ZERO) + reg
-                    go = updating[b] > _ZERO
-                    mk[b] = mk[b] + shift if go else mk[b]
-                    vk[b] = v if go else vk[b]
-        if n_active == _ZERO:
-            break
-
-
-@njit(**_OPTS)
-def _fit_block(
-    samples, pixels, off, sc, starts, first, max_iter, tol, reg, lanes, W, MU, VAR, PREV, ACTIVE
-):
-    # One block of pixels (indices `pixels`) through up to max_iter EM iterations, from
-    # the start (first) or from the state kept in W, MU, VAR (K, [C,] P), PREV, ACTIVE.
-    n_samples, _, n_channels = samples.shape
-    n_components = starts.shape[0] - 1
-    nb = pixels.shape[0]
-    x = np.empty((n_samples, n_channels, lanes), np.float32)
-    _load_samples(samples, pixels, off, sc, x)
-    w = np.empty((n_components, lanes), np.float32)
-    mu = np.empty((n_components, n_channels, lanes), np.float32)
-    var = np.empty((n_components, n_channels, lanes), np.float32)
-    prev = np.empty(lanes, np.float32)
-    active = np.empty(lanes, np.float32)
-    if first:
-        padded = 1
-        while padded < n_samples:
-            padded *= 2
-        bright = np.empty((n_samples, lanes), np.float32)
-        ranked = np.empty((padded, lanes), np.float32)
-        scratch = np.empty((2, n_samples, lanes), np.float32)
-        _start_by_brightness(x, starts, reg, w, mu, var, bright, ranked, scratch)
-        prev[:] = -np.inf
-        active[:] = _ONE
-    else:
-        for b in range(lanes):
-            p = pixels[min(b, nb - 1)]
-            prev[b] = PREV[p]
-            active[b] = ACTIVE[p]
+                    best[b] = lp0[b]
+                for k in range(1, n_components):
+                    lpk = lp[k]
+                    for b in range(lanes):
+                        best[b] = max(best[b], lpk[b])
+                for b in range(lanes):
+                    ssum[b] = _ZERO
+                for k in range(n_components):
+                    lpk = lp[k]
+                    for b in range(lanes):
+                        e = _exp_neg(lpk[b] - best[b])
+                        lpk[b] = e
+                        ssum[b] += e
+                _log_lanes(ssum, tmp, lanes, fbits, ibits, mbits, mfloat)
+                for b in range(lanes):
+                    total[b] += best[b] + tmp[b]
+                    ssum[b] = _ONE / ssum[b]
+                # Sufficient statistics around each component's current mean.
+                for k in range(n_components):
+                    if rgb:
+                        _rgb_statistics(
+                            x[n, 0],
+                            x[n, 1],
+                            x[n, 2],
+                            mu[k, 0],
+                            mu[k, 1],
+                            mu[k, 2],
+                            lp[k],
+                            ssum,
+                            nk[k],
+                            a0[k],
+                            a1[k],
+                            a2[k],
+                            q0[k],
+                            q1[k],
+                            q2[k],
+                        )
+                        continue
+                    lpk = lp[k]
+                    nkk = nk[k]
+                    for b in range(lanes):
+                        r = lpk[b] * ssum[b]
+                        lpk[b] = r
+                        nkk[b] += r
+                    for c in range(n_channels):
+                        xc = x[n, c]
+                        mk = mu[k, c]
+                        s1k = s1[k, c]
+                        s2k = s2[k, c]
+                        for b in range(lanes):
+                            d = xc[b] - mk[b]
+                            rd = lpk[b] * d
+                            s1k[b] += rd
+                            s2k[b] += rd * d
+            if rgb:
+                for k in range(n_components):
+                    _copy(s1[k, 0], a0[k])
+                    _copy(s1[k, 1], a1[k])
+                    _copy(s1[k, 2], a2[k])
+                    _copy(s2[k, 0], q0[k])
+                    _copy(s2[k, 1], q1[k])
+                    _copy(s2[k, 2], q2[k])
+            n_active = _ZERO
+            for b in range(lanes):
+                last = total[b] * inv_n
+                keep = active[b]
+                converged = check and abs(last - prev[b]) < ftol
+                prev[b] = last if keep > _ZERO else prev[b]
+                active[b] = _ZERO if converged else keep
+                updating[b] = keep
+                n_active += active[b]
+            # M-step, in the lanes still updating.
             for k in range(n_components):
-                w[k, b] = W[k, p]
+                nkk = nk[k]
+                wk = w[k]
+                for b in range(lanes):
+                    nkk[b] += eps10
+                    wk[b] = nkk[b] * weight_scale if updating[b] > _ZERO else wk[b]
                 for c in range(n_channels):
-                    mu[k, c, b] = MU[k, c, p]
-                    var[k, c, b] = VAR[k, c, p]
-    _em(x, max_iter, tol, reg, w, mu, var, prev, active)
-    p0 = pixels[0]
-    if pixels[nb - 1] - p0 == nb - 1:  # consecutive pixels (the first round): slices
-        _copy(PREV[p0 : p0 + nb], prev[:nb])
-        _copy(ACTIVE[p0 : p0 + nb], active[:nb])
-        for k in range(n_components):
-            _copy(W[k, p0 : p0 + nb], w[k, :nb])
-            for c in range(n_channels):
-                _copy(MU[k, c, p0 : p0 + nb], mu[k, c, :nb])
-                _copy(VAR[k, c, p0 : p0 + nb], var[k, c, :nb])
-        return
-    for b in range(nb):
-        p = pixels[b]
-        PREV[p] = prev[b]
-        ACTIVE[p] = active[b]
-        for k in range(n_components):
-            W[k, p] = w[k, b]
-            for c in range(n_channels):
-                MU[k, c, p] = mu[k, c, b]
-                VAR[k, c, p] = var[k, c, b]
-
-
-@njit(**_OPTS)
-def _fit_blocks(
-    samples,
-    pixels,
-    off,
-    sc,
-    starts,
-    first,
-    max_iter,
-    tol,
-    reg,
-    lanes,
-    W,
-    MU,
-    VAR,
-    PREV,
-    ACTIVE,
-    items,
-):
-    n = pixels.shape[0]
-    for i in items:
-        p0 = i * lanes
-        _fit_block(
-            samples,
-            pixels[p0 : min(p0 + lanes, n)],
-            off,
-            sc,
-            starts,
-            first,
-            max_iter,
-            tol,
-            reg,
-            lanes,
-            W,
-            MU,
-            VAR,
-            PREV,
-            ACTIVE,
-        )
-
-
-@njit(**_OPTS)
-def _store_sorted_range(W, MU, VAR, weights, means, variances, start, stop):
-    n_components, n_channels, _ = MU.shape
-    order = np.empty(n_components, np.int64)
-    for p in range(start, stop):
-        for i in range(n_components):
-            order[i] = i
-        for i in range(1, n_components):
-            j = i
-            while j > 0 and W[order[j], p] > W[order[j - 1], p]:
-                order[j], order[j - 1] = order[j - 1], order[j]
-                j -= 1
-        for i in range(n_components):
-            k = order[i]
-            weights[p, i] = W[k, p]
-            for c in range(n_channels):
-                means[p, i, c] = MU[k, c, p]
-                variances[p, i, c] = VAR[k, c, p]
+                    mk = mu[k, c]
+                    vk = var[k, c]
+                    s1k = s1[k, c]
+                    s2k = s2[k, c]
+                    for b in range(lanes):
+                        shift = s1k[b] / nkk[b]
+                        v = max(s2k[b] / nkk[b] - shift * shift, _ZERO) + reg
+                        go = updating[b] > _ZERO
+                        mk[b] = mk[b] + shift if go else mk[b]
+                        vk[b] = v if go else vk[b]
+            if n_active == _ZERO:
+                break
+        _store_block(block, w, mu, var, prev, active, W, MU, VAR, PREV, ACTIVE)
 
 
 @njit(**_OPTS)
 def _store_sorted(W, MU, VAR, weights, means, variances, items):
     # Each pixel's components, sorted by weight, heaviest first (stable), into
     # (P, K) and (P, K, C) outputs; items: blocks of BLOCK_PIXELS pixels.
-    n_pixels = W.shape[1]
-    for i in items:
-        _store_sorted_range(
-            W,
-            MU,
-            VAR,
-            weights,
-            means,
-            variances,
-            i * BLOCK_PIXELS,
-            min((i + 1) * BLOCK_PIXELS, n_pixels),
-        )
+    n_components, n_channels, n_pixels = MU.shape
+    order = np.empty(n_components, np.int64)
+    for item in items:
+        for p in range(item * BLOCK_PIXELS, min((item + 1) * BLOCK_PIXELS, n_pixels)):
+            for i in range(n_components):
+                order[i] = i
+            for i in range(1, n_components):
+                j = i
+                while j > 0 and W[order[j], p] > W[order[j - 1], p]:
+                    order[j], order[j - 1] = order[j - 1], order[j]
+                    j -= 1
+            for i in range(n_components):
+                k = order[i]
+                weights[p, i] = W[k, p]
+                for c in range(n_channels):
+                    means[p, i, c] = MU[k, c, p]
+                    variances[p, i, c] = VAR[k, c, p]
 
 
 def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar):
@@ -757,18 +724,20 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     )
     lanes = FIT_LANES
     pixels = np.arange(n_pixels, dtype=np.int64)
-    done, first = 0, True
-    while first or (done < max_iter and len(pixels)):
+    n_blocks = (n_pixels + lanes - 1) // lanes
+    common = (offsets, scales)
+    _in_threads(
+        _start_blocks, n_blocks, samples, pixels, *common, starts, _F(reg_covar), lanes, *state
+    )
+    done = 0
+    while done < max_iter and len(pixels):
         iterations = min(FIT_ROUND if done else FIT_FIRST_ROUND, int(max_iter) - done)
         _in_threads(
-            _fit_blocks,
+            _em_blocks,
             (len(pixels) + lanes - 1) // lanes,
             samples,
             pixels,
-            offsets,
-            scales,
-            starts,
-            first,
+            *common,
             iterations,
             float(tol),
             _F(reg_covar),
@@ -776,7 +745,6 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
             *state,
         )
         done += iterations
-        first = False
         pixels = np.flatnonzero(state[4] > 0)
     weights = np.empty((n_pixels, k), np.float32)
     means = np.empty((n_pixels, k, n_channels), np.float32)
@@ -890,99 +858,69 @@ def _shadow_labels(x, background, labels, n, tau, distortion2):
 NOT_BG, BACKGROUND, BACKGROUND_CAPPED = 0, 1, 2
 
 
-# One compiled chain for distances, log-likelihoods and labels: the scores go to out_sc
-# (float32) or the labels to out_lab (uint8), the other being an empty array.  (Each out
-# dtype compiled separately would double the compilation of a first run.)
-@njit(**_OPTS)
-def _score_tile(
-    frames, off, sc, mu, iv, lc, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
-):
-    n_components, n_channels, _ = mu.shape
-    # The tile's model is copied once into contiguous scratch, which stays in cache while
-    # the frames stream past it.  (Even for one frame, on demand: reading the model in
-    # place compiled a second scoring kernel, 2 s more of a first run.)
-    m_ = np.empty((n_components, n_channels, n), np.float32)
-    i_ = np.empty((n_components, n_channels, n), np.float32)
-    l_ = np.empty((n_components, n), np.float32)
-    for k in range(n_components):
-        _copy(l_[k], lc[k, p0 : p0 + n])
-        for c in range(n_channels):
-            _copy(m_[k, c], mu[k, c, p0 : p0 + n])
-            _copy(i_[k, c], iv[k, c, p0 : p0 + n])
-    _score_tile_frames(
-        frames, off, sc, m_, i_, l_, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
-    )
-
-
-#: What ``_score_tile_frames`` computes: labels, distances or log-likelihoods.
+#: What ``_score_tiles`` computes: labels, distances or log-likelihoods.
 MODE_LABELS, MODE_DISTANCE, MODE_LOG_LIKELIHOOD = 0, 1, 2
 
 
+# One compiled kernel for distances, log-likelihoods and labels: the scores go to out_sc
+# (float32) or the labels to out_lab (uint8), the other being an empty array.  (Each out
+# dtype compiled separately would double the compilation of a first run.)  The loop over
+# tiles and the one over frames are in this one function: each level of jitted calls
+# compiles its callees again (see _start_blocks).
 @njit(**_OPTS)
-def _score_tile_frames(
-    frames, off, sc, m_, i_, l_, threshold, tau, distortion2, mode, out_sc, out_lab, p0, n
+def _score_tiles(
+    frames, off, sc, mu, iv, lc, threshold, tau, distortion2, mode, out_sc, out_lab, tile, items
 ):
-    # Distance: with l_ 0 for background components (and hugely negative for the others)
+    # Distance: with lc 0 for background components (and hugely negative for the others)
     # best = -d2 / 2, d2 the smallest squared Mahalanobis distance to a background
     # component; the distance is sqrt(d2 / C).  Labels threshold that same float32 value.
     n_frames = frames.shape[0]
-    n_components, n_channels, _ = m_.shape
-    x = np.empty((n_channels, n), np.float32)
-    lp = np.empty((n_components, n), np.float32)
-    best = np.empty(n, np.float32)
-    ssum = np.empty(n, np.float32)
-    ll = np.empty(n, np.float32)
-    lab = np.empty(n, np.uint8)
-    fbits, ibits, mbits, mfloat = _log_scratch(n)
+    n_components, n_channels, n_pixels = mu.shape
     scale = _F(-2.0) / _F(n_channels)
-    for t in range(n_frames):
-        _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
-        _densities(x, m_, i_, l_, lp, best, n)
-        if mode == MODE_LOG_LIKELIHOOD:
-            _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
-            out_t = out_sc[t, p0 : p0 + n]
+    for item in items:
+        p0 = item * tile
+        n = min(tile, n_pixels - p0)
+        # The tile's model is copied once into contiguous scratch, which stays in cache
+        # while the frames stream past it.  (Even for one frame, on demand: reading the
+        # model in place compiled a second scoring kernel, 2 s more of a first run.)
+        m_ = np.empty((n_components, n_channels, n), np.float32)
+        i_ = np.empty((n_components, n_channels, n), np.float32)
+        l_ = np.empty((n_components, n), np.float32)
+        for k in range(n_components):
+            _copy(l_[k], lc[k, p0 : p0 + n])
+            for c in range(n_channels):
+                _copy(m_[k, c], mu[k, c, p0 : p0 + n])
+                _copy(i_[k, c], iv[k, c, p0 : p0 + n])
+        x = np.empty((n_channels, n), np.float32)
+        lp = np.empty((n_components, n), np.float32)
+        best = np.empty(n, np.float32)
+        ssum = np.empty(n, np.float32)
+        ll = np.empty(n, np.float32)
+        lab = np.empty(n, np.uint8)
+        fbits, ibits, mbits, mfloat = _log_scratch(n)
+        for t in range(n_frames):
+            _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
+            _densities(x, m_, i_, l_, lp, best, n)
+            if mode == MODE_LOG_LIKELIHOOD:
+                _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
+                out_t = out_sc[t, p0 : p0 + n]
+                for b in range(n):
+                    out_t[b] = ll[b]
+                continue
             for b in range(n):
-                out_t[b] = ll[b]
-            continue
-        for b in range(n):
-            ll[b] = math.sqrt(max(best[b] * scale, _ZERO))
-        if mode == MODE_DISTANCE:
-            out_t = out_sc[t, p0 : p0 + n]
+                ll[b] = math.sqrt(max(best[b] * scale, _ZERO))
+            if mode == MODE_DISTANCE:
+                out_t = out_sc[t, p0 : p0 + n]
+                for b in range(n):
+                    out_t[b] = ll[b]
+                continue
             for b in range(n):
-                out_t[b] = ll[b]
-            continue
-        for b in range(n):
-            lab[b] = 1 if ll[b] > threshold else 0
-        if tau > _ZERO:
-            _shadow_labels(x, m_[0], lab, n, tau, distortion2)
-        out_t = out_lab[t, p0 : p0 + n]
-        for b in range(n):
-            out_t[b] = lab[b]
-
-
-@njit(**_OPTS)
-def _score_tiles(
-    frames, off, sc, mu, iv, lc, thr, tau, distortion2, mode, out_sc, out_lab, tile, items
-):
-    n_pixels = mu.shape[2]
-    for i in items:
-        p0 = i * tile
-        _score_tile(
-            frames,
-            off,
-            sc,
-            mu,
-            iv,
-            lc,
-            thr,
-            tau,
-            distortion2,
-            mode,
-            out_sc,
-            out_lab,
-            p0,
-            min(tile, n_pixels - p0),
-        )
+                lab[b] = 1 if ll[b] > threshold else 0
+            if tau > _ZERO:
+                _shadow_labels(x, m_[0], lab, n, tau, distortion2)
+            out_t = out_lab[t, p0 : p0 + n]
+            for b in range(n):
+                out_t[b] = lab[b]
 
 
 _NO_SCORES = np.empty((0, 0), np.float32)
@@ -1058,56 +996,6 @@ def _consensus_needed(radii, labels, scores, use_labels, t, p):
 
 
 @njit(**_OPTS)
-def _consensus_run(row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, width, x, best, d):
-    # best[lo:hi] = the smallest squared distance (summed over channels) from each pixel's
-    # colour in row y to a background component of a pixel within its radius, itself
-    # excluded: neighbour offset by offset, over contiguous lanes (SIMD).
-    n_components, n_channels, n_pixels = mu.shape
-    height = n_pixels // width
-    base = y * width
-    for c in range(n_channels):
-        xc = x[c]
-        for xp in range(lo, hi):
-            xc[xp] = (_F(row[(base + xp) * n_channels + c]) - o) * s
-    big = _F(1e30)
-    for xp in range(lo, hi):
-        best[xp] = big
-    for dy in range(-reach, reach + 1):
-        yy = y + dy
-        if yy < 0 or yy >= height:
-            continue
-        for dx in range(-reach, reach + 1):
-            if dy == 0 and dx == 0:
-                continue
-            ring = max(abs(dy), abs(dx))
-            a, b = max(lo, -dx), min(hi, width - dx)
-            n = b - a
-            q = yy * width + dx + a  # >= 0: slices from here index from 0 (SIMD)
-            bs = best[a:b]
-            ds = d[:n]
-            for k in range(n_components):
-                if not in_row[k, yy]:  # no pixel of that row has it as background
-                    continue
-                nk = not_bg[k, q : q + n]
-                for i in range(n):
-                    ds[i] = nk[i]
-                for c in range(n_channels):
-                    xs = x[c, a:b]
-                    m = mu[k, c, q : q + n]
-                    v = iv[k, c, q : q + n]
-                    for i in range(n):
-                        e = xs[i] - m[i]
-                        ds[i] += e * e * v[i]
-                if ring == 1:  # every pixel of the run reaches it (radius 0: unused)
-                    for i in range(n):
-                        bs[i] = min(bs[i], ds[i])
-                else:
-                    rs = radii[base + a : base + b]
-                    for i in range(n):
-                        bs[i] = min(bs[i], ds[i] if np.int64(rs[i]) >= ring else big)
-
-
-@njit(**_OPTS)
 def _consensus_frames(
     frames, off, sc, mu, iv, not_bg, in_row, radii, width, penalty, threshold, labels, scores,
     items,
@@ -1125,6 +1013,7 @@ def _consensus_frames(
     best = np.empty(width, np.float32)
     d = np.empty(width, np.float32)
     inv_c = _ONE / _F(n_channels)
+    big = _F(1e30)
     use_labels = labels.shape[0] > 0
     for t in items:
         row = frames[t]
@@ -1142,7 +1031,7 @@ def _consensus_frames(
                     any_needed |= (radii[base + xp] > 0) & (scores[t, base + xp] > _ZERO)
             if not any_needed:
                 continue
-            xp = np.int64(0)  # not the literal 0: numba would compile _consensus_run for it too
+            xp = 0
             while xp < width:
                 reach = _consensus_needed(radii, labels, scores, use_labels, t, base + xp)
                 if reach == 0:
@@ -1157,10 +1046,50 @@ def _consensus_frames(
                         reach = max(reach, r)
                     xp += 1
                 hi = last + 1
-                _consensus_run(
-                    row, o, s, mu, iv, not_bg, in_row, radii, y, lo, hi, reach, width, x,
-                    best, d,
-                )  # fmt: skip
+                # best[lo:hi] = the smallest squared distance (summed over channels)
+                # from each pixel's colour in row y to a background component of a
+                # pixel within its radius, itself excluded: neighbour offset by offset,
+                # over contiguous lanes (SIMD).
+                for c in range(n_channels):
+                    xc = x[c]
+                    for j in range(lo, hi):
+                        xc[j] = (_F(row[(base + j) * n_channels + c]) - o) * s
+                for j in range(lo, hi):
+                    best[j] = big
+                for dy in range(-reach, reach + 1):
+                    yy = y + dy
+                    if yy < 0 or yy >= height:
+                        continue
+                    for dx in range(-reach, reach + 1):
+                        if dy == 0 and dx == 0:
+                            continue
+                        ring = max(abs(dy), abs(dx))
+                        a, b = max(lo, -dx), min(hi, width - dx)
+                        n = b - a
+                        q = yy * width + dx + a  # >= 0: slices from here index from 0 (SIMD)
+                        bs = best[a:b]
+                        ds = d[:n]
+                        for k in range(n_components):
+                            if not in_row[k, yy]:  # no pixel of that row has it as
+                                continue  # background
+                            nk = not_bg[k, q : q + n]
+                            for i in range(n):
+                                ds[i] = nk[i]
+                            for c in range(n_channels):
+                                xs = x[c, a:b]
+                                m = mu[k, c, q : q + n]
+                                v = iv[k, c, q : q + n]
+                                for i in range(n):
+                                    e = xs[i] - m[i]
+                                    ds[i] += e * e * v[i]
+                            if ring == 1:  # every pixel of the run reaches it
+                                for i in range(n):
+                                    bs[i] = min(bs[i], ds[i])
+                            else:
+                                rs = radii[base + a : base + b]
+                                for i in range(n):
+                                    di = ds[i] if np.int64(rs[i]) >= ring else big
+                                    bs[i] = min(bs[i], di)
                 for xq in range(lo, hi):
                     p = base + xq
                     if radii[p] == 0:
@@ -1180,7 +1109,7 @@ def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_not_bg, items):
     for i in items:
         for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
             for k in range(n_components):
-                # As _online_tile ranks: the weights ahead of slot k, summed in order.
+                # As _online_tiles ranks: the weights ahead of slot k, summed in order.
                 ahead = _ZERO
                 wk = w[k, p]
                 for m in range(n_components):
@@ -1343,40 +1272,30 @@ def consensus_pass(
 
 @njit(**_OPTS)
 def _scoring_arrays(weights, means, variances, flags, not_background, vmax, mu, iv, lc, ld, items):
-    n_pixels = means.shape[0]
-    for i in items:
-        for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
-            _pixel_scoring_arrays(
-                weights, means, variances, flags, not_background, vmax, mu, iv, lc, ld, p
-            )
-
-
-@njit(**_OPTS)
-def _pixel_scoring_arrays(
-    weights, means, variances, flags, not_background, vmax, mu, iv, lc, ld, p
-):
-    _, n_components, n_channels = means.shape
-    total = 0.0
-    for k in range(n_components):
-        if flags[p, k]:
-            total += weights[p, k]
-    for k in range(n_components):
-        log_det = 0.0
-        for c in range(n_channels):
-            v = np.float64(variances[p, k, c])
-            if flags[p, k] == BACKGROUND_CAPPED:
-                v = min(v, vmax)
-            mu[k, c, p] = means[p, k, c]
-            iv[k, c, p] = 1.0 / v
-            log_det += math.log(v)
-        if flags[p, k]:
-            lc[k, p] = math.log(max(weights[p, k], 1e-30) / total) - 0.5 * (
-                n_channels * LOG_2PI + log_det
-            )
-            ld[k, p] = 0.0
-        else:
-            lc[k, p] = not_background
-            ld[k, p] = not_background
+    n_pixels, n_components, n_channels = means.shape
+    for item in items:
+        for p in range(item * BLOCK_PIXELS, min((item + 1) * BLOCK_PIXELS, n_pixels)):
+            total = 0.0
+            for k in range(n_components):
+                if flags[p, k]:
+                    total += weights[p, k]
+            for k in range(n_components):
+                log_det = 0.0
+                for c in range(n_channels):
+                    v = np.float64(variances[p, k, c])
+                    if flags[p, k] == BACKGROUND_CAPPED:
+                        v = min(v, vmax)
+                    mu[k, c, p] = means[p, k, c]
+                    iv[k, c, p] = 1.0 / v
+                    log_det += math.log(v)
+                if flags[p, k]:
+                    lc[k, p] = math.log(max(weights[p, k], 1e-30) / total) - 0.5 * (
+                        n_channels * LOG_2PI + log_det
+                    )
+                    ld[k, p] = 0.0
+                else:
+                    lc[k, p] = not_background
+                    ld[k, p] = not_background
 
 
 def scoring_arrays(weights, means, variances, flags, not_background, vmax):
@@ -1412,61 +1331,6 @@ def scoring_arrays(weights, means, variances, flags, not_background, vmax):
 
 # --- which components are background ---------------------------------------------------------
 CHOOSE_LANES = 64  # pixels whose learning samples are labelled together
-
-
-@njit(**_OPTS)
-def _choose_label_lanes(samples, p0, nb, off, sc, w, mu, var, z, resp, x, lmu, liv, llc, lp):
-    # Each learning sample's most likely component (z[i, b]) and responsibilities
-    # (resp[i, k, b]) for pixels p0 .. p0 + nb, one per lane (float32, SIMD).  A
-    # component 25 nats below the best gets none (exp(-25) is 1e-11 of it).
-    n_samples, _, n_channels = samples.shape
-    n_components = w.shape[1]
-    lanes = z.shape[1]
-    for b in range(lanes):
-        q = p0 + min(b, nb - 1)  # lanes past the pixels repeat the last one
-        for k in range(n_components):
-            s = 0.0
-            for c in range(n_channels):
-                v = np.float64(var[q, k, c])
-                s += math.log(v)
-                lmu[k, c, b] = mu[q, k, c]
-                liv[k, c, b] = _F(1.0 / v)
-            llc[k, b] = _F(math.log(max(np.float64(w[q, k]), 1e-12)) - 0.5 * s)
-    best = np.empty(lanes, np.float32)
-    tot = np.empty(lanes, np.float32)
-    bk = np.empty(lanes, np.int64)
-    for i in range(n_samples):
-        o = _F(off[i])
-        s = _F(sc[i])
-        row = samples[i]
-        for c in range(n_channels):
-            xc = x[c]
-            for b in range(lanes):
-                xc[b] = (_F(row[p0 + min(b, nb - 1), c]) - o) * s
-        _densities(x, lmu, liv, llc, lp, best, lanes)
-        # The most likely component: the first that reaches the best.
-        for b in range(lanes):
-            bk[b] = n_components
-        for k in range(n_components - 1, -1, -1):
-            lk = lp[k]
-            for b in range(lanes):
-                bk[b] = k if lk[b] == best[b] else bk[b]
-        zi = z[i]
-        for b in range(lanes):
-            zi[b] = bk[b]
-            tot[b] = _ZERO
-        for k in range(n_components):
-            lk = lp[k]
-            for b in range(lanes):
-                gap = lk[b] - best[b]
-                e = _exp_neg(gap) if gap > _F(-25.0) else _ZERO
-                lk[b] = _ONE if bk[b] == k else e
-                tot[b] += lk[b]
-        for k in range(n_components):
-            lk = lp[k]
-            rk = resp[i, k]
-            for b in range(lanes):
-                rk[b] = lk[b] / tot[b]
 
 
 @njit(inline="always", **_OPTS)
@@ -1549,15 +1413,60 @@ def _choose_blocks(
     liv = np.empty((n_components, n_channels, lanes), np.float32)
     llc = np.empty((n_components, lanes), np.float32)
     lp = np.empty((n_components, lanes), np.float32)
+    best = np.empty(lanes, np.float32)
+    tot = np.empty(lanes, np.float32)
+    bk = np.empty(lanes, np.int64)
     mass = np.empty(n_components)
     rmass = np.empty(n_components)
-    for i in items:
-        stop = min((i + 1) * BLOCK_PIXELS, n_pixels)
-        for p0 in range(i * BLOCK_PIXELS, stop, lanes):
+    for item in items:
+        stop = min((item + 1) * BLOCK_PIXELS, n_pixels)
+        for p0 in range(item * BLOCK_PIXELS, stop, lanes):
             count = min(lanes, stop - p0)
-            _choose_label_lanes(
-                samples, p0, count, off, sc, w, mu, var, z, resp, x, lmu, liv, llc, lp
-            )
+            # Each learning sample's most likely component (z[i, b]) and responsibilities
+            # (resp[i, k, b]) for pixels p0 .. p0 + count, one per lane (float32, SIMD).  A
+            # component 25 nats below the best gets none (exp(-25) is 1e-11 of it).
+            for b in range(lanes):
+                q = p0 + min(b, count - 1)  # lanes past the pixels repeat the last one
+                for k in range(n_components):
+                    s = 0.0
+                    for c in range(n_channels):
+                        v = np.float64(var[q, k, c])
+                        s += math.log(v)
+                        lmu[k, c, b] = mu[q, k, c]
+                        liv[k, c, b] = _F(1.0 / v)
+                    llc[k, b] = _F(math.log(max(np.float64(w[q, k]), 1e-12)) - 0.5 * s)
+            for i in range(n_samples):
+                o = _F(off[i])
+                s = _F(sc[i])
+                row = samples[i]
+                for c in range(n_channels):
+                    xc = x[c]
+                    for b in range(lanes):
+                        xc[b] = (_F(row[p0 + min(b, count - 1), c]) - o) * s
+                _densities(x, lmu, liv, llc, lp, best, lanes)
+                # The most likely component: the first that reaches the best.
+                for b in range(lanes):
+                    bk[b] = n_components
+                for k in range(n_components - 1, -1, -1):
+                    lk = lp[k]
+                    for b in range(lanes):
+                        bk[b] = k if lk[b] == best[b] else bk[b]
+                zi = z[i]
+                for b in range(lanes):
+                    zi[b] = bk[b]
+                    tot[b] = _ZERO
+                for k in range(n_components):
+                    lk = lp[k]
+                    for b in range(lanes):
+                        gap = lk[b] - best[b]
+                        e = _exp_neg(gap) if gap > _F(-25.0) else _ZERO
+                        lk[b] = _ONE if bk[b] == k else e
+                        tot[b] += lk[b]
+                for k in range(n_components):
+                    lk = lp[k]
+                    rk = resp[i, k]
+                    for b in range(lanes):
+                        rk[b] = lk[b] / tot[b]
             for b in range(count):
                 _choose_flags(
                     p0 + b, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax,
@@ -1642,40 +1551,39 @@ def median_over_frames(values):
 
 # --- clean-up ------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _majority_frame(labels, size, out):
-    height, width = labels.shape
-    r = size // 2
-    half = (size * size) // 2
-    col = np.zeros(width + 2 * r, np.uint16)  # per column: foreground in the window's rows
-    inner = col[r : r + width]
-    prefix = np.zeros(width + 2 * r + 1, np.int32)  # running sums of col: any size, O(1)
-    for dy in range(-r, r + 1):
-        row = labels[min(max(dy, 0), height - 1)]
-        for x in range(width):
-            inner[x] += 1 if row[x] == 1 else 0
-    for y in range(height):
-        if y > 0:
-            enter = labels[min(y + r, height - 1)]
-            leave = labels[max(y - r - 1, 0)]
-            for x in range(width):
-                inner[x] += (1 if enter[x] == 1 else 0) - (1 if leave[x] == 1 else 0)
-        for x in range(r):  # replicated border
-            col[x] = inner[0]
-            col[r + width + x] = inner[width - 1]
-        for i in range(width + 2 * r):
-            prefix[i + 1] = prefix[i] + np.int32(col[i])
-        high = prefix[size : size + width]
-        low = prefix[0:width]
-        row = labels[y]
-        out_row = out[y]
-        for x in range(width):
-            out_row[x] = 1 if high[x] - low[x] > half else (2 if row[x] == 2 else 0)
-
-
-@njit(**_OPTS)
-def _majority_frames(labels, size, items):
+def _majority_frames(frames, size, items):
+    # Each frame t of items through the majority filter, in place (one function for the
+    # loop over frames and the filter: see _start_blocks).
+    _, height, width = frames.shape
     for t in items:
-        _majority_frame(labels[t].copy(), size, labels[t])
+        labels = frames[t].copy()
+        out = frames[t]
+        r = size // 2
+        half = (size * size) // 2
+        col = np.zeros(width + 2 * r, np.uint16)  # per column: foreground in the window's rows
+        inner = col[r : r + width]
+        prefix = np.zeros(width + 2 * r + 1, np.int32)  # running sums of col: any size, O(1)
+        for dy in range(-r, r + 1):
+            row = labels[min(max(dy, 0), height - 1)]
+            for x in range(width):
+                inner[x] += 1 if row[x] == 1 else 0
+        for y in range(height):
+            if y > 0:
+                enter = labels[min(y + r, height - 1)]
+                leave = labels[max(y - r - 1, 0)]
+                for x in range(width):
+                    inner[x] += (1 if enter[x] == 1 else 0) - (1 if leave[x] == 1 else 0)
+            for x in range(r):  # replicated border
+                col[x] = inner[0]
+                col[r + width + x] = inner[width - 1]
+            for i in range(width + 2 * r):
+                prefix[i + 1] = prefix[i] + np.int32(col[i])
+            high = prefix[size : size + width]
+            low = prefix[0:width]
+            row = labels[y]
+            out_row = out[y]
+            for x in range(width):
+                out_row[x] = 1 if high[x] - low[x] > half else (2 if row[x] == 2 else 0)
 
 
 def majority_filter(labels, size):
@@ -1691,24 +1599,23 @@ def majority_filter(labels, size):
 
 # --- brightness ---------------------------------------------------------------------------
 @njit(**_OPTS)
-def _frame_luminance(frame, stride, o, s, out):
-    n_channels = frame.shape[2]
-    inv_c = _ONE / _F(n_channels)
-    for i in range(out.shape[0]):
-        row = frame[i * stride]
-        out_row = out[i]
-        for j in range(out.shape[1]):
-            acc = _ZERO
-            px = row[j * stride]
-            for c in range(n_channels):
-                acc += _F(px[c])
-            out_row[j] = (acc * inv_c - o) * s
-
-
-@njit(**_OPTS)
 def _luminance_grid(frames, stride, offset, scale, out, items):
+    n_channels = frames.shape[3]
+    inv_c = _ONE / _F(n_channels)
+    o = _F(offset)
+    s = _F(scale)
     for t in items:
-        _frame_luminance(frames[t], stride, _F(offset), _F(scale), out[t])
+        frame = frames[t]
+        out_t = out[t]
+        for i in range(out_t.shape[0]):
+            row = frame[i * stride]
+            out_row = out_t[i]
+            for j in range(out_t.shape[1]):
+                acc = _ZERO
+                px = row[j * stride]
+                for c in range(n_channels):
+                    acc += _F(px[c])
+                out_row[j] = (acc * inv_c - o) * s
 
 
 def luminance_grid(frames, stride, offset, scale):
@@ -1742,383 +1649,6 @@ def _online_settings(settings):
         _F(settings[5]),
         _F(settings[6]),
     )
-
-
-@njit(**_OPTS)
-def _online_tile(
-    frames,
-    off,
-    sc,
-    alphas,
-    w_all,
-    mu_all,
-    var_all,
-    nm_all,
-    settings,
-    out_score,
-    out_shadow,
-    p0,
-    n,
-):
-    # One tile of pixels through a chunk of frames.  State per component slot: weight w
-    # (K, n), mean mu (K, C, n), isotropic variance var (K, n); per pixel the slots in
-    # use, nm (n,), all float32.  Slots are not kept in
-    # weight order (moving a component costs more than ranking the K weights when they
-    # are needed); every branch of MOG2's per-pixel update is a select over the lanes.
-    ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
-    n_frames = frames.shape[0]
-    n_components, n_channels, _ = mu_all.shape
-    w = np.empty((n_components, n), np.float32)
-    mu = np.empty((n_components, n_channels, n), np.float32)
-    var = np.empty((n_components, n), np.float32)
-    nm = np.empty(n, np.float32)
-    for k in range(n_components):
-        _copy(w[k], w_all[k, p0 : p0 + n])
-        _copy(var[k], var_all[k, p0 : p0 + n])
-        for c in range(n_channels):
-            _copy(mu[k, c], mu_all[k, c, p0 : p0 + n])
-    _copy(nm, nm_all[p0 : p0 + n])
-    x = np.empty((n_channels, n), np.float32)
-    d2 = np.empty((n_components, n), np.float32)
-    sel = np.empty((n_components, n), np.float32)
-    best = np.empty(n, np.float32)
-    total = np.empty(n, np.float32)
-    top = np.empty(n, np.float32)
-    slot = np.empty(n, np.float32)
-    matched = np.empty(n, np.float32)
-    heavy = np.empty((n_channels, n), np.float32)
-    lab = np.empty(n, np.uint8)
-    inv_c = _ONE / _F(n_channels)
-    big = _F(1e30)
-    for t in range(n_frames):
-        a = alphas[t]
-        _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
-        # Squared distances, in variances.
-        for k in range(n_components):
-            d2k = d2[k]
-            for b in range(n):
-                d2k[b] = _ZERO
-            for c in range(n_channels):
-                xc = x[c]
-                mk = mu[k, c]
-                for b in range(n):
-                    d = xc[b] - mk[b]
-                    d2k[b] += d * d
-            vk = var[k]
-            for b in range(n):
-                d2k[b] = d2k[b] / vk[b]
-        # Background: the heaviest components up to the ratio.  Slot k is one when the
-        # weights ranked before it (heavier, or as heavy in a lower slot) sum to <= ratio.
-        for k in range(n_components):
-            sk = sel[k]
-            wk = w[k]
-            for b in range(n):
-                sk[b] = _ZERO
-            for j in range(n_components):
-                if j == k:
-                    continue
-                wj = w[j]
-                first = j < k
-                for b in range(n):
-                    ahead = wj[b] > wk[b] or (first and wj[b] == wk[b])
-                    sk[b] += wj[b] if ahead else _ZERO
-            f = _F(k)
-            for b in range(n):
-                sk[b] = _ONE if f < nm[b] and sk[b] <= ratio else _ZERO
-        # Score before the update: the distance to the nearest background component,
-        # sqrt(min_bg d2_k / C) (0 before the pixel has any).
-        for b in range(n):
-            best[b] = big
-        for k in range(n_components):
-            sk = sel[k]
-            d2k = d2[k]
-            for b in range(n):
-                best[b] = min(best[b], d2k[b] if sk[b] > _ZERO else big)
-        score_t = out_score[t, p0 : p0 + n]
-        for b in range(n):
-            score_t[b] = math.sqrt(best[b] * inv_c) if best[b] < big else _ZERO
-        if tau > _ZERO:
-            # Shadows: against the heaviest component's colour.
-            _heaviest_mean(w, mu, top, matched, heavy, n)
-            for b in range(n):
-                lab[b] = 1 if nm[b] > _ZERO else 0
-            _shadow_labels(x, heavy, lab, n, tau, distortion2)
-            sh_t = out_shadow[t, p0 : p0 + n]
-            for b in range(n):
-                sh_t[b] = lab[b] == 2
-        # Update: the heaviest component within the match distance (ties: lowest slot)
-        # takes the sample; without one, a new component takes a free slot or the
-        # weakest's (ties: highest slot).
-        for b in range(n):
-            top[b] = -_ONE
-        for k in range(n_components):
-            wk = w[k]
-            d2k = d2[k]
-            f = _F(k)
-            for b in range(n):
-                ok = f < nm[b] and d2k[b] < match
-                top[b] = max(top[b], wk[b] if ok else -_ONE)
-        for b in range(n):
-            matched[b] = _ZERO
-            slot[b] = -_ONE
-        for k in range(n_components):
-            sk = sel[k]  # reused: 1 where slot k takes the sample
-            wk = w[k]
-            d2k = d2[k]
-            f = _F(k)
-            for b in range(n):
-                ok = matched[b] == _ZERO and f < nm[b] and d2k[b] < match and wk[b] == top[b]
-                sk[b] = _ONE if ok else _ZERO
-            for b in range(n):
-                matched[b] += sk[b]
-        decay = _ONE - a
-        for k in range(n_components):
-            wk = w[k]
-            sk = sel[k]
-            for b in range(n):
-                wk[b] = wk[b] * decay + sk[b] * a
-            for b in range(n):
-                sk[b] = a / wk[b] if sk[b] > _ZERO else _ZERO  # now the learning rate
-            for c in range(n_channels):
-                xc = x[c]
-                mk = mu[k, c]
-                for b in range(n):
-                    mk[b] += sk[b] * (xc[b] - mk[b])
-            vk = var[k]
-            d2k = d2[k]
-            for b in range(n):
-                v = vk[b] + sk[b] * (d2k[b] * vk[b] * inv_c - vk[b])
-                vk[b] = min(max(v, var_min), var_max) if sk[b] > _ZERO else vk[b]
-            f = _F(k)
-            for b in range(n):
-                slot[b] = f if sk[b] > _ZERO else slot[b]
-        # No match: the free slot nm, or the weakest component's.
-        for b in range(n):
-            top[b] = big
-        for k in range(n_components):
-            wk = w[k]
-            f = _F(k)
-            for b in range(n):
-                top[b] = min(top[b], wk[b] if f < nm[b] else big)
-        for k in range(n_components):
-            wk = w[k]
-            f = _F(k)
-            for b in range(n):
-                weakest = f < nm[b] and wk[b] == top[b]
-                free = nm[b] < _F(n_components)
-                take = matched[b] == _ZERO and ((free and f == nm[b]) or (not free and weakest))
-                slot[b] = f if take else slot[b]
-        for b in range(n):
-            grow = matched[b] == _ZERO and nm[b] < _F(n_components)
-            nm[b] += _ONE if grow else _ZERO
-        for k in range(n_components):
-            sk = sel[k]  # reused: 1 where slot k gets the new component
-            f = _F(k)
-            for b in range(n):
-                sk[b] = _ONE if matched[b] == _ZERO and slot[b] == f else _ZERO
-            wk = w[k]
-            for b in range(n):
-                wk[b] = (a if nm[b] > _ONE else _ONE) if sk[b] > _ZERO else wk[b]
-            vk = var[k]
-            for b in range(n):
-                vk[b] = var_init if sk[b] > _ZERO else vk[b]
-            for c in range(n_channels):
-                xc = x[c]
-                mk = mu[k, c]
-                for b in range(n):
-                    mk[b] += sk[b] * (xc[b] - mk[b])
-        for b in range(n):
-            total[b] = _ZERO
-        for k in range(n_components):
-            wk = w[k]
-            for b in range(n):
-                total[b] += wk[b]
-        for k in range(n_components):
-            wk = w[k]
-            for b in range(n):
-                wk[b] = wk[b] / total[b]
-    for k in range(n_components):
-        _copy(w_all[k, p0 : p0 + n], w[k])
-        _copy(var_all[k, p0 : p0 + n], var[k])
-        for c in range(n_channels):
-            _copy(mu_all[k, c, p0 : p0 + n], mu[k, c])
-    _copy(nm_all[p0 : p0 + n], nm)
-
-
-# Rows of the flat scratch of _online_tile_k3_rgb, SCORE_TILE lanes each: one
-# allocation with compile-time distances between its rows is what lets LLVM vectorise a
-# loop that stores to all of them (rows of a 2-D array do not, nor do this many separate
-# arrays: too many to check for overlap at run time).
-_W, _M, _V, _NM, _BEST = 0, 3, 12, 15, 16
-_N_ROWS = 17
-
-
-@njit(**_OPTS)
-def _online_tile_k3_rgb(
-    frames,
-    off,
-    sc,
-    alphas,
-    w_all,
-    mu_all,
-    var_all,
-    nm_all,
-    settings,
-    out_score,
-    out_shadow,
-    p0,
-    n,
-):
-    # _online_tile for the default three components of three channels: the same
-    # decisions, one fused loop per frame over a flat scratch S whose rows are SCORE_TILE
-    # apart (row r, lane b: S[r * L + b]).
-    ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
-    L = SCORE_TILE
-    S = np.zeros(_N_ROWS * L, np.float32)
-    for k in range(3):
-        _copy(S[(_W + k) * L : (_W + k) * L + n], w_all[k, p0 : p0 + n])
-        _copy(S[(_V + k) * L : (_V + k) * L + n], var_all[k, p0 : p0 + n])
-        for c in range(3):
-            r = _M + 3 * k + c
-            _copy(S[r * L : r * L + n], mu_all[k, c, p0 : p0 + n])
-    _copy(S[_NM * L : _NM * L + n], nm_all[p0 : p0 + n])
-    big = _F(1e30)
-    third = _ONE / _F(3.0)
-    for t in range(frames.shape[0]):
-        a = alphas[t]
-        o = off[t]
-        s = sc[t]
-        decay = _ONE - a
-        row = frames[t, p0 * 3 : (p0 + n) * 3]
-        if tau > _ZERO:
-            _k3_rgb_shadows(S, row, o, s, tau, distortion2, out_shadow[t, p0 : p0 + n], n)
-        for b in range(n):
-            x0 = (_F(row[3 * b]) - o) * s
-            x1 = (_F(row[3 * b + 1]) - o) * s
-            x2 = (_F(row[3 * b + 2]) - o) * s
-            w0 = S[_W * L + b]
-            w1 = S[(_W + 1) * L + b]
-            w2 = S[(_W + 2) * L + b]
-            m00 = S[_M * L + b]
-            m01 = S[(_M + 1) * L + b]
-            m02 = S[(_M + 2) * L + b]
-            m10 = S[(_M + 3) * L + b]
-            m11 = S[(_M + 4) * L + b]
-            m12 = S[(_M + 5) * L + b]
-            m20 = S[(_M + 6) * L + b]
-            m21 = S[(_M + 7) * L + b]
-            m22 = S[(_M + 8) * L + b]
-            v0 = S[_V * L + b]
-            v1 = S[(_V + 1) * L + b]
-            v2 = S[(_V + 2) * L + b]
-            nm = S[_NM * L + b]
-            e0 = x0 - m00
-            e1 = x1 - m01
-            e2 = x2 - m02
-            d0 = (e0 * e0 + e1 * e1 + e2 * e2) / v0
-            e0 = x0 - m10
-            e1 = x1 - m11
-            e2 = x2 - m12
-            d1 = (e0 * e0 + e1 * e1 + e2 * e2) / v1
-            e0 = x0 - m20
-            e1 = x1 - m21
-            e2 = x2 - m22
-            d2 = (e0 * e0 + e1 * e1 + e2 * e2) / v2
-            # Background: the weights ranked ahead (heavier, or as heavy in a lower slot).
-            ahead0 = (w1 if w1 > w0 else _ZERO) + (w2 if w2 > w0 else _ZERO)
-            ahead1 = (w0 if w0 >= w1 else _ZERO) + (w2 if w2 > w1 else _ZERO)
-            ahead2 = (w0 if w0 >= w2 else _ZERO) + (w1 if w1 >= w2 else _ZERO)
-            bg0 = nm > _ZERO and ahead0 <= ratio
-            bg1 = nm > _ONE and ahead1 <= ratio
-            bg2 = nm > _F(2.0) and ahead2 <= ratio
-            # The score: distance to the nearest background component (see _online_tile).
-            nearest = min(d0 if bg0 else big, min(d1 if bg1 else big, d2 if bg2 else big))
-            S[_BEST * L + b] = math.sqrt(nearest * third) if nearest < big else _ZERO
-            # Update: the heaviest component within the match distance (ties: the lowest
-            # slot) takes the sample.
-            ok0 = nm > _ZERO and d0 < match
-            ok1 = nm > _ONE and d1 < match
-            ok2 = nm > _F(2.0) and d2 < match
-            top = max(w0 if ok0 else -_ONE, max(w1 if ok1 else -_ONE, w2 if ok2 else -_ONE))
-            h0 = ok0 and w0 == top
-            h1 = ok1 and w1 == top and not h0
-            h2 = ok2 and w2 == top and not h0 and not h1
-            matched = h0 or h1 or h2
-            w0 = w0 * decay + (a if h0 else _ZERO)
-            w1 = w1 * decay + (a if h1 else _ZERO)
-            w2 = w2 * decay + (a if h2 else _ZERO)
-            r0 = a / w0 if h0 else _ZERO
-            r1 = a / w1 if h1 else _ZERO
-            r2 = a / w2 if h2 else _ZERO
-            m00 += r0 * (x0 - m00)
-            m01 += r0 * (x1 - m01)
-            m02 += r0 * (x2 - m02)
-            m10 += r1 * (x0 - m10)
-            m11 += r1 * (x1 - m11)
-            m12 += r1 * (x2 - m12)
-            m20 += r2 * (x0 - m20)
-            m21 += r2 * (x1 - m21)
-            m22 += r2 * (x2 - m22)
-            u0 = min(max(v0 + r0 * (d0 * v0 * third - v0), var_min), var_max)
-            u1 = min(max(v1 + r1 * (d1 * v1 * third - v1), var_min), var_max)
-            u2 = min(max(v2 + r2 * (d2 * v2 * third - v2), var_min), var_max)
-            v0 = u0 if h0 else v0
-            v1 = u1 if h1 else v1
-            v2 = u2 if h2 else v2
-            slot = _ZERO if h0 else (_ONE if h1 else (_F(2.0) if h2 else -_ONE))
-            # No match: the free slot nm, or the weakest component's (ties: the highest).
-            low = min(w0, min(w1 if nm > _ONE else big, w2 if nm > _F(2.0) else big))
-            weakest = _F(2.0) if w2 == low else (_ONE if w1 == low else _ZERO)
-            free = nm < _F(3.0)
-            if not matched:
-                slot = nm if free else weakest
-                nm = nm + _ONE if free else nm
-            n0 = not matched and slot == _ZERO
-            n1 = not matched and slot == _ONE
-            n2 = not matched and slot == _F(2.0)
-            fresh = a if nm > _ONE else _ONE
-            w0 = fresh if n0 else w0
-            w1 = fresh if n1 else w1
-            w2 = fresh if n2 else w2
-            v0 = var_init if n0 else v0
-            v1 = var_init if n1 else v1
-            v2 = var_init if n2 else v2
-            m00 = x0 if n0 else m00
-            m01 = x1 if n0 else m01
-            m02 = x2 if n0 else m02
-            m10 = x0 if n1 else m10
-            m11 = x1 if n1 else m11
-            m12 = x2 if n1 else m12
-            m20 = x0 if n2 else m20
-            m21 = x1 if n2 else m21
-            m22 = x2 if n2 else m22
-            wsum = w0 + w1 + w2
-            S[_W * L + b] = w0 / wsum
-            S[(_W + 1) * L + b] = w1 / wsum
-            S[(_W + 2) * L + b] = w2 / wsum
-            S[_M * L + b] = m00
-            S[(_M + 1) * L + b] = m01
-            S[(_M + 2) * L + b] = m02
-            S[(_M + 3) * L + b] = m10
-            S[(_M + 4) * L + b] = m11
-            S[(_M + 5) * L + b] = m12
-            S[(_M + 6) * L + b] = m20
-            S[(_M + 7) * L + b] = m21
-            S[(_M + 8) * L + b] = m22
-            S[_V * L + b] = v0
-            S[(_V + 1) * L + b] = v1
-            S[(_V + 2) * L + b] = v2
-            S[_NM * L + b] = nm
-        score_t = out_score[t, p0 : p0 + n]
-        for b in range(n):
-            score_t[b] = S[_BEST * L + b]
-    for k in range(3):
-        _copy(w_all[k, p0 : p0 + n], S[(_W + k) * L : (_W + k) * L + n])
-        _copy(var_all[k, p0 : p0 + n], S[(_V + k) * L : (_V + k) * L + n])
-        for c in range(3):
-            r = _M + 3 * k + c
-            _copy(mu_all[k, c, p0 : p0 + n], S[r * L : r * L + n])
-    _copy(nm_all[p0 : p0 + n], S[_NM * L : _NM * L + n])
 
 
 @njit(**_OPTS)
@@ -2186,26 +1716,389 @@ def _heaviest_mean(w, mu, top, taken, out, n):
 # one, which the default three components of RGB video need alone.
 @njit(**_OPTS)
 def _online_tiles(
-    frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, tile, items
+    frames,
+    off,
+    sc,
+    alphas,
+    w_all,
+    mu_all,
+    var_all,
+    nm_all,
+    settings,
+    out_score,
+    out_shadow,
+    tile,
+    items,
 ):
-    n_pixels = w.shape[1]
-    for i in items:
-        p0 = i * tile
+    n_pixels = w_all.shape[1]
+    for item in items:
+        p0 = item * tile
         n = min(tile, n_pixels - p0)
-        _online_tile(frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, p0, n)
+        # One tile of pixels through a chunk of frames.  State per component slot: weight w
+        # (K, n), mean mu (K, C, n), isotropic variance var (K, n); per pixel the slots in
+        # use, nm (n,), all float32.  Slots are not kept in
+        # weight order (moving a component costs more than ranking the K weights when they
+        # are needed); every branch of MOG2's per-pixel update is a select over the lanes.
+        ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
+        n_frames = frames.shape[0]
+        n_components, n_channels, _ = mu_all.shape
+        w = np.empty((n_components, n), np.float32)
+        mu = np.empty((n_components, n_channels, n), np.float32)
+        var = np.empty((n_components, n), np.float32)
+        nm = np.empty(n, np.float32)
+        for k in range(n_components):
+            _copy(w[k], w_all[k, p0 : p0 + n])
+            _copy(var[k], var_all[k, p0 : p0 + n])
+            for c in range(n_channels):
+                _copy(mu[k, c], mu_all[k, c, p0 : p0 + n])
+        _copy(nm, nm_all[p0 : p0 + n])
+        x = np.empty((n_channels, n), np.float32)
+        d2 = np.empty((n_components, n), np.float32)
+        sel = np.empty((n_components, n), np.float32)
+        best = np.empty(n, np.float32)
+        total = np.empty(n, np.float32)
+        top = np.empty(n, np.float32)
+        slot = np.empty(n, np.float32)
+        matched = np.empty(n, np.float32)
+        heavy = np.empty((n_channels, n), np.float32)
+        lab = np.empty(n, np.uint8)
+        inv_c = _ONE / _F(n_channels)
+        big = _F(1e30)
+        for t in range(n_frames):
+            a = alphas[t]
+            _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
+            # Squared distances, in variances.
+            for k in range(n_components):
+                d2k = d2[k]
+                for b in range(n):
+                    d2k[b] = _ZERO
+                for c in range(n_channels):
+                    xc = x[c]
+                    mk = mu[k, c]
+                    for b in range(n):
+                        d = xc[b] - mk[b]
+                        d2k[b] += d * d
+                vk = var[k]
+                for b in range(n):
+                    d2k[b] = d2k[b] / vk[b]
+            # Background: the heaviest components up to the ratio.  Slot k is one when the
+            # weights ranked before it (heavier, or as heavy in a lower slot) sum to <= ratio.
+            for k in range(n_components):
+                sk = sel[k]
+                wk = w[k]
+                for b in range(n):
+                    sk[b] = _ZERO
+                for j in range(n_components):
+                    if j == k:
+                        continue
+                    wj = w[j]
+                    first = j < k
+                    for b in range(n):
+                        ahead = wj[b] > wk[b] or (first and wj[b] == wk[b])
+                        sk[b] += wj[b] if ahead else _ZERO
+                f = _F(k)
+                for b in range(n):
+                    sk[b] = _ONE if f < nm[b] and sk[b] <= ratio else _ZERO
+            # Score before the update: the distance to the nearest background component,
+            # sqrt(min_bg d2_k / C) (0 before the pixel has any).
+            for b in range(n):
+                best[b] = big
+            for k in range(n_components):
+                sk = sel[k]
+                d2k = d2[k]
+                for b in range(n):
+                    best[b] = min(best[b], d2k[b] if sk[b] > _ZERO else big)
+            score_t = out_score[t, p0 : p0 + n]
+            for b in range(n):
+                score_t[b] = math.sqrt(best[b] * inv_c) if best[b] < big else _ZERO
+            if tau > _ZERO:
+                # Shadows: against the heaviest component's colour.
+                _heaviest_mean(w, mu, top, matched, heavy, n)
+                for b in range(n):
+                    lab[b] = 1 if nm[b] > _ZERO else 0
+                _shadow_labels(x, heavy, lab, n, tau, distortion2)
+                sh_t = out_shadow[t, p0 : p0 + n]
+                for b in range(n):
+                    sh_t[b] = lab[b] == 2
+            # Update: the heaviest component within the match distance (ties: lowest slot)
+            # takes the sample; without one, a new component takes a free slot or the
+            # weakest's (ties: highest slot).
+            for b in range(n):
+                top[b] = -_ONE
+            for k in range(n_components):
+                wk = w[k]
+                d2k = d2[k]
+                f = _F(k)
+                for b in range(n):
+                    ok = f < nm[b] and d2k[b] < match
+                    top[b] = max(top[b], wk[b] if ok else -_ONE)
+            for b in range(n):
+                matched[b] = _ZERO
+                slot[b] = -_ONE
+            for k in range(n_components):
+                sk = sel[k]  # reused: 1 where slot k takes the sample
+                wk = w[k]
+                d2k = d2[k]
+                f = _F(k)
+                for b in range(n):
+                    ok = matched[b] == _ZERO and f < nm[b] and d2k[b] < match and wk[b] == top[b]
+                    sk[b] = _ONE if ok else _ZERO
+                for b in range(n):
+                    matched[b] += sk[b]
+            decay = _ONE - a
+            for k in range(n_components):
+                wk = w[k]
+                sk = sel[k]
+                for b in range(n):
+                    wk[b] = wk[b] * decay + sk[b] * a
+                for b in range(n):
+                    sk[b] = a / wk[b] if sk[b] > _ZERO else _ZERO  # now the learning rate
+                for c in range(n_channels):
+                    xc = x[c]
+                    mk = mu[k, c]
+                    for b in range(n):
+                        mk[b] += sk[b] * (xc[b] - mk[b])
+                vk = var[k]
+                d2k = d2[k]
+                for b in range(n):
+                    v = vk[b] + sk[b] * (d2k[b] * vk[b] * inv_c - vk[b])
+                    vk[b] = min(max(v, var_min), var_max) if sk[b] > _ZERO else vk[b]
+                f = _F(k)
+                for b in range(n):
+                    slot[b] = f if sk[b] > _ZERO else slot[b]
+            # No match: the free slot nm, or the weakest component's.
+            for b in range(n):
+                top[b] = big
+            for k in range(n_components):
+                wk = w[k]
+                f = _F(k)
+                for b in range(n):
+                    top[b] = min(top[b], wk[b] if f < nm[b] else big)
+            for k in range(n_components):
+                wk = w[k]
+                f = _F(k)
+                for b in range(n):
+                    weakest = f < nm[b] and wk[b] == top[b]
+                    free = nm[b] < _F(n_components)
+                    take = matched[b] == _ZERO and (
+                        (free and f == nm[b]) or (not free and weakest)
+                    )
+                    slot[b] = f if take else slot[b]
+            for b in range(n):
+                grow = matched[b] == _ZERO and nm[b] < _F(n_components)
+                nm[b] += _ONE if grow else _ZERO
+            for k in range(n_components):
+                sk = sel[k]  # reused: 1 where slot k gets the new component
+                f = _F(k)
+                for b in range(n):
+                    sk[b] = _ONE if matched[b] == _ZERO and slot[b] == f else _ZERO
+                wk = w[k]
+                for b in range(n):
+                    wk[b] = (a if nm[b] > _ONE else _ONE) if sk[b] > _ZERO else wk[b]
+                vk = var[k]
+                for b in range(n):
+                    vk[b] = var_init if sk[b] > _ZERO else vk[b]
+                for c in range(n_channels):
+                    xc = x[c]
+                    mk = mu[k, c]
+                    for b in range(n):
+                        mk[b] += sk[b] * (xc[b] - mk[b])
+            for b in range(n):
+                total[b] = _ZERO
+            for k in range(n_components):
+                wk = w[k]
+                for b in range(n):
+                    total[b] += wk[b]
+            for k in range(n_components):
+                wk = w[k]
+                for b in range(n):
+                    wk[b] = wk[b] / total[b]
+        for k in range(n_components):
+            _copy(w_all[k, p0 : p0 + n], w[k])
+            _copy(var_all[k, p0 : p0 + n], var[k])
+            for c in range(n_channels):
+                _copy(mu_all[k, c, p0 : p0 + n], mu[k, c])
+        _copy(nm_all[p0 : p0 + n], nm)
+
+
+# Rows of the flat scratch of _online_tiles_k3_rgb, SCORE_TILE lanes each: one
+# allocation with compile-time distances between its rows is what lets LLVM vectorise a
+# loop that stores to all of them (rows of a 2-D array do not, nor do this many separate
+# arrays: too many to check for overlap at run time).
+_W, _M, _V, _NM, _BEST = 0, 3, 12, 15, 16
+_N_ROWS = 17
 
 
 @njit(**_OPTS)
 def _online_tiles_k3_rgb(
-    frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, tile, items
+    frames,
+    off,
+    sc,
+    alphas,
+    w_all,
+    mu_all,
+    var_all,
+    nm_all,
+    settings,
+    out_score,
+    out_shadow,
+    tile,
+    items,
 ):
-    n_pixels = w.shape[1]
-    for i in items:
-        p0 = i * tile
+    n_pixels = w_all.shape[1]
+    for item in items:
+        p0 = item * tile
         n = min(tile, n_pixels - p0)
-        _online_tile_k3_rgb(
-            frames, off, sc, al, w, mu, var, nm, settings, out_score, out_shadow, p0, n
-        )
+        # _online_tiles for the default three components of three channels: the same
+        # decisions, one fused loop per frame over a flat scratch S whose rows are SCORE_TILE
+        # apart (row r, lane b: S[r * L + b]).
+        ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
+        L = SCORE_TILE
+        S = np.zeros(_N_ROWS * L, np.float32)
+        for k in range(3):
+            _copy(S[(_W + k) * L : (_W + k) * L + n], w_all[k, p0 : p0 + n])
+            _copy(S[(_V + k) * L : (_V + k) * L + n], var_all[k, p0 : p0 + n])
+            for c in range(3):
+                r = _M + 3 * k + c
+                _copy(S[r * L : r * L + n], mu_all[k, c, p0 : p0 + n])
+        _copy(S[_NM * L : _NM * L + n], nm_all[p0 : p0 + n])
+        big = _F(1e30)
+        third = _ONE / _F(3.0)
+        for t in range(frames.shape[0]):
+            a = alphas[t]
+            o = off[t]
+            s = sc[t]
+            decay = _ONE - a
+            row = frames[t, p0 * 3 : (p0 + n) * 3]
+            if tau > _ZERO:
+                _k3_rgb_shadows(S, row, o, s, tau, distortion2, out_shadow[t, p0 : p0 + n], n)
+            for b in range(n):
+                x0 = (_F(row[3 * b]) - o) * s
+                x1 = (_F(row[3 * b + 1]) - o) * s
+                x2 = (_F(row[3 * b + 2]) - o) * s
+                w0 = S[_W * L + b]
+                w1 = S[(_W + 1) * L + b]
+                w2 = S[(_W + 2) * L + b]
+                m00 = S[_M * L + b]
+                m01 = S[(_M + 1) * L + b]
+                m02 = S[(_M + 2) * L + b]
+                m10 = S[(_M + 3) * L + b]
+                m11 = S[(_M + 4) * L + b]
+                m12 = S[(_M + 5) * L + b]
+                m20 = S[(_M + 6) * L + b]
+                m21 = S[(_M + 7) * L + b]
+                m22 = S[(_M + 8) * L + b]
+                v0 = S[_V * L + b]
+                v1 = S[(_V + 1) * L + b]
+                v2 = S[(_V + 2) * L + b]
+                nm = S[_NM * L + b]
+                e0 = x0 - m00
+                e1 = x1 - m01
+                e2 = x2 - m02
+                d0 = (e0 * e0 + e1 * e1 + e2 * e2) / v0
+                e0 = x0 - m10
+                e1 = x1 - m11
+                e2 = x2 - m12
+                d1 = (e0 * e0 + e1 * e1 + e2 * e2) / v1
+                e0 = x0 - m20
+                e1 = x1 - m21
+                e2 = x2 - m22
+                d2 = (e0 * e0 + e1 * e1 + e2 * e2) / v2
+                # Background: the weights ranked ahead (heavier, or as heavy in a lower slot).
+                ahead0 = (w1 if w1 > w0 else _ZERO) + (w2 if w2 > w0 else _ZERO)
+                ahead1 = (w0 if w0 >= w1 else _ZERO) + (w2 if w2 > w1 else _ZERO)
+                ahead2 = (w0 if w0 >= w2 else _ZERO) + (w1 if w1 >= w2 else _ZERO)
+                bg0 = nm > _ZERO and ahead0 <= ratio
+                bg1 = nm > _ONE and ahead1 <= ratio
+                bg2 = nm > _F(2.0) and ahead2 <= ratio
+                # The score: distance to the nearest background component (see _online_tiles).
+                nearest = min(d0 if bg0 else big, min(d1 if bg1 else big, d2 if bg2 else big))
+                S[_BEST * L + b] = math.sqrt(nearest * third) if nearest < big else _ZERO
+                # Update: the heaviest component within the match distance (ties: the lowest
+                # slot) takes the sample.
+                ok0 = nm > _ZERO and d0 < match
+                ok1 = nm > _ONE and d1 < match
+                ok2 = nm > _F(2.0) and d2 < match
+                top = max(w0 if ok0 else -_ONE, max(w1 if ok1 else -_ONE, w2 if ok2 else -_ONE))
+                h0 = ok0 and w0 == top
+                h1 = ok1 and w1 == top and not h0
+                h2 = ok2 and w2 == top and not h0 and not h1
+                matched = h0 or h1 or h2
+                w0 = w0 * decay + (a if h0 else _ZERO)
+                w1 = w1 * decay + (a if h1 else _ZERO)
+                w2 = w2 * decay + (a if h2 else _ZERO)
+                r0 = a / w0 if h0 else _ZERO
+                r1 = a / w1 if h1 else _ZERO
+                r2 = a / w2 if h2 else _ZERO
+                m00 += r0 * (x0 - m00)
+                m01 += r0 * (x1 - m01)
+                m02 += r0 * (x2 - m02)
+                m10 += r1 * (x0 - m10)
+                m11 += r1 * (x1 - m11)
+                m12 += r1 * (x2 - m12)
+                m20 += r2 * (x0 - m20)
+                m21 += r2 * (x1 - m21)
+                m22 += r2 * (x2 - m22)
+                u0 = min(max(v0 + r0 * (d0 * v0 * third - v0), var_min), var_max)
+                u1 = min(max(v1 + r1 * (d1 * v1 * third - v1), var_min), var_max)
+                u2 = min(max(v2 + r2 * (d2 * v2 * third - v2), var_min), var_max)
+                v0 = u0 if h0 else v0
+                v1 = u1 if h1 else v1
+                v2 = u2 if h2 else v2
+                slot = _ZERO if h0 else (_ONE if h1 else (_F(2.0) if h2 else -_ONE))
+                # No match: the free slot nm, or the weakest component's (ties: the highest).
+                low = min(w0, min(w1 if nm > _ONE else big, w2 if nm > _F(2.0) else big))
+                weakest = _F(2.0) if w2 == low else (_ONE if w1 == low else _ZERO)
+                free = nm < _F(3.0)
+                if not matched:
+                    slot = nm if free else weakest
+                    nm = nm + _ONE if free else nm
+                n0 = not matched and slot == _ZERO
+                n1 = not matched and slot == _ONE
+                n2 = not matched and slot == _F(2.0)
+                fresh = a if nm > _ONE else _ONE
+                w0 = fresh if n0 else w0
+                w1 = fresh if n1 else w1
+                w2 = fresh if n2 else w2
+                v0 = var_init if n0 else v0
+                v1 = var_init if n1 else v1
+                v2 = var_init if n2 else v2
+                m00 = x0 if n0 else m00
+                m01 = x1 if n0 else m01
+                m02 = x2 if n0 else m02
+                m10 = x0 if n1 else m10
+                m11 = x1 if n1 else m11
+                m12 = x2 if n1 else m12
+                m20 = x0 if n2 else m20
+                m21 = x1 if n2 else m21
+                m22 = x2 if n2 else m22
+                wsum = w0 + w1 + w2
+                S[_W * L + b] = w0 / wsum
+                S[(_W + 1) * L + b] = w1 / wsum
+                S[(_W + 2) * L + b] = w2 / wsum
+                S[_M * L + b] = m00
+                S[(_M + 1) * L + b] = m01
+                S[(_M + 2) * L + b] = m02
+                S[(_M + 3) * L + b] = m10
+                S[(_M + 4) * L + b] = m11
+                S[(_M + 5) * L + b] = m12
+                S[(_M + 6) * L + b] = m20
+                S[(_M + 7) * L + b] = m21
+                S[(_M + 8) * L + b] = m22
+                S[_V * L + b] = v0
+                S[(_V + 1) * L + b] = v1
+                S[(_V + 2) * L + b] = v2
+                S[_NM * L + b] = nm
+            score_t = out_score[t, p0 : p0 + n]
+            for b in range(n):
+                score_t[b] = S[_BEST * L + b]
+        for k in range(3):
+            _copy(w_all[k, p0 : p0 + n], S[(_W + k) * L : (_W + k) * L + n])
+            _copy(var_all[k, p0 : p0 + n], S[(_V + k) * L : (_V + k) * L + n])
+            for c in range(3):
+                r = _M + 3 * k + c
+                _copy(mu_all[k, c, p0 : p0 + n], S[r * L : r * L + n])
+        _copy(nm_all[p0 : p0 + n], S[_NM * L : _NM * L + n])
 
 
 def online_update(frames, offsets, scales, alphas, state, settings, out_score, out_shadow):
