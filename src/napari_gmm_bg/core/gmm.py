@@ -942,6 +942,56 @@ def _still_samples(indices: np.ndarray) -> int:
     return max(STILL_SAMPLES, math.ceil(STILL_FRAMES / _sample_spacing(indices)))
 
 
+def choose_pixel_background(
+    samples: np.ndarray,
+    intensity: IntensityScale,
+    params: FitParameters,
+    weights: np.ndarray,
+    means: np.ndarray,
+    variances: np.ndarray,
+    absorb: int = 0,
+    still: int = STILL_SAMPLES,
+) -> np.ndarray:
+    """Flag each pixel's background components from its learning samples (see fit_tile).
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        ``(N, P, C)`` learning samples in time order, in the video's dtype.
+    intensity : IntensityScale
+        How raw values map to the model's scale.
+    params : FitParameters
+        The weight rule's ratio and the largest background variance.
+    weights, means, variances : numpy.ndarray
+        The fit: ``(P, K)`` and ``(P, K, C)`` float32, heaviest component first.
+    absorb : int
+        Rests longer than this many learning samples are background (0: none are).
+    still : int
+        The earliest still moment lasts this many learning samples.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(P, K)`` uint8 flags (see :attr:`BackgroundModel.flags`).
+    """
+    offsets, scales = frame_transform(intensity, None, len(samples))
+    return _kernels.choose_background(
+        samples,
+        offsets,
+        scales,
+        weights,
+        means,
+        variances,
+        weight_rule_count(weights, params.background_ratio),
+        STILL_WEIGHT,
+        still,
+        REST_SAMPLES,
+        REST_SHARE,
+        params.max_variance,
+        absorb,
+    )
+
+
 def fit_tile(
     tile: np.ndarray,
     intensity: IntensityScale,
@@ -984,21 +1034,7 @@ def fit_tile(
     w, mu, var = _kernels.fit_pixels(
         samples, offsets, scales, k, params.max_iter, params.tol, params.reg_covar
     )
-    flags = _kernels.choose_background(
-        samples,
-        offsets,
-        scales,
-        w,
-        mu,
-        var,
-        weight_rule_count(w, params.background_ratio),
-        STILL_WEIGHT,
-        still,
-        REST_SAMPLES,
-        REST_SHARE,
-        params.max_variance,
-        absorb,
-    )
+    flags = choose_pixel_background(samples, intensity, params, w, mu, var, absorb, still)
     return (
         w.reshape(rows, width, k),
         mu.reshape(rows, width, k, c),
