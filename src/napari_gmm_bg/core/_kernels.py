@@ -1405,8 +1405,10 @@ def _choose_blocks(
 ):
     n_samples, n_pixels, n_channels = samples.shape
     n_components = w.shape[1]
-    lanes = CHOOSE_LANES
-    z = np.empty((n_samples, lanes), np.int64)
+    z = np.empty((n_samples, CHOOSE_LANES), np.int64)
+    # A run-time lane count, not the constant: _densities is then the scoring's own
+    # specialisation (a literal 64 compiled it a second time, 1 s of a first run).
+    lanes = z.shape[1]
     resp = np.empty((n_samples, n_components, lanes), np.float32)
     x = np.empty((n_channels, lanes), np.float32)
     lmu = np.empty((n_components, n_channels, lanes), np.float32)
