@@ -417,7 +417,8 @@ def _fit_source(args: argparse.Namespace) -> int:
     if args.mode == "offline" and not args.scheduler and usable_cores() > 1:
         # A cold cache: the background choice and the scoring kernels compile in a
         # second process, on another core, while this one reads the video and compiles
-        # the EM (the choice comes after it, by when the child has compiled it).
+        # the EM (the choice comes after the EM: by then the child has usually compiled
+        # it; if not, this process compiles it too).
         warm_up = start_warm_up(("score",), workers=1)
         if warm_up is not None:
             getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)

@@ -244,7 +244,7 @@ def _part_score(clip: np.ndarray) -> None:
     model = _untrained_model(clip)
     # The fit's background choice first (the fit needs it before any scoring): here, so
     # the fit's own child (or the command line) compiles only the EM and its start.
-    n_frames, height, width, channels = clip.shape
+    _, height, width, channels = clip.shape
     learning = clip[model.learning_indices].reshape(-1, height * width, channels)
     choose_pixel_background(
         learning,
