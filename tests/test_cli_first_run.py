@@ -125,3 +125,24 @@ def test_online_metadata_records_the_threshold_used(tmp_path):
     with tifffile.TiffFile(out / "moving-shapes_gmm_mask.tif") as tif:
         meta = json.loads(tif.pages[0].description)
     assert meta["threshold"] == ONLINE_DISTANCE and meta["mode"] == "online"
+
+
+def test_a_missing_video_on_a_cold_cache_is_one_line_and_starts_no_warm_up(tmp_path):
+    # The first command a newcomer types may name a file that is not there: one line and
+    # exit 2, not the first-run message first (nor a child compiling for nothing).
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    result = subprocess.run(
+        _cli("fit", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "out")),
+        capture_output=True,
+        text=True,
+        env=_env(NUMBA_CACHE_DIR=str(cache), NAPARI_GMM_BG_WARMUP="1"),
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"napari-gmm-bg: error: no such file or folder: {tmp_path / 'nope.mp4'}"
+    ]
+    assert not (tmp_path / "out").exists()
+    # Nothing compiled, no warm-up marker (numba makes its empty folder at import).
+    assert [p for p in cache.rglob("*") if p.is_file()] == []

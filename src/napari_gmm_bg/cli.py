@@ -413,6 +413,14 @@ def _check_mode_options(args: argparse.Namespace) -> None:
 
 def _fit_source(args: argparse.Namespace) -> int:
     out = check_writable_folder(args.out)
+    # The input first (opened lazily: quick): a bad one is an error before anything
+    # starts or is said about compiling.
+    if args.sample:
+        video = make_sample(args.sample).video
+        stem = args.sample
+    else:
+        video = read_input(args.input)
+        stem = Path(args.input).stem or Path(args.input).resolve().name
     warm_up = None
     if args.mode == "offline" and not args.scheduler and usable_cores() > 1:
         # A cold cache: the background choice and the scoring kernels compile in a
@@ -422,12 +430,6 @@ def _fit_source(args: argparse.Namespace) -> int:
         warm_up = start_warm_up(("score",), workers=1)
         if warm_up is not None:
             getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)
-    if args.sample:
-        video = make_sample(args.sample).video
-        stem = args.sample
-    else:
-        video = read_input(args.input)
-        stem = Path(args.input).stem or Path(args.input).resolve().name
     start = time.perf_counter()
     if args.mode == "online":
         written = _run_online(args, video, out, stem)
