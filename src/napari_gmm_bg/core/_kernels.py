@@ -395,6 +395,9 @@ def _start_blocks(samples, pixels, off, sc, starts, reg, lanes, W, MU, VAR, PREV
     bright = np.empty((n_samples, lanes), np.float32)
     ranked = np.empty((padded, lanes), np.float32)
     scratch = np.empty((2, n_samples, lanes), np.float32)
+    group = scratch[0]  # each sample's quantile, one row per sample: group[n, b]
+    acc = scratch[1, 0]
+    inv_n = _ONE / _F(n_samples)
     for item in items:
         block = pixels[item * lanes : min((item + 1) * lanes, n_pixels)]
         _load_samples(samples, block, off, sc, x)
@@ -406,13 +409,10 @@ def _start_blocks(samples, pixels, off, sc, starts, reg, lanes, W, MU, VAR, PREV
                 xc = x[n, c]
                 for b in range(lanes):
                     bn[b] += xc[b]
-        group = scratch[0]  # each sample's quantile, one row per sample: group[n, b]
         if n_samples <= RANK_SAMPLES:
             _quantiles_by_rank(bright, starts, group)
         else:
             _quantiles_by_sorting(bright, starts, ranked, scratch[1], group)
-        inv_n = _ONE / _F(n_samples)
-        acc = scratch[1, 0]
         for k in range(n_components):
             count = _F(starts[k + 1] - starts[k])
             fk = _F(k)
@@ -1557,11 +1557,11 @@ def _majority_frames(frames, size, items):
     # Each frame t of items through the majority filter, in place (one function for the
     # loop over frames and the filter: see _start_blocks).
     _, height, width = frames.shape
+    r = size // 2
+    half = (size * size) // 2
     for t in items:
         labels = frames[t].copy()
         out = frames[t]
-        r = size // 2
-        half = (size * size) // 2
         col = np.zeros(width + 2 * r, np.uint16)  # per column: foreground in the window's rows
         inner = col[r : r + width]
         prefix = np.zeros(width + 2 * r + 1, np.int32)  # running sums of col: any size, O(1)
@@ -1732,18 +1732,19 @@ def _online_tiles(
     tile,
     items,
 ):
-    n_pixels = w_all.shape[1]
+    # Each tile of pixels through a chunk of frames.  State per component slot: weight w
+    # (K, n), mean mu (K, C, n), isotropic variance var (K, n); per pixel the slots in use,
+    # nm (n,), all float32.  Slots are not kept in weight order (moving a component costs
+    # more than ranking the K weights when they are needed); every branch of MOG2's
+    # per-pixel update is a select over the lanes.
+    ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
+    n_frames = frames.shape[0]
+    n_components, n_channels, n_pixels = mu_all.shape
+    inv_c = _ONE / _F(n_channels)
+    big = _F(1e30)
     for item in items:
         p0 = item * tile
         n = min(tile, n_pixels - p0)
-        # One tile of pixels through a chunk of frames.  State per component slot: weight w
-        # (K, n), mean mu (K, C, n), isotropic variance var (K, n); per pixel the slots in
-        # use, nm (n,), all float32.  Slots are not kept in
-        # weight order (moving a component costs more than ranking the K weights when they
-        # are needed); every branch of MOG2's per-pixel update is a select over the lanes.
-        ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
-        n_frames = frames.shape[0]
-        n_components, n_channels, _ = mu_all.shape
         w = np.empty((n_components, n), np.float32)
         mu = np.empty((n_components, n_channels, n), np.float32)
         var = np.empty((n_components, n), np.float32)
@@ -1764,8 +1765,6 @@ def _online_tiles(
         matched = np.empty(n, np.float32)
         heavy = np.empty((n_channels, n), np.float32)
         lab = np.empty(n, np.uint8)
-        inv_c = _ONE / _F(n_channels)
-        big = _F(1e30)
         for t in range(n_frames):
             a = alphas[t]
             _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
@@ -1947,15 +1946,17 @@ def _online_tiles_k3_rgb(
     tile,
     items,
 ):
+    # _online_tiles for the default three components of three channels: the same
+    # decisions, one fused loop per frame over a flat scratch S whose rows are SCORE_TILE
+    # apart (row r, lane b: S[r * L + b]).
+    ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
     n_pixels = w_all.shape[1]
+    L = SCORE_TILE
+    big = _F(1e30)
+    third = _ONE / _F(3.0)
     for item in items:
         p0 = item * tile
         n = min(tile, n_pixels - p0)
-        # _online_tiles for the default three components of three channels: the same
-        # decisions, one fused loop per frame over a flat scratch S whose rows are SCORE_TILE
-        # apart (row r, lane b: S[r * L + b]).
-        ratio, match, var_init, var_min, var_max, tau, distortion2 = _online_settings(settings)
-        L = SCORE_TILE
         S = np.zeros(_N_ROWS * L, np.float32)
         for k in range(3):
             _copy(S[(_W + k) * L : (_W + k) * L + n], w_all[k, p0 : p0 + n])
@@ -1964,8 +1965,6 @@ def _online_tiles_k3_rgb(
                 r = _M + 3 * k + c
                 _copy(S[r * L : r * L + n], mu_all[k, c, p0 : p0 + n])
         _copy(S[_NM * L : _NM * L + n], nm_all[p0 : p0 + n])
-        big = _F(1e30)
-        third = _ONE / _F(3.0)
         for t in range(frames.shape[0]):
             a = alphas[t]
             o = off[t]
