@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite: small synthetic clips and encoded video files."""
 
+import gc
 import os
+import time
 from pathlib import Path
 
 import av
@@ -11,19 +13,47 @@ import pytest
 from napari_gmm_bg import make_sample
 from napari_gmm_bg.core import warmup
 
+#: The warm-up's child processes, for the test processes pytest-xdist starts (they
+#: inherit the environment of the process that started the warm-up).
+_WARM_UP_PIDS = "NAPARI_GMM_BG_TEST_WARM_UP_PIDS"
+_ALL_PARTS = (*warmup.PARTS, *warmup.FLOAT_PARTS)
+
 
 def _start_warm_up():
     # On an empty numba cache (CI's first run) the kernels most tests use compile in
     # child processes, side by side, while pytest collects: not one after the other in
-    # whichever tests call them first.  On a warm cache this starts nothing.
+    # whichever tests call them first.  On a warm cache this starts nothing.  Under
+    # pytest-xdist only the main process starts it; its test processes wait for it.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
     os.environ[warmup.SWITCH] = "1"
     try:
-        return warmup.start_warm_up((*warmup.PARTS, *warmup.FLOAT_PARTS))
+        started = warmup.start_warm_up(_ALL_PARTS)
     finally:
         # No background compilation from every widget a test opens, nor from the
         # command lines it runs; tests/napari/test_warmup.py turns it on where it is
         # the subject.
         os.environ[warmup.SWITCH] = "0"
+    if started is not None:
+        os.environ[_WARM_UP_PIDS] = " ".join(str(p.pid) for p, _ in started.children)
+    return started
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_for_the_main_process_warm_up(timeout: float) -> None:
+    pids = [int(p) for p in os.environ.get(_WARM_UP_PIDS, "").split()]
+    deadline = time.monotonic() + timeout
+    while not warmup.is_warm(_ALL_PARTS) and any(map(_alive, pids)):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 _WARM_UP = _start_warm_up()
@@ -35,6 +65,31 @@ def _kernels_compiled():
     the same kernels twice)."""
     if _WARM_UP is not None:
         _WARM_UP.wait(timeout=900)
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        _wait_for_the_main_process_warm_up(timeout=900)
+
+
+def pytest_collection_modifyitems(items):
+    # The longest tests first: under pytest-xdist one of them started last keeps one
+    # process busy for a minute while the other has nothing left to do.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    # napari's canvas runs a full ``gc.collect()`` each time layers are removed (every
+    # viewer's teardown, every refit that replaces a layer).  The heap it walks grows by
+    # some 20,000 objects a viewer test (app-model menu items, magicgui event filters
+    # and matplotlib transforms that napari's and the plotting libraries' registries
+    # keep), so by the end of a run each collection took over half a second: minutes in
+    # all.  After a viewer's teardown, what survives a collection is alive; freezing it
+    # keeps later collections from walking it again (garbage is collected first, so
+    # none is kept).  What the next tests make is collected as before.
+    result = yield
+    if "make_napari_viewer" in item.fixturenames:
+        gc.collect()
+        gc.freeze()
+    return result
 
 
 @pytest.fixture(scope="session")

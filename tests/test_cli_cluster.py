@@ -97,6 +97,7 @@ def scheduler(tmp_path_factory):
                 process.kill()
 
 
+@pytest.mark.slow
 def test_cli_fit_on_a_separately_started_cluster_equals_a_local_fit(scheduler, tmp_path):
     args = ["fit", "--sample", "moving-shapes", "--learning-frames", "20"]
     remote, _ = _cli(*args, "--out", str(tmp_path / "remote"), "--scheduler", scheduler)
@@ -157,6 +158,7 @@ class _Nothing:
         pass
 
 
+@pytest.mark.slow
 def test_a_wrong_scheduler_address_is_one_line_and_exit_2_within_30_s(tmp_path):
     # Where nothing listens, a port that accepts and stays silent, and a web server: the
     # three commands run at once (each waits on the network, not the processor).

@@ -38,6 +38,7 @@ def assert_same_model(a, b):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cluster_fit_equals_local_fit_and_masks_are_equal(client, clip):
     assert clip.shape[1] * clip.shape[2] > 4 * CLUSTER_TILE_PIXELS
     # Everything locally first: the kernels compile here, once, and both workers load
@@ -64,6 +65,7 @@ def test_unreachable_scheduler_is_a_clear_error(clip):
         fit_background(clip[:, :32, :32], client="tcp://127.0.0.1:1")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_fit_is_replaced_and_the_result_is_complete(clip):
     big = np.concatenate([clip] * 2, axis=1)  # 480x320: ten tiles
     slow = {"max_iter": 80, "tol": 0.0}  # long enough tasks to be killed in flight

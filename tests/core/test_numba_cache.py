@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import napari_gmm_bg
 from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
 
@@ -63,6 +65,7 @@ def _run(site: Path, home: Path, tmp: Path, **extra: str) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_read_only_install_and_home_fall_back_to_a_temporary_cache(tmp_path):
     site, home = _read_only_copy(tmp_path)
     tmp = tmp_path / "tmp"

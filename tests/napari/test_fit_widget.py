@@ -231,6 +231,7 @@ def test_closing_the_viewer_stops_a_running_fit(qtbot, make_napari_viewer, rgb_s
     qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
 
 
+@pytest.mark.slow
 def test_widget_fits_on_a_configured_dask_cluster(qtbot, viewer, widget, video_layer, rgb_sample):
     from distributed import Client, LocalCluster, get_task_stream
 

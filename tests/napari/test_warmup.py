@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import napari_gmm_bg
 from napari_gmm_bg._napari import widgets
 from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
@@ -92,6 +94,7 @@ def _session(cache: Path, out: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_first_fit_waits_for_the_background_warm_up_and_compiles_nothing(tmp_path):
     cache = tmp_path / "cache"
     first = _session(cache, tmp_path / "out")
