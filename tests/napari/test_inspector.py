@@ -109,7 +109,7 @@ def test_lazy_video_is_read_in_the_background(qtbot, viewer, rgb_sample):
     show = inspector._show
 
     def record(composed):
-        shown.append((len(composed[1]["samples"]), composed[3]))
+        shown.append((len(composed[0]["samples"]), composed[1].complete))
         return show(composed)
 
     inspector._show = record
@@ -233,8 +233,11 @@ def test_current_frame_is_marked(qtbot, viewer, widget, video_layer):
     inspector._video.value = video_layer
     inspector.inspect(4, 5)
     viewer.dims.set_current_step(0, 17)
-    qtbot.waitUntil(lambda: list(inspector._frame_line.get_xdata()) == [17, 17], timeout=10_000)
-    assert inspector._frame_line in inspector.figure.axes[-1].lines
+    # The picture shown is redrawn with the line at the new frame, and so is the figure
+    # an export saves.
+    qtbot.waitUntil(lambda: getattr(inspector.view.drawn, "frame", None) == 17, timeout=10_000)
+    assert list(inspector.frame_line.get_xdata()) == [17, 17]
+    assert inspector.frame_line in inspector.figure.axes[-1].lines
 
 
 def test_grey_pixel_plot(qtbot, viewer, widget, grey_sample):

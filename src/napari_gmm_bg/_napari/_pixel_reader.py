@@ -79,19 +79,23 @@ def serve(kind: str = "read") -> None:
 
     Requests are pickled tuples: ``("open", video, model)`` keeps a video and model for
     the reads that follow; ``("read", id, y, x, start, stop)`` replies ``(id, (samples,
-    scores), None)``; ``("draw", id, figure)`` replies ``(id, rgba, None)``; a failure
+    scores), None)``; ``("draw", id, plots)`` (a ``PixelPlots``) replies ``(id, rgba,
+    None)``; a failure
     replies ``(id, None, exception)``.  End of input ends the child.
     """
     import os
     import sys
 
+    # A helper: when the machine is busy, the GUI's process (its repaints) goes first.
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(10)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, not into the replies
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
     import importlib
 
-    needs = ("matplotlib.backends.backend_agg", "mpl_toolkits.mplot3d")
+    needs = ("napari_gmm_bg._napari._pixel_figure", "mpl_toolkits.mplot3d")
     for module in needs if kind == "draw" else ("dask.array", "napari_gmm_bg.io.lazy_video"):
         importlib.import_module(module)
     replies.write(pickle.dumps((0, "ready", None)))
@@ -108,7 +112,7 @@ def serve(kind: str = "read") -> None:
         ident = request[1]
         try:
             if request[0] == "draw":
-                payload: Any = _draw(request[2])
+                payload: Any = _render(request[2])
             else:
                 y, x, start, stop = request[2:]
                 payload = read_chunk(video, y, x, start, stop, model)
@@ -123,13 +127,11 @@ def serve(kind: str = "read") -> None:
         replies.flush()
 
 
-def _draw(figure: Any) -> np.ndarray:
-    """Draw a (pickled and sent) figure; its RGBA pixels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def _render(plots: Any) -> np.ndarray:
+    """Lay out and draw the inspector's plots (a ``PixelPlots``); their RGBA pixels."""
+    from ._pixel_figure import render
 
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
+    return render(plots)
 
 
 # --- the parent's side ---------------------------------------------------------------
@@ -249,13 +251,14 @@ def warm_up(*kinds: str) -> None:
             _get_child(kind)
 
 
-def draw_figure(figure_bytes: bytes) -> np.ndarray:
-    """Draw a pickled matplotlib figure in the drawing child; its RGBA pixels.
+def draw_plots(plots: Any) -> np.ndarray:
+    """Lay out and draw the inspector's plots in the drawing child; their RGBA pixels.
 
     Parameters
     ----------
-    figure_bytes : bytes
-        ``pickle.dumps(figure)``.
+    plots : PixelPlots
+        What to plot (small arrays and numbers: cheap to pickle, unlike a laid-out
+        figure).
 
     Returns
     -------
@@ -275,11 +278,7 @@ def draw_figure(figure_bytes: bytes) -> np.ndarray:
     with child.lock:
         try:
             ident = next(child.ids)
-            stdin = child.process.stdin
-            assert stdin is not None  # made with a pipe
-            # The figure is sent pickled already (``send`` would pickle it again).
-            stdin.write(pickle.dumps(("draw", ident, _Pickled(figure_bytes))))
-            stdin.flush()
+            child.send(("draw", ident, plots))
             reply = child.receive(ident)
         except (OSError, EOFError, pickle.PickleError):
             _forget_child("draw", child)
@@ -287,17 +286,6 @@ def draw_figure(figure_bytes: bytes) -> np.ndarray:
     if reply[2] is not None:
         raise OSError(f"drawing failed in the child: {reply[2]!r}")
     return reply[1]
-
-
-class _Pickled:
-    """Bytes that unpickle as the object they were pickled from (no second copy made
-    while sending)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __reduce__(self) -> tuple:
-        return pickle.loads, (self.data,)
 
 
 def worth_a_process(video: Any) -> bool:

@@ -6,7 +6,6 @@ already a dependency of the statistics widget, so no other package is needed.
 """
 
 import contextlib
-import pickle
 import threading
 import time
 from collections.abc import Generator
@@ -28,16 +27,16 @@ from ..core.inspect import pixel_components, pixel_distance
 from ..core.registry import get_method
 from . import _pixel_reader
 from ._jobs import BackgroundJob
+from ._pixel_figure import FIGURE_DPI, PixelPlots, new_figure, plotted_values, render
+from ._pixel_figure import compose as compose_plots
 from ._pixel_reader import ChunkReader, ProcessReader, read_chunk
-from ._plots import export_path, style_figure, theme_colours, write_or_notify
+from ._plots import export_path, theme_colours, write_or_notify
 from .layers import FIT_METHODS, layers_from, mask_colour, plugin_meta
 
 #: A press and release this far apart (screen pixels) is a drag (a pan), not a click.
 DRAG_PIXELS = 4.0
 #: Partial plots of a lazy read are drawn at most this often (seconds).
 PARTIAL_DRAW_SECONDS = 1.0
-#: Dots per inch of the plots in the dock.
-FIGURE_DPI = 100
 #: Exported plots: inches and dots per inch.
 EXPORT_SIZE = (8.0, 9.0)
 EXPORT_DPI = 150
@@ -114,10 +113,11 @@ def pixel_trace_steps(
 class FigureView(QObject):
     """Shows a matplotlib figure drawn off the GUI thread.
 
-    Drawing the inspector's plots (3-D axes, text, legends) takes a few hundred
-    milliseconds of the GIL: a render thread sends each figure (pickled) to a child
-    process that draws it into an image, and the GUI thread only shows it.  Requests
-    made while a drawing is under way are merged: the latest wins.
+    Laying out and drawing the inspector's plots (3-D axes, text, legends) takes a few
+    hundred milliseconds of the GIL: a render thread sends each description of the
+    plots to a child process that lays it out and draws it into an image, and the GUI
+    thread only shows it.  Requests made while a drawing is under way are merged: the
+    latest wins.
 
     Parameters
     ----------
@@ -134,13 +134,14 @@ class FigureView(QObject):
         self.label = QLabel()
         self.label.setMinimumHeight(420)
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.lock = threading.Lock()
         self._widget = widget
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspector-draw")
-        self._next: tuple | None = None
+        self._next: PixelPlots | None = None
         self._busy = False
         self._guard = threading.Lock()
         self.image: Any = None
+        #: The plots whose picture is shown (None before the first).
+        self.drawn: PixelPlots | None = None
         self.closed = False
         self.rendered.connect(self._on_rendered)
         self.label.destroyed.connect(self.shutdown)
@@ -150,10 +151,10 @@ class FigureView(QObject):
         width = max(self._widget.native.width() - 20, 360)
         return width / FIGURE_DPI, 1.35 * width / FIGURE_DPI
 
-    def request(self, figure: Any, frame_line: Any, frame: int) -> None:
-        """Draw ``figure`` (with its current-frame line at ``frame``) off the GUI thread."""
+    def request(self, plots: PixelPlots) -> None:
+        """Lay out and draw the plots off the GUI thread, then show them."""
         with self._guard:
-            self._next = (figure, frame_line, frame)
+            self._next = plots
             if self._busy:
                 return
             self._busy = True
@@ -162,37 +163,27 @@ class FigureView(QObject):
     def _run(self) -> None:
         while True:
             with self._guard:
-                job, self._next = self._next, None
-                if job is None:
+                plots, self._next = self._next, None
+                if plots is None:
                     self._busy = False
                     return
-            figure, frame_line, frame = job
-            # Drawn in a child process: matplotlib holds the GIL while it draws (a few
-            # hundred milliseconds), which stalls the GUI thread; pickling the figure
-            # costs a tenth of that.
-            with self.lock:
-                if frame_line is not None:
-                    frame_line.set_xdata([frame, frame])
-                try:
-                    sent = pickle.dumps(figure)
-                except (pickle.PickleError, TypeError, AttributeError):
-                    sent = None
+            # Laid out and drawn in a child process: matplotlib holds the GIL for most
+            # of the few hundred milliseconds a layout and a drawing take (and so does
+            # pickling a laid-out figure), which would stall the GUI thread.
             image = None
-            if sent is not None:
-                with contextlib.suppress(OSError, EOFError, _pixel_reader.NotReady):
-                    image = _pixel_reader.draw_figure(sent)
+            with contextlib.suppress(OSError, EOFError, _pixel_reader.NotReady):
+                image = _pixel_reader.draw_plots(plots)
             if image is None:  # no child to draw: here, then
-                with self.lock:
-                    figure.canvas.draw()
-                    image = np.asarray(figure.canvas.buffer_rgba()).copy()
+                image = render(plots)
             with contextlib.suppress(RuntimeError):  # the widget is gone
-                self.rendered.emit(image)
+                self.rendered.emit((plots, image))
 
-    def _on_rendered(self, image: np.ndarray) -> None:
+    def _on_rendered(self, drawn: tuple) -> None:
         from qtpy.QtGui import QImage, QPixmap
 
         if self.closed:
             return
+        self.drawn, image = drawn
         self.image = image
         height, width = image.shape[:2]
         pixels = image.tobytes()  # alive until fromImage copies it
@@ -261,15 +252,6 @@ def comparison_masks(viewer: Any, video: Any) -> list[tuple[str, str, Any]]:
     ]
 
 
-def _ellipsoid(mean: np.ndarray, std: np.ndarray, n: int = 12) -> tuple:
-    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, n), np.linspace(0, np.pi, n // 2))
-    return (
-        mean[0] + 2 * std[0] * np.cos(u) * np.sin(v),
-        mean[1] + 2 * std[1] * np.sin(u) * np.sin(v),
-        mean[2] + 2 * std[2] * np.cos(v),
-    )
-
-
 class InspectorWidget(Container):
     """Click a pixel of the video (or of any layer over it) to see what the model sees.
 
@@ -307,7 +289,7 @@ class InspectorWidget(Container):
                 self._status,
             ]
         )
-        self.figure = _new_figure((5.0, 7.0))
+        self._blank = new_figure((5.0, 7.0))
         self.view = FigureView(self)
         self.view.label.setToolTip(
             "Top: the pixel's colours in every frame, coloured by score, with the model's "
@@ -317,7 +299,9 @@ class InspectorWidget(Container):
         self.native.layout().addWidget(self.view.label)
         self.pixel: tuple[int, int] | None = None
         self._queued: tuple[int, int] | None = None
-        self._frame_line: Any = None
+        #: What is plotted, and its figure once laid out here (see ``figure``).
+        self._plots: PixelPlots | None = None
+        self._figure_cache: tuple[Any, Any, PixelPlots] | None = None
         self._frame = 0
         self._n_frames = 0
         self._last_partial = 0.0
@@ -505,11 +489,11 @@ class InspectorWidget(Container):
         """Move the current-frame marker with the viewer's time slider (redrawn off the
         GUI thread)."""
         self._frame = self._current_frame()
-        if self._frame_line is not None:
-            self.view.request(self.figure, self._frame_line, self._frame)
+        if self._plots is not None:
+            self.view.request(self._plots.at_frame(self._frame))
 
     def _composer(self, video: Any, y: int, x: int, model: BackgroundModel | None) -> Any:
-        """A function that lays out the plots in a new figure; callable from any thread.
+        """A function that describes the plots of some samples; callable from any thread.
 
         What it needs from the viewer (the other methods' masks, the theme, the size,
         the frame) is gathered here, on the GUI thread.
@@ -521,51 +505,71 @@ class InspectorWidget(Container):
         n_total = self._n_frames
         frame = self._current_frame()
         components = pixel_components(model, y, x) if model is not None else None
+        threshold = model.threshold if model is not None else None
 
         def compose(samples: np.ndarray, score: Any, complete: bool) -> tuple:
-            figure = _new_figure(size)
-            others = [
-                (method, title, np.asarray(data[: len(samples), y, x]) == 1)
-                for method, title, data in masks
-            ]
-            plotted, line = _compose(
-                figure,
-                name,
-                y,
-                x,
-                samples,
-                score,
-                model,
-                components,
-                others,
-                n_total,
-                frame,
-                colours,
-                complete,
+            plots = PixelPlots(
+                size=size,
+                name=name,
+                y=y,
+                x=x,
+                samples=samples,
+                score=score,
+                threshold=threshold,
+                components=components,
+                others=[
+                    (mask_colour(method), title, np.asarray(data[: len(samples), y, x]) == 1)
+                    for method, title, data in masks
+                ],
+                gmm_colour=mask_colour("gmm"),
+                n_total=n_total,
+                frame=frame,
+                colours=colours,
+                complete=complete,
             )
-            # The figure's own artists take the theme: no rcParams (process-wide) are
-            # touched from this worker thread.
-            style_figure(figure, colours)
-            return figure, plotted, line, complete
+            return plotted_values(plots), plots
 
         return compose
 
+    @property
+    def figure(self) -> Any:
+        """The plots as a matplotlib figure, for export (laid out here, on first use)."""
+        laid_out = self._figure_and_line()
+        return self._blank if laid_out is None else laid_out[0]
+
+    @property
+    def frame_line(self) -> Any:
+        """The figure's current-frame line (None before the first plot)."""
+        laid_out = self._figure_and_line()
+        return None if laid_out is None else laid_out[1]
+
+    def _figure_and_line(self) -> tuple[Any, Any] | None:
+        plots = self._plots
+        if plots is None:
+            return None
+        if self._figure_cache is None or self._figure_cache[2] is not plots:
+            figure = new_figure(plots.size)
+            _, line = compose_plots(figure, plots)
+            self._figure_cache = (figure, line, plots)
+        figure, line, _ = self._figure_cache
+        line.set_xdata([self._frame, self._frame])
+        return figure, line
+
     def _show_partial(self, step: tuple) -> None:
-        if step[2] is not None:  # (done, total, laid-out figure or None)
+        if step[2] is not None:  # (done, total, described plots or None)
             self._show(step[2])
 
     def _show(self, composed: tuple) -> None:
-        """Adopt a laid-out figure (GUI thread) and have it drawn off the GUI thread."""
+        """Adopt described plots (GUI thread) and have them drawn off the GUI thread."""
         if self.job.closed:
             return
-        figure, plotted, line, complete = composed
-        self.figure, self.plotted, self._frame_line = figure, plotted, line
+        self.plotted, plots = composed
         self._frame = self._current_frame()
-        self.view.request(figure, line, self._frame)
+        self._plots = plots
+        self.view.request(plots.at_frame(self._frame))
         self._export.enabled = True
-        if complete:
-            y, x = plotted["pixel"]
-            self.job.set_status(f"pixel ({y}, {x}): {len(plotted['samples'])} frames")
+        if plots.complete:
+            self.job.set_status(f"pixel ({plots.y}, {plots.x}): {len(plots.samples)} frames")
 
     def _draw(
         self,
@@ -600,144 +604,14 @@ class InspectorWidget(Container):
 
     def _save_png(self, file: Any) -> None:
         """Save at a printable size (``EXPORT_SIZE`` at ``EXPORT_DPI``), not the dock's."""
-        with self.view.lock:  # not while the render thread draws this figure
-            size = self.figure.get_size_inches().copy()
-            self.figure.set_size_inches(*EXPORT_SIZE, forward=False)
-            try:
-                self.figure.savefig(file, format="png", dpi=EXPORT_DPI)
-            finally:
-                self.figure.set_size_inches(*size, forward=False)
-        self.view.request(self.figure, self._frame_line, self._frame)
+        figure = self.figure
+        size = figure.get_size_inches().copy()
+        figure.set_size_inches(*EXPORT_SIZE, forward=False)
+        try:
+            figure.savefig(file, format="png", dpi=EXPORT_DPI)
+        finally:
+            figure.set_size_inches(*size, forward=False)
 
 
 def _copy(array: Any) -> Any:
     return None if array is None else array.copy()
-
-
-def _new_figure(size: tuple[float, float]) -> Any:
-    """A matplotlib figure on an Agg canvas: drawable from any thread, no Qt involved."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=size, dpi=FIGURE_DPI)
-    FigureCanvasAgg(figure)
-    # A fixed layout: tight_layout on every click costs more than the plot itself.
-    figure.subplots_adjust(left=0.14, right=0.9, top=0.95, bottom=0.07, hspace=0.3)
-    return figure
-
-
-def _compose(
-    figure: Any,
-    name: str,
-    y: int,
-    x: int,
-    samples: np.ndarray,
-    score: np.ndarray | None,
-    model: BackgroundModel | None,
-    comps: Any,
-    others: list[tuple[str, str, np.ndarray]],
-    n_total: int,
-    frame: int,
-    colours: dict,
-    complete: bool,
-) -> tuple[dict, Any]:
-    """Lay out the inspector's two plots in ``figure``; returns what was plotted and the
-    current-frame line.
-
-    ``others`` holds the other methods' decisions at the pixel, ``(method, title,
-    foreground)`` each: a row of marks under the GMM's, in that method's mask colour.
-    """
-    frames = np.arange(len(samples))
-    threshold = model.threshold if model is not None else None
-    gmm = score > threshold if score is not None else None
-    plotted = {
-        "pixel": (y, x),
-        "samples": samples,
-        "score": score,
-        "threshold": threshold,
-        "gmm_foreground": gmm,
-        "masks": {title: foreground for _, title, foreground in others},
-    }
-    fg = colours["text"]
-    colour = score if score is not None else frames
-    colour_label = "distance (standard deviations)" if score is not None else "frame"
-    vmax = None
-    if score is not None and threshold is not None:
-        vmax = min(float(np.max(score)), 4 * threshold)
-    if samples.shape[1] == 3:
-        ax = figure.add_subplot(211, projection="3d")
-        points = ax.scatter(*samples.T.astype(float), c=colour, cmap="magma", s=8, vmax=vmax)
-        ax.set_xlabel("R")
-        ax.set_ylabel("G")
-        ax.set_zlabel("B")
-        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
-            axis.set_pane_color(colours["axes"])
-        if comps is not None:
-            for k in range(len(comps.weights)):
-                if comps.weights[k] <= 0:
-                    continue
-                background = comps.background[k]
-                ax.plot_wireframe(
-                    *_ellipsoid(comps.means[k], comps.stds[k]),
-                    color="tab:green" if background else "tab:gray",
-                    linewidth=0.8 if background else 0.4,
-                    alpha=0.7,
-                    label=f"{'background' if background else 'other'} w={comps.weights[k]:.2f}",
-                )
-            ax.legend(fontsize=7, loc="upper left")
-    else:
-        ax = figure.add_subplot(211)
-        points = ax.scatter(frames, samples[:, 0], c=colour, cmap="magma", s=8, vmax=vmax)
-        ax.set_xlabel("frame")
-        ax.set_ylabel("value")
-        if comps is not None:
-            for k in range(len(comps.weights)):
-                low = comps.means[k, 0] - 2 * comps.stds[k, 0]
-                high = comps.means[k, 0] + 2 * comps.stds[k, 0]
-                ax.axhspan(
-                    low,
-                    high,
-                    alpha=0.2,
-                    color="tab:green" if comps.background[k] else "tab:gray",
-                )
-    figure.colorbar(points, ax=ax, label=colour_label, shrink=0.7)
-    ax.set_title(f"{name}: pixel (y={y}, x={x})" + ("" if complete else " (reading…)"), fontsize=9)
-    line = figure.add_subplot(212)
-    if score is not None:
-        assert threshold is not None and gmm is not None  # a model scored the pixel
-        line.plot(frames, score, color="tab:purple", linewidth=0.8, label="distance")
-        line.axhline(
-            threshold,
-            color=fg,
-            linestyle="--",
-            linewidth=0.8,
-            label=f"threshold {threshold:g}",
-        )
-        # Distances above the threshold are foreground; each method's foreground frames
-        # are a row of marks above the curve.
-        top = max(min(float(np.max(score)), 8 * threshold), 2 * threshold)
-        gap = 0.08 * top
-        rows = [("gmm", "GMM", gmm), *others]
-        line.set_ylim(0, top + gap * (len(rows) + 1))
-        for row, (method, title, foreground) in enumerate(rows):
-            line.scatter(
-                frames[: len(foreground)][foreground],
-                np.full(int(foreground.sum()), top + gap * (row + 1)),
-                marker="|",
-                color=mask_colour(method),
-                label=f"{title} foreground",
-            )
-        line.legend(fontsize=7, loc="center right")
-    else:
-        line.text(
-            0.5,
-            0.5,
-            "fit a model to see distances",
-            ha="center",
-            transform=line.transAxes,
-        )
-    line.set_xlabel("frame")
-    n_total = n_total or len(samples)
-    line.set_xlim(0, max(n_total - 1, 1))
-    frame_line = line.axvline(frame, color=fg, linewidth=0.8, alpha=0.6, label="_frame")
-    return plotted, frame_line
