@@ -86,9 +86,6 @@ def serve(kind: str = "read") -> None:
     import os
     import sys
 
-    # A helper: when the machine is busy, the GUI's process (its repaints) goes first.
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(10)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, not into the replies
     sys.stdout = sys.stderr
