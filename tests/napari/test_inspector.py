@@ -399,3 +399,29 @@ def test_a_lazy_video_is_decoded_in_a_child_process(qtbot, viewer, rgb_sample, m
     here = np.asarray(inspector.figure.canvas.buffer_rgba())
     assert drawn.shape == here.shape
     assert (drawn == here).mean() > 0.99
+
+
+def test_requests_carry_their_arrays_beside_the_pickle():
+    """A model's arrays are written from their own memory, not copied into the pickle
+    (that copy holds the GIL the GUI thread needs); every layout comes back equal."""
+    import io
+    import struct
+
+    from napari_gmm_bg._napari._pixel_reader import receive_request, send_request
+
+    big = np.arange(2**18, dtype=np.float32).reshape(64, 64, 64)
+    request = ("open", {"c": big, "f": np.asfortranarray(big), "strided": big[:, ::2]}, 7)
+    stream = io.BytesIO()
+    send_request(stream, request)
+    send_request(stream, ("read", 1, 2, 3, 0, 8))
+    (head_length,) = struct.unpack("<Q", stream.getvalue()[:8])
+    # Only the strided view (copied: it has no memory of its own) is in the pickle.
+    assert head_length < big[:, ::2].nbytes + 2**12
+    stream.seek(0)
+    kind, arrays, number = receive_request(stream)
+    assert (kind, number) == ("open", 7)
+    for name, original in request[1].items():
+        np.testing.assert_array_equal(arrays[name], original)
+    assert receive_request(stream) == ("read", 1, 2, 3, 0, 8)
+    with pytest.raises(EOFError):
+        receive_request(stream)

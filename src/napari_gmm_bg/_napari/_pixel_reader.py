@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import itertools
 import pickle
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -77,11 +78,11 @@ def serve(kind: str = "read") -> None:
     It first imports what its ``kind`` of work needs ("read" or "draw") and says so
     with the reply ``(0, "ready", None)``.
 
-    Requests are pickled tuples: ``("open", video, model)`` keeps a video and model for
-    the reads that follow; ``("read", id, y, x, start, stop)`` replies ``(id, (samples,
-    scores), None)``; ``("draw", id, plots)`` (a ``PixelPlots``) replies ``(id, rgba,
-    None)``; a failure
-    replies ``(id, None, exception)``.  End of input ends the child.
+    Requests are tuples (written by :func:`send_request`): ``("open", video, model)``
+    keeps a video and model for the reads that follow; ``("read", id, y, x, start,
+    stop)`` replies ``(id, (samples, scores), None)``; ``("draw", id, plots)`` (a
+    ``PixelPlots``) replies ``(id, rgba, None)``; a failure replies ``(id, None,
+    exception)``.  Replies are pickled.  End of input ends the child.
     """
     import os
     import sys
@@ -100,7 +101,7 @@ def serve(kind: str = "read") -> None:
     video = model = None
     while True:
         try:
-            request = pickle.load(requests)
+            request = receive_request(requests)
         except EOFError:
             return
         if request[0] == "open":
@@ -129,6 +130,47 @@ def _render(plots: Any) -> np.ndarray:
     from ._pixel_figure import render
 
     return render(plots)
+
+
+# --- requests: pickled, their arrays sent beside the pickle ------------------------------
+_LENGTH = struct.Struct("<Q")
+
+
+def send_request(stream: Any, request: tuple) -> None:
+    """Write a request: its pickle (protocol 5), then each array's bytes as they are.
+
+    A model's arrays (tens of megabytes) pickled in-band would be copied into the
+    pickle while the GIL is held, stalling the GUI thread; written from their own
+    memory, the copy is the pipe's, and a write waits without the GIL.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    # Pickled whole before anything is written: a request that cannot pickle sends nothing.
+    head = pickle.dumps(request, protocol=5, buffer_callback=buffers.append)
+    stream.write(_LENGTH.pack(len(head)) + head + _LENGTH.pack(len(buffers)))
+    for buffer in buffers:
+        raw = buffer.raw()
+        stream.write(_LENGTH.pack(raw.nbytes))
+        stream.write(raw)
+    stream.flush()
+
+
+def receive_request(stream: Any) -> tuple:
+    """Read a request written by :func:`send_request` (EOFError at the end of input)."""
+
+    def exactly(n: int) -> bytearray:
+        data = bytearray(n)
+        view, got = memoryview(data), 0
+        while got < n:
+            read = stream.readinto(view[got:])
+            if not read:
+                raise EOFError("end of requests")
+            got += read
+        return data
+
+    head = exactly(_LENGTH.unpack(exactly(_LENGTH.size))[0])
+    count = _LENGTH.unpack(exactly(_LENGTH.size))[0]
+    buffers = [exactly(_LENGTH.unpack(exactly(_LENGTH.size))[0]) for _ in range(count)]
+    return pickle.loads(head, buffers=buffers)
 
 
 # --- the parent's side ---------------------------------------------------------------
@@ -177,9 +219,7 @@ class _Child:
     def send(self, request: tuple) -> None:
         stdin = self.process.stdin
         assert stdin is not None  # made with a pipe
-        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)  # whole, or nothing sent
-        stdin.write(data)
-        stdin.flush()
+        send_request(stdin, request)
 
     def receive(self, ident: int) -> tuple:
         """The reply to request ``ident`` (replies to abandoned requests are skipped)."""
