@@ -99,7 +99,9 @@ def serve(kind: str = "read") -> None:
     replies.write(pickle.dumps((0, "ready", None)))
     replies.flush()
     if kind == "read":
-        _load_scoring_kernels()
+        # Only a head start: a failure here is met again, and reported, by a read.
+        with contextlib.suppress(Exception):
+            _load_scoring_kernels()
     video = model = None
     while True:
         try:
