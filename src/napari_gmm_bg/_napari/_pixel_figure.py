@@ -1,11 +1,9 @@
 """The pixel inspector's figure, laid out from plain data (no napari, no Qt, no model).
 
-The same description of a pixel's plots (:class:`PixelPlots`, small arrays and
-numbers) is laid out twice: in napari's process, for the figure the widget keeps (to
-export, and for tests), and in the drawing child, which draws it.  Sending the
-description instead of the laid-out figure spares napari's process the figure's
-pickling: pickling a matplotlib figure holds the GIL (and so stalls the GUI thread)
-for a few hundred milliseconds.
+A description of a pixel's plots (:class:`PixelPlots`, small arrays and numbers) is
+laid out and drawn by the drawing child; napari's process lays it out only when the
+figure itself is asked for (an export).  Laying out a matplotlib figure, or pickling
+one, holds the GIL (and so stalls the GUI thread) for a few hundred milliseconds.
 """
 
 from dataclasses import dataclass, replace
@@ -116,9 +114,9 @@ def plotted_values(plots: PixelPlots) -> dict:
     }
 
 
-def compose(figure: Any, plots: PixelPlots) -> tuple[dict, Any]:
-    """Lay out the inspector's two plots in ``figure``, in napari's theme; returns what
-    was plotted and the current-frame line.
+def compose(figure: Any, plots: PixelPlots) -> Any:
+    """Lay out the inspector's two plots in ``figure``, in napari's theme; returns the
+    current-frame line.
 
     The other methods' decisions at the pixel are rows of marks under the GMM's, each
     in that method's mask colour.
@@ -131,8 +129,7 @@ def compose(figure: Any, plots: PixelPlots) -> tuple[dict, Any]:
     )
     colours = plots.colours
     frames = np.arange(len(samples))
-    plotted = plotted_values(plots)
-    gmm = plotted["gmm_foreground"]
+    gmm = plotted_values(plots)["gmm_foreground"]
     fg = colours["text"]
     colour = score if score is not None else frames
     colour_label = "distance (standard deviations)" if score is not None else "frame"
@@ -218,4 +215,4 @@ def compose(figure: Any, plots: PixelPlots) -> tuple[dict, Any]:
     # The figure's own artists take the theme: no rcParams (process-wide) are touched,
     # for this runs in the inspector's worker thread.
     style_figure(figure, colours)
-    return plotted, frame_line
+    return frame_line

@@ -27,8 +27,7 @@ from ..core.inspect import pixel_components, pixel_distance
 from ..core.registry import get_method
 from . import _pixel_reader
 from ._jobs import BackgroundJob
-from ._pixel_figure import FIGURE_DPI, PixelPlots, new_figure, plotted_values, render
-from ._pixel_figure import compose as compose_plots
+from ._pixel_figure import FIGURE_DPI, PixelPlots, compose, new_figure, plotted_values, render
 from ._pixel_reader import ChunkReader, ProcessReader, read_chunk
 from ._plots import export_path, theme_colours, write_or_notify
 from .layers import FIT_METHODS, layers_from, mask_colour, plugin_meta
@@ -431,11 +430,12 @@ class InspectorWidget(Container):
         if _pixel_reader.worth_a_process(data):
             reader = ProcessReader(data, y, x, model, int(data.shape[0]))
         steps = pixel_trace_steps(data, y, x, model, chunk=max(1, min(chunk, 64)), read=reader)
-        compose = self._composer(layer, y, x, model)
+        describe = self._describer(layer, y, x, model)
 
         def job() -> Any:
-            # Reading, scoring, and laying out the plots all happen here, off the GUI
-            # thread; the GUI thread only shows the picture the render thread draws.
+            # Reading, scoring and describing the plots happen here, off the GUI thread;
+            # the drawing child lays them out and draws them, the GUI thread only shows
+            # the picture.
             last = 0.0
             try:
                 while True:
@@ -443,11 +443,11 @@ class InspectorWidget(Container):
                         done, total, samples, score = next(steps)
                     except StopIteration as stop:
                         samples, score = stop.value
-                        return compose(samples, score, True)
+                        return describe(samples, score, True)
                     now = time.perf_counter()
                     if now - last >= PARTIAL_DRAW_SECONDS:
                         last = now
-                        yield done, total, compose(samples.copy(), _copy(score), False)
+                        yield done, total, describe(samples.copy(), _copy(score), False)
                     else:
                         yield done, total, None
             finally:
@@ -492,7 +492,7 @@ class InspectorWidget(Container):
         if self._plots is not None:
             self.view.request(self._plots.at_frame(self._frame))
 
-    def _composer(self, video: Any, y: int, x: int, model: BackgroundModel | None) -> Any:
+    def _describer(self, video: Any, y: int, x: int, model: BackgroundModel | None) -> Any:
         """A function that describes the plots of some samples; callable from any thread.
 
         What it needs from the viewer (the other methods' masks, the theme, the size,
@@ -507,7 +507,7 @@ class InspectorWidget(Container):
         components = pixel_components(model, y, x) if model is not None else None
         threshold = model.threshold if model is not None else None
 
-        def compose(samples: np.ndarray, score: Any, complete: bool) -> tuple:
+        def describe(samples: np.ndarray, score: Any, complete: bool) -> tuple:
             plots = PixelPlots(
                 size=size,
                 name=name,
@@ -529,7 +529,7 @@ class InspectorWidget(Container):
             )
             return plotted_values(plots), plots
 
-        return compose
+        return describe
 
     @property
     def figure(self) -> Any:
@@ -549,7 +549,7 @@ class InspectorWidget(Container):
             return None
         if self._figure_cache is None or self._figure_cache[2] is not plots:
             figure = new_figure(plots.size)
-            _, line = compose_plots(figure, plots)
+            line = compose(figure, plots)
             self._figure_cache = (figure, line, plots)
         figure, line, _ = self._figure_cache
         line.set_xdata([self._frame, self._frame])
@@ -581,8 +581,8 @@ class InspectorWidget(Container):
         model: BackgroundModel | None,
         complete: bool,
     ) -> None:
-        """Lay out the plots now (a video in memory) and have them drawn."""
-        self._show(self._composer(video, y, x, model)(samples, score, complete))
+        """Describe the plots now (a video in memory) and have them drawn."""
+        self._show(self._describer(video, y, x, model)(samples, score, complete))
 
     def export_png(self, path: str | None = None) -> Path | None:
         """Save the current plot as PNG (asks for a file when no path is given).
