@@ -401,6 +401,32 @@ def test_a_lazy_video_is_decoded_in_a_child_process(qtbot, viewer, rgb_sample, m
     assert (drawn == here).mean() > 0.99
 
 
+def test_the_reading_child_has_the_video_and_model_before_the_first_click(
+    qtbot, viewer, widget, rgb_sample
+):
+    """The first click need not wait for the container to open or the model to travel:
+    both go to the reading child when the video is chosen and when its fit ends."""
+    from napari_gmm_bg._napari import _pixel_reader
+
+    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    child = _pixel_reader._get_child("read")
+
+    def holds(model):
+        return child.sent is not None and child.sent[0] is layer.data and child.sent[1] is model
+
+    qtbot.waitUntil(lambda: holds(None), timeout=60_000)
+    widget._video.value = layer
+    run_fit(qtbot, widget)
+    qtbot.waitUntil(lambda: holds(widget.result.model), timeout=60_000)
+    assert inspector.pixel is None  # no click yet
+
+
 def test_requests_carry_their_arrays_beside_the_pickle():
     """A model's arrays are written from their own memory, not copied into the pickle
     (that copy holds the GIL the GUI thread needs); every layout comes back equal."""

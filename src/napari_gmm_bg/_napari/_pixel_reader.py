@@ -110,6 +110,10 @@ def serve(kind: str = "read") -> None:
             return
         if request[0] == "open":
             video, model = request[1], request[2]
+            # Open the container and decode the first frame now, before the click that
+            # reads it (a failure here is met again, and reported, by that read).
+            with contextlib.suppress(Exception):
+                read_chunk(video, 0, 0, 0, 1, model)
             continue
         ident = request[1]
         try:
@@ -303,6 +307,38 @@ def warm_up(*kinds: str) -> None:
     with contextlib.suppress(OSError):  # reads and drawings then happen in this process
         for kind in kinds:
             _get_child(kind)
+
+
+def prepare(video: Any, model: Any) -> None:
+    """Send a lazy video and its model to the reading child now, in a thread, so that
+    the first click finds the container open and the model there.
+
+    Parameters
+    ----------
+    video : dask.array.Array
+        The lazy video (see :func:`worth_a_process`).
+    model : BackgroundModel or None
+        The fitted model, if any yet.
+    """
+    try:
+        child = _get_child("read")
+    except OSError:  # reads then happen in this process
+        return
+
+    def send() -> None:
+        if not child.ready.wait(REPLY_SECONDS):
+            return
+        with child.lock:
+            if child.sent is not None and child.sent[0] is video and child.sent[1] is model:
+                return
+            try:
+                child.send(("open", video, model))
+            except (OSError, pickle.PickleError):
+                _forget_child("read", child)
+                return
+            child.sent = (video, model)
+
+    threading.Thread(target=send, name="read-prepare", daemon=True).start()
 
 
 def draw_plots(plots: Any) -> np.ndarray:

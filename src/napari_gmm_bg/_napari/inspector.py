@@ -311,23 +311,29 @@ class InspectorWidget(Container):
         self._export.changed.connect(self.export_png)
         video: Any = self._video
         video.changed.connect(self._warm_up)
+        viewer.layers.events.inserted.connect(self._warm_up)  # a fit's score layer
         self._warm_up()
         viewer.mouse_drag_callbacks.append(self._on_mouse)
         viewer.dims.events.current_step.connect(self._on_frame)
         self.native.destroyed.connect(lambda *_: self._disconnect())
 
     def _warm_up(self, *_: Any) -> None:
-        """Start the drawing process once a video is chosen, and the reading process for
-        a lazy one, before the first click."""
+        """Start the drawing process once a video is chosen, and for a lazy one the
+        reading process, with the video and its model (once fitted), before the first
+        click."""
         layer = self._video.value
         if layer is None or not _is_video(layer):
             return
         lazy = _pixel_reader.worth_a_process(layer.data)
         _pixel_reader.warm_up("draw", *(("read",) if lazy else ()))
+        if lazy:
+            _pixel_reader.prepare(layer.data, fitted_model(self._viewer, layer))
 
     def _disconnect(self) -> None:
         self.job.shutdown()
         self.view.shutdown()
+        with contextlib.suppress(TypeError, RuntimeError):
+            self._viewer.layers.events.inserted.disconnect(self._warm_up)
         if self._on_mouse in self._viewer.mouse_drag_callbacks:
             self._viewer.mouse_drag_callbacks.remove(self._on_mouse)
         with contextlib.suppress(TypeError, RuntimeError):
