@@ -47,3 +47,43 @@ def test_shutdown_without_a_job_returns_at_once(viewer):
     widget = MethodsWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.job.shutdown(timeout=0.0)
+
+
+def test_each_progress_update_repaints_one_bar(qtbot, monkeypatch):
+    """The panel's bar and napari's activity bar each repaint the window: one step that
+    updates both stalls the GUI thread for both.  A few updates a second, each to one
+    bar (napari's one in NAPARI_EVERY), and the last step to both."""
+    import types
+
+    from magicgui.widgets import Label, PushButton
+    from napari.utils import progress
+
+    from napari_gmm_bg._napari import _jobs
+
+    clock = [0.0]
+    monkeypatch.setattr(_jobs, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    job = _jobs.BackgroundJob(PushButton(), PushButton(), Label(), "Testing")
+    job._progress = bar = progress(total=100)
+    updated: list[tuple[int, str]] = []
+    show_step = job._show_step
+    monkeypatch.setattr(
+        job, "_show_step", lambda d, t: updated.append((d, "panel")) or show_step(d, t)
+    )
+    napari_update = bar.update
+    monkeypatch.setattr(
+        bar, "update", lambda n: updated.append((bar.n + n, "napari")) or napari_update(n)
+    )
+    try:
+        for done in range(1, 101):
+            clock[0] += 0.1  # ten steps a second
+            job._on_progress((done, 100))
+    finally:
+        bar.close()
+    steps = [done for done, _ in updated]
+    assert all(steps.count(done) == 1 for done in steps[:-2])  # one bar a step
+    assert updated[-2:] in ([(100, "panel"), (100, "napari")], [(100, "napari"), (100, "panel")])
+    panel = [done for done, which in updated if which == "panel"]
+    napari = [done for done, which in updated if which == "napari"]
+    assert 25 <= len(panel) + len(napari) <= 45  # 100 steps of 0.1 s: about 4 a second
+    assert len(napari) <= len(panel) // 2
+    assert bar.n == 100 and job.bar.value == 100
