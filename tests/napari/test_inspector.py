@@ -451,3 +451,15 @@ def test_requests_carry_their_arrays_beside_the_pickle():
     assert receive_request(stream) == ("read", 1, 2, 3, 0, 8)
     with pytest.raises(EOFError):
         receive_request(stream)
+
+
+def test_the_drawing_childs_first_drawing_runs_and_changes_no_settings():
+    """The drawing child draws once as it starts (a failure there would be hidden: the
+    child keeps serving), so run it here, where a failure shows."""
+    import matplotlib
+
+    from napari_gmm_bg._napari._pixel_figure import draw_once
+
+    before = dict(matplotlib.rcParams)
+    draw_once()
+    assert dict(matplotlib.rcParams) == before

@@ -98,10 +98,14 @@ def serve(kind: str = "read") -> None:
         importlib.import_module(module)
     replies.write(pickle.dumps((0, "ready", None)))
     replies.flush()
-    if kind == "read":
-        # Only a head start: a failure here is met again, and reported, by a read.
-        with contextlib.suppress(Exception):
+    # Only a head start: a failure here is met again, and reported, by a request.
+    with contextlib.suppress(Exception):
+        if kind == "read":
             _load_scoring_kernels()
+        else:
+            from ._pixel_figure import draw_once
+
+            draw_once()
     video = model = None
     while True:
         try:
