@@ -76,10 +76,12 @@ def serve(kind: str = "read") -> None:
     """The child's loop: requests in on stdin, replies out on (the original) stdout.
 
     It first imports what its ``kind`` of work needs ("read" or "draw") and says so
-    with the reply ``(0, "ready", None)``.
+    with the reply ``(0, "ready", None)``; then it loads its scoring kernels, or draws a
+    plot, ahead of the first request.
 
     Requests are tuples (written by :func:`send_request`): ``("open", video, model)``
-    keeps a video and model for the reads that follow; ``("read", id, y, x, start,
+    keeps a video and model for the reads that follow (and decodes the first frame, so
+    the container is open by the first read); ``("read", id, y, x, start,
     stop)`` replies ``(id, (samples, scores), None)``; ``("draw", id, plots)`` (a
     ``PixelPlots``) replies ``(id, rgba, None)``; a failure replies ``(id, None,
     exception)``.  Replies are pickled.  End of input ends the child.
