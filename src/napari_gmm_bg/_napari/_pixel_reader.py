@@ -248,6 +248,13 @@ class _Child:
         assert stdin is not None  # made with a pipe
         send_request(stdin, request)
 
+    def hold(self, video: Any, model: Any) -> None:
+        """Have the child keep this video and model for the reads that follow: sent
+        unless it holds them already.  Call with ``lock`` held."""
+        if self.sent is None or self.sent[0] is not video or self.sent[1] is not model:
+            self.send(("open", video, model))
+            self.sent = (video, model)  # kept: their ids stay theirs
+
     def receive(self, ident: int) -> tuple:
         """The reply to request ``ident`` (replies to abandoned requests are skipped)."""
         import queue
@@ -335,14 +342,10 @@ def prepare(video: Any, model: Any) -> None:
         if not child.ready.wait(REPLY_SECONDS):
             return
         with child.lock:
-            if child.sent is not None and child.sent[0] is video and child.sent[1] is model:
-                return
             try:
-                child.send(("open", video, model))
+                child.hold(video, model)
             except (OSError, pickle.PickleError):
                 _forget_child("read", child)
-                return
-            child.sent = (video, model)
 
     threading.Thread(target=send, name="read-prepare", daemon=True).start()
 
@@ -419,13 +422,7 @@ class ProcessReader:
         self._local = False
 
     def _ask(self, child: _Child, start: int, stop: int) -> int:
-        if (
-            child.sent is None
-            or child.sent[0] is not self._video
-            or child.sent[1] is not self._model
-        ):
-            child.send(("open", self._video, self._model))
-            child.sent = (self._video, self._model)  # kept: their ids stay theirs
+        child.hold(self._video, self._model)
         ident = next(child.ids)
         child.send(("read", ident, self._y, self._x, start, stop))
         return ident
