@@ -42,6 +42,18 @@ def drag(viewer, world_position):
     mouse_release_callbacks(viewer, Click(world_position, "mouse_release", pos=(140, 100)))
 
 
+def lazy_layer_inspected(viewer, sample):
+    """The sample as a lazy video layer (chunks of 8 frames), chosen in a docked inspector."""
+    lazy = da.from_array(sample.video, chunks=(8, -1, -1, -1))
+    layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
+    )
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    inspector._video.value = layer
+    return layer, inspector
+
+
 def test_click_updates_the_plotted_data(qtbot, viewer, widget, video_layer, rgb_sample):
     widget._video.value = video_layer
     run_fit(qtbot, widget)
@@ -98,13 +110,7 @@ def test_mog2_frames_and_export_png(qtbot, viewer, widget, video_layer, tmp_path
 
 
 def test_lazy_video_is_read_in_the_background(qtbot, viewer, rgb_sample):
-    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
-    layer = viewer.add_image(
-        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
-    )
-    inspector = InspectorWidget(viewer)
-    viewer.window.add_dock_widget(inspector)
-    inspector._video.value = layer
+    layer, inspector = lazy_layer_inspected(viewer, rgb_sample)
     shown = []
     show = inspector._show
 
@@ -187,13 +193,7 @@ def test_click_during_a_read_starts_the_new_one(qtbot, viewer, rgb_sample, monke
         return step[2], step[3]
 
     monkeypatch.setattr(module, "pixel_trace_steps", slow)
-    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
-    layer = viewer.add_image(
-        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
-    )
-    inspector = InspectorWidget(viewer)
-    viewer.window.add_dock_widget(inspector)
-    inspector._video.value = layer
+    layer, inspector = lazy_layer_inspected(viewer, rgb_sample)
     assert inspector.inspect(1, 2) is not None
     inspector.inspect(10, 12)  # while the first read waits
     gate.set()
@@ -371,13 +371,7 @@ def test_a_lazy_video_is_decoded_in_a_child_process(qtbot, viewer, rgb_sample, m
     process (the same numbers), a clip held in memory in this one."""
     from napari_gmm_bg._napari import _pixel_reader
 
-    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
-    layer = viewer.add_image(
-        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
-    )
-    inspector = InspectorWidget(viewer)
-    viewer.window.add_dock_widget(inspector)
-    inspector._video.value = layer  # starts the children
+    layer, inspector = lazy_layer_inspected(viewer, rgb_sample)  # starts the children
     assert _pixel_reader.worth_a_process(layer.data)
     for kind in ("read", "draw"):  # until they are ready, reads and drawings happen here
         qtbot.waitUntil(_pixel_reader._get_child(kind).ready.is_set, timeout=60_000)
@@ -408,13 +402,7 @@ def test_the_reading_child_has_the_video_and_model_before_the_first_click(
     both go to the reading child when the video is chosen and when its fit ends."""
     from napari_gmm_bg._napari import _pixel_reader
 
-    lazy = da.from_array(rgb_sample.video, chunks=(8, -1, -1, -1))
-    layer = viewer.add_image(
-        lazy, name="lazy", rgb=True, contrast_limits=(0, 255), multiscale=False
-    )
-    inspector = InspectorWidget(viewer)
-    viewer.window.add_dock_widget(inspector)
-    inspector._video.value = layer
+    layer, inspector = lazy_layer_inspected(viewer, rgb_sample)
     child = _pixel_reader._get_child("read")
 
     def holds(model):
