@@ -36,10 +36,15 @@ def test_core_sources_do_not_import_napari_or_qt():
 
 
 def test_import_works_without_fork():
-    # Windows has no os.register_at_fork: importing and fitting must not need it.
+    # Windows has no os.register_at_fork (nor os.fork): importing and fitting must not
+    # need it.  Both go, as on Windows: the standard library's own modules (random,
+    # imported by tempfile) register fork handlers only where os.fork exists, so in a
+    # fresh virtual environment, where nothing has imported them yet, deleting only the
+    # first breaks the standard library, not this package.
     code = (
         "import os\n"
         "del os.register_at_fork\n"
+        "del os.fork\n"
         "import napari_gmm_bg\n"
         "sample = napari_gmm_bg.make_sample(n_frames=10, shape=(32, 48))\n"
         "model = napari_gmm_bg.fit_background(sample.video, learning_frames=5)\n"
