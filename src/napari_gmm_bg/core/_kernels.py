@@ -1103,11 +1103,11 @@ def _consensus_frames(
 
 
 @njit(**_OPTS)
-def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_not_bg, items):
+def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_n, items):
     n_components, n_channels, n_pixels = mu.shape
-    flags = np.empty(n_components, np.bool_)
     for i in items:
         for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
+            j = 0
             for k in range(n_components):
                 # As _online_tiles ranks: the weights ahead of slot k, summed in order.
                 ahead = _ZERO
@@ -1116,30 +1116,24 @@ def _background_first(w, mu, var, nm, ratio, out_mu, out_iv, out_not_bg, items):
                     wm = w[m, p]
                     first = wm >= wk if m < k else wm > wk
                     ahead += wm if first and m != k else _ZERO
-                flags[k] = _F(k) < nm[p] and ahead <= ratio
-            j = 0
-            for background in range(2):
-                for k in range(n_components):
-                    if flags[k] != (background == 0):
-                        continue
-                    inverse = _ONE / var[k, p]
+                if _F(k) < nm[p] and ahead <= ratio:
                     for c in range(n_channels):
                         out_mu[j, c, p] = mu[k, c, p]
-                        out_iv[j, c, p] = inverse
-                    out_not_bg[j, p] = _ZERO if flags[k] else _F(1e30)
+                    out_iv[j, p] = _ONE / var[k, p]
                     j += 1
+            out_n[p] = j
 
 
 def background_first(state, ratio, out):
-    """The on-line state's components for :func:`consensus_pass`, background slots first.
+    """The on-line state's background components, for :func:`online_consensus`.
 
     state: weights ``(K, P)``, means ``(K, C, P)``, isotropic variances ``(K, P)``, slots
     in use ``(P,)``, all float32.  A slot is background as :func:`online_update` decides:
     in use, with the weights ranked before it (heavier, or as heavy in a lower slot)
-    summing to at most ``ratio``.  Writes ``out``: means and inverse variances
-    ``(K, C, P)`` and ``not_bg`` ``(K, P)`` (0 for a background slot, 1e30 for another),
-    float32 arrays kept from call to call (fresh memory costs page faults), each
-    pixel's background slots first.
+    summing to at most ``ratio``.  Writes ``out``, arrays kept from call to call (fresh
+    memory costs page faults): each pixel's background means ``(K, C, P)`` and inverse
+    variances ``(K, P)`` float32 in its first slots, and their number ``(P,)`` uint8; the
+    slots after them are left as they were (nothing reads them).
     """
     weights, means, variances, in_use = state[:4]
     _in_threads(
@@ -1154,57 +1148,136 @@ def background_first(state, ratio, out):
     )
 
 
-#: Larger than any neighbours' distance: the consensus kernel lowers it to that distance.
-NEAR_UNSET = _F(3e38)
-
-
 @njit(**_OPTS)
-def _mark_misses(scores, threshold, near, items):
-    n_frames, n_pixels = scores.shape
-    for i in items:
+def _online_consensus_rows(
+    frames, off, sc, mu, iv, n_bg, width, penalty, threshold, radii, scores, misses, saves,
+    items,
+):  # fmt: skip
+    # As _consensus_frames, for the on-line model's pixels beyond the threshold only, row
+    # by row (a thread owns whole rows, so the per-pixel counts need no lock), one ring
+    # of neighbours after another: after ring r a pixel counts a save at r if the
+    # nearest background within r explains it, and takes that distance if its radius
+    # is r; a pixel then within the threshold is done.  n_bg (P,): background slots
+    # first, so a slot that no pixel of a run has as background ends the slots.
+    n_frames = scores.shape[0]
+    n_components, n_channels, n_pixels = mu.shape
+    height = n_pixels // width
+    widest = saves.shape[0]
+    x = np.empty((n_channels, width), np.float32)
+    best = np.empty(width, np.float32)
+    d = np.empty(width, np.float32)
+    inv_c = _ONE / _F(n_channels)
+    big = _F(1e30)
+    for y in items:
+        base = y * width
         for t in range(n_frames):
-            for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
-                near[t, p] = NEAR_UNSET if scores[t, p] > threshold else _ZERO
+            row = frames[t]
+            o = off[t]
+            s = sc[t]
+            here = scores[t, base : base + width]
+            # Most rows have no miss: a branch-free test first (SIMD).
+            any_miss = False
+            for xp in range(width):
+                any_miss |= here[xp] > threshold
+            if not any_miss:
+                continue
+            xp = 0
+            while xp < width:
+                if not here[xp] > threshold:
+                    xp += 1
+                    continue
+                lo = last = xp
+                xp += 1
+                while xp < width and xp - last <= CONSENSUS_GAP:
+                    if here[xp] > threshold:
+                        last = xp
+                    xp += 1
+                hi = last + 1
+                for c in range(n_channels):
+                    xc = x[c]
+                    for j in range(lo, hi):
+                        xc[j] = (_F(row[(base + j) * n_channels + c]) - o) * s
+                for j in range(lo, hi):
+                    best[j] = big
+                for r in range(1, widest + 1):
+                    # best[lo:hi]: the smallest squared distance (summed over channels)
+                    # to a background component of a pixel within r, over contiguous
+                    # lanes (SIMD), ring r added to the rings before it.
+                    for dy in range(-r, r + 1):
+                        yy = y + dy
+                        if yy < 0 or yy >= height:
+                            continue
+                        step = 1 if dy == -r or dy == r else 2 * r
+                        for dx in range(-r, r + 1, step):
+                            a, b = max(lo, -dx), min(hi, width - dx)
+                            n = b - a
+                            if n <= 0:
+                                continue
+                            q = yy * width + dx + a  # >= 0: slices index from 0 (SIMD)
+                            bs = best[a:b]
+                            ds = d[:n]
+                            nb = n_bg[q : q + n]
+                            for k in range(n_components):
+                                used = False
+                                for i in range(n):
+                                    used |= nb[i] > k
+                                if not used:
+                                    break
+                                v = iv[k, q : q + n]
+                                for i in range(n):
+                                    ds[i] = _ZERO
+                                for c in range(n_channels):
+                                    xs = x[c, a:b]
+                                    m = mu[k, c, q : q + n]
+                                    for i in range(n):
+                                        e = xs[i] - m[i]
+                                        ds[i] += e * e * v[i]
+                                for i in range(n):
+                                    di = ds[i] if nb[i] > k else big
+                                    bs[i] = min(bs[i], di)
+                    for xq in range(lo, hi):
+                        score = here[xq]
+                        if not score > threshold:
+                            continue
+                        p = base + xq
+                        near = penalty * _F(math.sqrt(best[xq] * inv_c))
+                        if r == 1:
+                            misses[p] += 1
+                        if near <= threshold:
+                            saves[r - 1, p] += 1
+                        if np.int64(radii[p]) == r:
+                            here[xq] = min(score, near)
 
 
-def mark_misses(scores, threshold, near):
-    """Write ``near`` ``(F, P)`` float32: NEAR_UNSET where a score is above the threshold,
-    else 0: the pixels a consensus pass on it visits."""
-    _in_threads(_mark_misses, _blocks(scores.shape[1]), scores, _F(threshold), near)
+def online_consensus(
+    frames, offsets, scales, background, width, penalty, threshold, radii, scores, misses, saves
+):
+    """The on-line model's spatial consensus on a window's frames, in place.
 
-
-@njit(**_OPTS)
-def _count_evidence(scores, near, threshold, chosen, misses, saves, items):
-    n_frames, n_pixels = scores.shape
-    for i in items:
-        for t in range(n_frames):
-            for p in range(i * BLOCK_PIXELS, min((i + 1) * BLOCK_PIXELS, n_pixels)):
-                s = scores[t, p]
-                if s > threshold:
-                    if misses.shape[0] > 0:
-                        misses[p] += 1
-                    if near[t, p] <= threshold:
-                        saves[p] += 1
-                    if chosen[p]:
-                        scores[t, p] = min(s, near[t, p])
-
-
-_NO_COUNTS = np.empty(0, np.int32)
-
-
-def count_evidence(scores, near, threshold, chosen, misses, saves):
-    """After a consensus pass on :func:`mark_misses`' array: count, per pixel, the frames
-    whose score is above the threshold (into ``misses``, ``(P,)`` int32, when given) and
-    those of them the neighbours explain (``near`` within the threshold, into ``saves``),
-    and lower those scores of ``chosen`` pixels to ``near`` where that is smaller."""
+    frames: ``(T, P * C)``; background: :func:`background_first`'s arrays; radii ``(P,)``
+    uint8, each pixel's neighbourhood by the evidence so far (0: it decides alone);
+    scores ``(T, P)`` float32 distances.  For every score above ``threshold`` (a miss)
+    and every r up to ``len(saves)``, the neighbours' distance within r is the
+    root-mean-square z-score of the pixel's colour to the nearest background component
+    of a pixel at most r away (Chebyshev, itself excluded), times ``penalty``: it adds
+    1 to ``misses[p]`` (``(P,)`` int32) and, when within the threshold, to
+    ``saves[r - 1, p]`` (``(R, P)`` int32); a pixel whose radius is r takes it where it
+    is smaller.  A pixel brought within the threshold is not counted at wider radii.
+    """
+    block, block_offsets = _supported(frames, offsets)
     _in_threads(
-        _count_evidence,
-        _blocks(scores.shape[1]),
-        scores,
-        near,
+        _online_consensus_rows,
+        len(radii) // int(width),
+        block,
+        block_offsets,
+        np.asarray(scales, np.float32),
+        *background,
+        int(width),
+        _F(penalty),
         _F(threshold),
-        chosen,
-        _NO_COUNTS if misses is None else misses,
+        radii,
+        scores,
+        misses,
         saves,
     )
 

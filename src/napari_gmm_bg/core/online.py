@@ -313,13 +313,10 @@ class NeighbourConsensus:
         self._window = (np.zeros(n_pixels, np.int32), np.zeros((radius, n_pixels), np.int32))
         self._keep = np.float32((1.0 - 1.0 / history) ** CONSENSUS_WINDOW)
         self._radii = np.zeros(n_pixels, np.uint8)
-        # Scratch kept from window to window (fresh memory costs page faults): the
-        # neighbours' means, inverse variances and background flags, their rows, the
-        # neighbours' distances of a window's frames, each radius as a map.
+        # The neighbours' backgrounds (means, inverse variances, how many), kept from
+        # window to window: fresh memory costs page faults.
         self._neighbours: tuple | None = None
-        self._in_row: np.ndarray | None = None
-        self._near = np.empty((CONSENSUS_WINDOW, n_pixels), np.float32)
-        self._every = [np.full(n_pixels, r, np.uint8) for r in range(1, radius + 1)]
+        self._any_background = False
 
     def radii(self) -> np.ndarray:
         """Each pixel's neighbourhood by the evidence so far, ``(P,)`` uint8 (0: alone)."""
@@ -339,13 +336,11 @@ class NeighbourConsensus:
             means = state[1]
             self._neighbours = (
                 np.empty_like(means),
-                np.empty_like(means),
-                np.empty(means.shape[::2], np.float32),
+                np.empty((len(means), means.shape[2]), np.float32),
+                np.zeros(means.shape[2], np.uint8),
             )
-        # Background slots first: the kernel skips a slot that no pixel of a row has as
-        # background, and few pixels have more than one.
         _kernels.background_first(state, ratio, self._neighbours)
-        self._in_row = _kernels.consensus_rows(self._neighbours[2], self.width)
+        self._any_background = bool(self._neighbours[2].any())
         self._radii = self.radii()
 
     def end_window(self) -> None:
@@ -367,23 +362,15 @@ class NeighbourConsensus:
         threshold: float,
     ) -> None:
         """Consult the neighbours on frames of the window: ``(F, P)`` scores, in place."""
-        if self._neighbours is None or self._in_row is None or not self._in_row.any():
+        if not self._any_background:
             return  # no background yet
         misses, saves = self._window
-        means, inverse, not_bg = self._neighbours
-        near = self._near[: len(scores)]
-        # Only the pixels beyond the threshold are visited: one pass per radius both
-        # counts the evidence and rescues those whose map allows it.
-        for r in range(1, len(saves) + 1):
-            _kernels.mark_misses(scores, threshold, near)
-            _kernels.consensus_pass(
-                flat, offsets, scales, means, inverse, not_bg, self._in_row,
-                self._every[r - 1], self.width, NEIGHBOUR_PENALTY, near,
-            )  # fmt: skip
-            chosen = self._radii == r
-            _kernels.count_evidence(
-                scores, near, threshold, chosen, misses if r == 1 else None, saves[r - 1]
-            )
+        # Only the pixels beyond the threshold are visited: one pass both counts the
+        # evidence and rescues those whose map allows it.
+        _kernels.online_consensus(
+            flat, offsets, scales, self._neighbours, self.width, NEIGHBOUR_PENALTY,
+            threshold, self._radii, scores, misses, saves,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
