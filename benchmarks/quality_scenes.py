@@ -80,9 +80,9 @@ def _run(name, settings=None):
 METHODS = {
     "gmm": ("GMM offline", _run("gmm")),
     "online": ("GMM on-line", _run("online")),
-    "online_consensus": (
-        "on-line, consensus 1",
-        _run("online", OnlineSettings(consensus_radius=1)),
+    "online_alone": (
+        "on-line, no consensus",
+        _run("online", OnlineSettings(consensus_radius=0)),
     ),
     "mog2": ("MOG2", _run("mog2")),
     "mog2_noshadow": ("MOG2 no shadows", _run("mog2", Mog2Settings(detect_shadows=False))),

@@ -241,8 +241,8 @@ def _add_fit_options(parser: argparse.ArgumentParser, only_given: bool = False) 
         default=default(defaults.consensus_radius),
         metavar="R",
         help="a pixel that a neighbour's background within R pixels explains is "
-        "background, where the frames show it helps (0 off; offline default 1, 2 for a "
-        "shaking camera; online default 0: 1 doubles or triples its time)",
+        "background, where the frames show it helps (0 off; default 1, 2 for a shaking "
+        "camera)",
     )
     parser.add_argument(
         "--background-ratio",

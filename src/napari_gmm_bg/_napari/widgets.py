@@ -323,8 +323,7 @@ class FitWidget(Container):
             label="consensus radius",
             tooltip="A pixel whose colour a neighbour's background explains, within this "
             "many pixels, is background where the frames show it helps (swaying leaves, "
-            "water): 2 for a shaking camera, 0 off.  Offline 1 by default; on-line 0, "
-            "as 1 doubles or triples its time",
+            "water): 1 by default, 2 for a shaking camera, 0 off (faster on-line)",
         )
         self._compensate = CheckBox(
             value=FitParameters.compensate_brightness,
@@ -515,7 +514,7 @@ class FitWidget(Container):
         self._history.visible = online
         for widget in (self._learning_frames, self._iterations, self._absorb_after):
             widget.visible = not online
-        # Each mode's own default (on-line, consensus costs more than it does offline).
+        # Each mode's own default (the same today; the two are chosen separately).
         self._consensus_radius.value = (
             OnlineSettings.consensus_radius if online else FitParameters.consensus_radius
         )
