@@ -86,6 +86,23 @@ def test_the_headless_demo_says_its_first_run_message_once(tmp_path, monkeypatch
     assert capsys.readouterr().err.count(FIRST_RUN_MESSAGE) == 1
 
 
+def test_an_online_run_on_a_cold_cache_hands_all_but_its_update_to_a_child(
+    tmp_path, monkeypatch, capsys
+):
+    from napari_gmm_bg import cli
+    from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
+
+    asked = []
+    monkeypatch.setattr(cli, "usable_cores", lambda: 2)
+    monkeypatch.setattr(
+        cli, "start_warm_up", lambda parts, workers=None: asked.append((parts, workers)) or 1
+    )
+    args = ["fit", "--sample", "moving-shapes", "--out", str(tmp_path), "--mode", "online"]
+    assert main(args) == 0
+    assert asked == [(("online-rest",), 1)]
+    assert capsys.readouterr().err.count(FIRST_RUN_MESSAGE) == 1
+
+
 def test_demo_folder_is_in_the_user_cache_else_temporary(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert demo_folder() == tmp_path / "cache" / "napari-gmm-bg" / "demo"

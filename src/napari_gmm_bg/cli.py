@@ -430,6 +430,13 @@ def _fit_source(args: argparse.Namespace) -> int:
         warm_up = start_warm_up(("score",), workers=1)
         if warm_up is not None:
             getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)
+    elif args.mode == "online" and usable_cores() > 1:
+        # The same for an on-line run: the child compiles the consensus, the brightness
+        # reference and the labels' clean-up while this process compiles the update,
+        # which the first frames need first.
+        warm_up = start_warm_up(("online-rest",), workers=1)
+        if warm_up is not None:
+            getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)
     start = time.perf_counter()
     if args.mode == "online":
         written = _run_online(args, video, out, stem)

@@ -5,6 +5,7 @@ that far, or replaced.  tests/napari/test_warmup.py runs a whole warm-up, from a
 panel, on an empty cache.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,61 @@ def test_only_the_cold_parts_start(cold):
     warmup.marker("fit", cold).touch()
     started = warmup.start_warm_up(workers=4)
     assert started is not None and sorted(started.parts) == ["online", "score"]
+
+
+def test_a_piece_starts_until_it_or_its_whole_part_is_cached(cold, monkeypatch):
+    started = warmup.start_warm_up(["online-rest"], workers=1)
+    assert started is not None and started.parts == ("online-rest",)
+    monkeypatch.setattr(warmup, "_CURRENT", None)  # as if it had ended
+    warmup.marker("online", cold).touch()  # the whole on-line mode compiled
+    assert warmup.start_warm_up(["online-rest"], workers=1) is None
+    warmup.marker("online", cold).unlink()
+    warmup.marker("online-rest", cold).touch()
+    assert warmup.start_warm_up(["online-rest"], workers=1) is None
+
+
+COMPILED = """
+import json
+from numba.core.event import Listener, register
+from napari_gmm_bg.core import warmup
+from napari_gmm_bg.core.online import run_online
+from napari_gmm_bg.core.synthetic import make_sample
+
+compiled = []
+
+
+class Names(Listener):
+    def on_start(self, event):
+        kernel = event.data["dispatcher"].py_func
+        if kernel.__module__.startswith("napari_gmm_bg"):  # not numba's own helpers
+            compiled.append(kernel.__name__)
+
+    def on_end(self, event):
+        pass
+
+
+register("numba:compile", Names())
+warmup.run_parts(["online-rest"])
+piece = set(compiled)
+compiled.clear()
+run_online(make_sample("moving-shapes", n_frames=40, shape=(48, 64)).video).foreground()
+print(json.dumps([sorted(piece), sorted(set(compiled))]))
+"""
+
+
+@pytest.mark.slow
+def test_the_online_piece_compiles_what_an_online_run_needs_but_its_update(tmp_path):
+    # What the command line's on-line run leaves to its child: the same specialisations
+    # as the run's own calls (a different type would compile again in the run).
+    env = {**os.environ, warmup.SWITCH: "0", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env["PYTHONPATH"] = str(Path(napari_gmm_bg.__file__).parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    piece, run = map(set, json.loads(result.stdout.splitlines()[-1]))
+    assert {"_online_consensus_rows", "_majority_frames", "_luminance_grid"} <= piece
+    assert not piece & run and "_online_tiles_k3_rgb" in run, (piece, run)
 
 
 def test_the_switch_turns_it_off(cold, monkeypatch):

@@ -332,6 +332,12 @@ class NeighbourConsensus:
 
     def start_window(self, state: tuple, ratio: float) -> None:
         """Take the backgrounds of the window's start and the map drawn so far."""
+        if not state[3].any():
+            # No pixel has a component yet (the stream's start): nothing to consult.  Not
+            # asked of the kernels either, so a first run compiles them later, by when
+            # the command line's warm-up child has.
+            self._any_background = False
+            return
         if self._neighbours is None:
             means = state[1]
             self._neighbours = (

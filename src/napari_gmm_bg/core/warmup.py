@@ -39,11 +39,16 @@ PARTS = ("fit", "score", "online")
 #: The same for video of any other dtype (uint16, float...), which the kernels take as
 #: float32: not warmed up by default (half a minute more of compilation).
 FLOAT_PARTS = ("fit-float32", "score-float32", "online-float32")
+#: Pieces of a part, for a caller that compiles the rest itself: "online-rest" is all the
+#: on-line mode compiles but its update (which the command line's on-line run compiles
+#: meanwhile).  Cached already when the whole part is.
+PIECES = {"online-rest": "online"}
 #: Relative compile cost of each part (CPU seconds measured on an x86-64 core, the fit and
 #: score parts compiling side by side: the background choice, which the fit calls, is
 #: compiled by the score part), to share the parts between child processes.
 COST = {"fit": 17.0, "score": 18.0, "online": 9.5}
 COST.update({"fit-float32": 19.5, "score-float32": 19.5, "online-float32": 7.5})
+COST["online-rest"] = 3.5
 #: Set to "0" to never start a warm-up.
 SWITCH = "NAPARI_GMM_BG_WARMUP"
 _MARKER = "napari-gmm-bg-warm"
@@ -269,11 +274,49 @@ def _part_online(clip: np.ndarray) -> None:
     run_online(clip).foreground()
 
 
+def _part_online_rest(clip: np.ndarray) -> None:
+    # What an on-line run compiles besides its update (which the command line compiles
+    # meanwhile), called as OnlineModel calls it: the brightness reference, the spatial
+    # consensus on a window's frames, the labels and their clean-up.
+    from .intensity import GAIN_STRIDE, BrightnessReference, IntensityScale, frame_transform
+    from .online import NeighbourConsensus, OnlineSettings, heaviest_means, label_scores
+
+    settings = OnlineSettings()
+    n, height, width, channels = clip.shape
+    pixels, k = height * width, settings.n_components
+    median = np.median(clip, axis=0).reshape(pixels, channels).T
+    state = (
+        np.full((k, pixels), 1.0 / k, np.float32),
+        np.repeat(median[None].astype(np.float32), k, axis=0),
+        np.full((k, pixels), settings.var_init, np.float32),
+        np.full(pixels, float(k), np.float32),
+    )
+    intensity = IntensityScale.for_data(np.dtype(clip.dtype), clip)
+    rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
+    grid = heaviest_means(state, (rows[:, None] * width + cols[None, :]).ravel())
+    reference = BrightnessReference(grid.reshape(channels, len(rows), len(cols)).mean(axis=0))
+    offsets, scales = frame_transform(
+        intensity, reference.correction_of_frames(clip, intensity), n
+    )
+    flat = np.ascontiguousarray(clip).reshape(n, pixels * channels)
+    scores = np.full((n, pixels), 2.0 * settings.match_distance, np.float32)
+    consensus = NeighbourConsensus((height, width), settings.consensus_radius, settings.history)
+    consensus.start_window(state, settings.background_ratio)
+    consensus.apply(flat, offsets, scales, scores, 1.0)
+    shadow = np.zeros((n, height, width), bool)
+    label_scores(scores.reshape(n, height, width), shadow, 1.0, settings.shadows)
+
+
 def _as_uint16(clip: np.ndarray) -> np.ndarray:
     return clip.astype(np.uint16) * 257
 
 
-_RUN = {"fit": _part_fit, "score": _part_score, "online": _part_online}
+_RUN = {
+    "fit": _part_fit,
+    "score": _part_score,
+    "online": _part_online,
+    "online-rest": _part_online_rest,
+}
 _RUN.update(
     {
         "fit-float32": lambda clip: _part_fit(_as_uint16(clip)),
@@ -292,16 +335,16 @@ def run_parts(parts: Sequence[str]) -> None:
     Parameters
     ----------
     parts : sequence of str
-        From :data:`PARTS` and :data:`FLOAT_PARTS`.
+        From :data:`PARTS`, :data:`FLOAT_PARTS` and :data:`PIECES`.
 
     Raises
     ------
     ValueError
-        If a part is not one of :data:`PARTS` or :data:`FLOAT_PARTS`.
+        If a part is not one of :data:`PARTS`, :data:`FLOAT_PARTS` or :data:`PIECES`.
     """
     unknown = [p for p in parts if p not in _RUN]
     if unknown:
-        choices = [*PARTS, *FLOAT_PARTS]
+        choices = [*PARTS, *FLOAT_PARTS, *PIECES]
         raise ValueError(f"unknown warm-up part(s) {unknown}; choose from {choices}")
     clip = _clip()
     for part in parts:
@@ -476,7 +519,8 @@ def start_warm_up(parts: Sequence[str] = PARTS, workers: int | None = None) -> W
     Parameters
     ----------
     parts : sequence of str
-        From :data:`PARTS` and :data:`FLOAT_PARTS`, in the order they will be needed.
+        From :data:`PARTS`, :data:`FLOAT_PARTS` and :data:`PIECES`, in the order they
+        will be needed.
     workers : int, optional
         Child processes at most (this machine's cores when None).
 
@@ -496,8 +540,12 @@ def start_warm_up(parts: Sequence[str] = PARTS, workers: int | None = None) -> W
         folder = cache_folder()
         if folder is None:
             return None
-        markers = {p: _marker_in(folder, p) for p in (*PARTS, *FLOAT_PARTS)}
-        cold = [p for p in dict.fromkeys(parts) if not markers[p].exists()]
+        markers = {p: _marker_in(folder, p) for p in (*PARTS, *FLOAT_PARTS, *PIECES)}
+        cold = [
+            p
+            for p in dict.fromkeys(parts)
+            if not markers[p].exists() and not markers[PIECES.get(p, p)].exists()
+        ]
         if not cold:
             return None
         env = _environment(folder)
