@@ -7,9 +7,10 @@ it closer with rate ``alpha / weight``; otherwise a new component replaces the w
 ``alpha = 1 / min(2 n, history)`` after ``n`` frames.  Each frame is scored *before* it
 updates the model, with the offline model's score: the distance (standard deviations) to
 the nearest background component (the heaviest up to ``background_ratio``), thresholded,
-cleaned, brightness-compensated, shadows optional.  Spatial consensus (an option, off by
-default for speed) lets a pixel beyond the threshold take a neighbour's background where
-the stream has shown that it explains the pixel's misses (:class:`NeighbourConsensus`).
+cleaned, brightness-compensated, shadows optional.  Spatial consensus (radius 1 by
+default, 0 turns it off) lets a pixel beyond the threshold take a neighbour's background
+where the stream has shown that it explains the pixel's misses
+(:class:`NeighbourConsensus`).
 
 How fast something that stops becomes background: a new component's weight grows while
 the old background's shrinks as ``(1 - alpha) ** m``.  The stopped object joins the
