@@ -996,6 +996,19 @@ def _consensus_needed(radii, labels, scores, use_labels, t, p):
 
 
 @njit(**_OPTS)
+def _start_run(row, base, lo, hi, o, s, x, best):
+    # A consensus run's colours, (C, width) on the model's scale, and its best distances
+    # not yet found (1e30).
+    n_channels = x.shape[0]
+    for c in range(n_channels):
+        xc = x[c]
+        for j in range(lo, hi):
+            xc[j] = (_F(row[(base + j) * n_channels + c]) - o) * s
+    for j in range(lo, hi):
+        best[j] = _F(1e30)
+
+
+@njit(**_OPTS)
 def _consensus_frames(
     frames, off, sc, mu, iv, not_bg, in_row, radii, width, penalty, threshold, labels, scores,
     items,
@@ -1050,12 +1063,7 @@ def _consensus_frames(
                 # from each pixel's colour in row y to a background component of a
                 # pixel within its radius, itself excluded: neighbour offset by offset,
                 # over contiguous lanes (SIMD).
-                for c in range(n_channels):
-                    xc = x[c]
-                    for j in range(lo, hi):
-                        xc[j] = (_F(row[(base + j) * n_channels + c]) - o) * s
-                for j in range(lo, hi):
-                    best[j] = big
+                _start_run(row, base, lo, hi, o, s, x, best)
                 for dy in range(-reach, reach + 1):
                     yy = y + dy
                     if yy < 0 or yy >= height:
@@ -1203,12 +1211,7 @@ def _online_consensus_rows(
                     last = found[f]
                     f += 1
                 hi = last + 1
-                for c in range(n_channels):
-                    xc = x[c]
-                    for j in range(lo, hi):
-                        xc[j] = (_F(row[(base + j) * n_channels + c]) - o) * s
-                for j in range(lo, hi):
-                    best[j] = big
+                _start_run(row, base, lo, hi, o, s, x, best)
                 for r in range(1, widest + 1):
                     # best[lo:hi]: the smallest squared distance (summed over channels)
                     # to a background component of a pixel within r, over contiguous
