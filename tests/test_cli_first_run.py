@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 import napari_gmm_bg
@@ -92,14 +93,25 @@ def test_an_online_run_on_a_cold_cache_hands_all_but_its_update_to_a_child(
     from napari_gmm_bg import cli
     from napari_gmm_bg.core._numba_cache import FIRST_RUN_MESSAGE
 
-    asked = []
+    asked, waited = [], []
+
+    class WarmUp:
+        def wait(self, parts, timeout=None):
+            waited.append(parts)
+            return True
+
     monkeypatch.setattr(cli, "usable_cores", lambda: 2)
     monkeypatch.setattr(
-        cli, "start_warm_up", lambda parts, workers=None: asked.append((parts, workers)) or 1
+        cli,
+        "start_warm_up",
+        lambda parts, workers=None: asked.append((parts, workers)) or WarmUp(),
     )
     args = ["fit", "--sample", "moving-shapes", "--out", str(tmp_path), "--mode", "online"]
     assert main(args) == 0
     assert asked == [(("online-rest",), 1)]
+    # It waits for the child at its end, so the child's marker lands: the next run
+    # neither starts one nor says "first run".
+    assert waited == [("online-rest",)]
     assert capsys.readouterr().err.count(FIRST_RUN_MESSAGE) == 1
 
 
@@ -144,22 +156,33 @@ def test_online_metadata_records_the_threshold_used(tmp_path):
     assert meta["threshold"] == ONLINE_DISTANCE and meta["mode"] == "online"
 
 
-def test_a_missing_video_on_a_cold_cache_is_one_line_and_starts_no_warm_up(tmp_path):
-    # The first command a newcomer types may name a file that is not there: one line and
-    # exit 2, not the first-run message first (nor a child compiling for nothing).
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ([], "no such file or folder: {missing}"),
+        (["--sample", "moving-shapes", "--consensus-radius", "9"], "consensus_radius must be "),
+        (["--sample", "moving-shapes", "--mode", "online", "--history", "0"], "history must "),
+    ],
+    ids=["missing video", "bad offline setting", "bad online setting"],
+)
+def test_bad_input_on_a_cold_cache_is_one_line_and_starts_no_warm_up(tmp_path, options, error):
+    # The first command a newcomer types may name a file that is not there, or a setting
+    # out of range: one line and exit 2, not the first-run message first (nor a child
+    # compiling for nothing).
     cache = tmp_path / "cache"
     cache.mkdir()
+    missing = tmp_path / "nope.mp4"
+    source = options or [str(missing)]
     result = subprocess.run(
-        _cli("fit", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "out")),
+        _cli("fit", *source, "--out", str(tmp_path / "out")),
         capture_output=True,
         text=True,
         env=_env(NUMBA_CACHE_DIR=str(cache), NAPARI_GMM_BG_WARMUP="1"),
         timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        f"napari-gmm-bg: error: no such file or folder: {tmp_path / 'nope.mp4'}"
-    ]
+    [line] = result.stderr.splitlines()
+    assert line.startswith("napari-gmm-bg: error: " + error.format(missing=missing)), line
     assert not (tmp_path / "out").exists()
     # Nothing compiled, no warm-up marker (numba makes its empty folder at import).
     assert [p for p in cache.rglob("*") if p.is_file()] == []

@@ -421,6 +421,11 @@ def _fit_source(args: argparse.Namespace) -> int:
     else:
         video = read_input(args.input)
         stem = Path(args.input).stem or Path(args.input).resolve().name
+    # The settings too: a bad one is one line, before anything is said about compiling.
+    if args.mode == "online":
+        _online_settings(args).validate()
+    else:
+        FitParameters(**_fit_settings(args), frame_range=args.frames).validate()
     warm_up = None
     if args.mode == "offline" and not args.scheduler and usable_cores() > 1:
         # A cold cache: the background choice and the scoring kernels compile in a
@@ -440,6 +445,10 @@ def _fit_source(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.mode == "online":
         written = _run_online(args, video, out, stem)
+        if warm_up is not None:
+            # Let the child finish (it is loading what this run compiled by now), so its
+            # marker lands and the next run neither starts one nor says "first run".
+            warm_up.wait(("online-rest",), timeout=ONLINE_WARM_UP_WAIT)
     elif args.scheduler:
         # A client of its own, not the process default: closed when the command ends.
         client = as_client(args.scheduler)
@@ -481,20 +490,7 @@ def _run_online(
     Only a block of frames (16) and its scores are in memory at a time: the memory
     needed does not grow with the clip.
     """
-    settings = OnlineSettings(
-        history=args.history,
-        n_components=args.components,
-        background_ratio=args.background_ratio,
-        threshold=args.threshold,
-        compensate_brightness=args.compensate_brightness,
-        shadows=args.shadows,
-        cleanup=_fit_settings(args)["cleanup"],
-        consensus_radius=(
-            args.consensus_radius
-            if "--consensus-radius" in getattr(args, "given", set())
-            else OnlineSettings.consensus_radius
-        ),
-    )
+    settings = _online_settings(args)
     model = OnlineModel(settings)  # checks the settings
     frames = as_frames(video)
     shape = (frames.n_frames, *frames.frame_shape)
@@ -522,6 +518,24 @@ def _run_online(
         if before_commit is not None:
             before_commit()
     return [out / name for name in names]
+
+
+def _online_settings(args: argparse.Namespace) -> OnlineSettings:
+    # The on-line mode's settings from the command line (not yet checked).
+    return OnlineSettings(
+        history=args.history,
+        n_components=args.components,
+        background_ratio=args.background_ratio,
+        threshold=args.threshold,
+        compensate_brightness=args.compensate_brightness,
+        shadows=args.shadows,
+        cleanup=_fit_settings(args)["cleanup"],
+        consensus_radius=(
+            args.consensus_radius
+            if "--consensus-radius" in getattr(args, "given", set())
+            else OnlineSettings.consensus_radius
+        ),
+    )
 
 
 _SETTING_OF_OPTION = {
@@ -808,6 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: Seconds the command waits for its warm-up child at most before compiling itself.
 WARM_UP_WAIT = 300.0
+#: Seconds an on-line run waits at its end for its warm-up child to finish.
+ONLINE_WARM_UP_WAIT = 15.0
 
 
 class _Once:

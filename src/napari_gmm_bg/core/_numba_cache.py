@@ -118,8 +118,8 @@ def ensure_cache_dir(module_file: str) -> bool:
 
 
 FIRST_RUN_MESSAGE = (
-    "preparing the fast kernels, first run only (numba compiles them once, in half a "
-    "minute or so, and caches them on disk)..."
+    "preparing the fast kernels, first run only (numba compiles them once, in some "
+    "seconds to a minute, and caches them on disk)..."
 )
 
 
