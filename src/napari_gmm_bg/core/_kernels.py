@@ -1299,11 +1299,6 @@ _NO_FLOATS = np.empty((0, 0), np.float32)
 _NO_BYTES = np.empty((0, 0), np.uint8)
 
 
-def consensus_rows(not_bg, width):
-    """``(K, rows)`` bool: whether any pixel of a row has slot k as background."""
-    return np.ascontiguousarray((not_bg == _ZERO).reshape(len(not_bg), -1, int(width)).any(axis=2))
-
-
 def spatial_consensus(
     frames, offsets, scales, mu, iv, is_bg, radii, width, penalty, out, threshold=0.0
 ):
@@ -1319,19 +1314,10 @@ def spatial_consensus(
     neighbours' distance.  Both decide alike: labels stay exactly the scores above the
     threshold.
     """
+    # not_bg: 0 for a background component, 1e30 for another (it never wins); in_row
+    # (K, rows): whether any pixel of a row has slot k as background.
     not_bg = np.where(is_bg, _ZERO, _F(1e30)).astype(np.float32)
-    in_row = consensus_rows(not_bg, width)
-    consensus_pass(
-        frames, offsets, scales, mu, iv, not_bg, in_row, radii, width, penalty, out, threshold
-    )
-
-
-def consensus_pass(
-    frames, offsets, scales, mu, iv, not_bg, in_row, radii, width, penalty, out, threshold=0.0
-):
-    """:func:`spatial_consensus` with the background flags as ``not_bg`` ``(K, P)``
-    float32 (0 for a background component, 1e30 for another) and their
-    :func:`consensus_rows`."""
+    in_row = np.ascontiguousarray(is_bg.reshape(len(is_bg), -1, int(width)).any(axis=2))
     scales = np.asarray(scales, np.float32)
     labels = out.dtype == np.uint8
     step = len(frames) if frames.dtype in (np.uint8, np.float32) else SCORE_FRAMES

@@ -274,6 +274,28 @@ def heaviest_means(state: tuple, pixels: np.ndarray | None = None) -> np.ndarray
     return np.take_along_axis(means, heaviest[None, None, :], axis=0)[0]
 
 
+def background_reference(state: tuple, frame_shape: tuple[int, int]) -> BrightnessReference:
+    """Give the brightness reference of the on-line state's background.
+
+    Parameters
+    ----------
+    state : tuple of numpy.ndarray
+        As :func:`heaviest_means` takes it.
+    frame_shape : tuple of int
+        ``(Y, X)``.
+
+    Returns
+    -------
+    BrightnessReference
+        The luminance of each pixel's heaviest mean, on the grid of
+        :func:`~napari_gmm_bg.core.intensity.luminance`.
+    """
+    height, width = frame_shape
+    rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
+    grid = heaviest_means(state, (rows[:, None] * width + cols[None, :]).ravel())
+    return BrightnessReference(grid.reshape(-1, len(rows), len(cols)).mean(axis=0))
+
+
 class NeighbourConsensus:
     """Spatial consensus for the on-line GMM, with the evidence kept as the stream goes by.
 
@@ -441,8 +463,6 @@ class OnlineModel:
         self._kind: _StreamKind | None = None
         self._intensity: IntensityScale | None = None
         self._state: tuple | None = None
-        self._grid_shape: tuple[int, int] = (0, 0)
-        self._grid_pixels = np.zeros(0, np.int64)
         self._reference: BrightnessReference | None = None
         self._reference_until = 0
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None
@@ -606,10 +626,6 @@ class OnlineModel:
             self._consensus = NeighbourConsensus(
                 kind.frame_shape, settings.consensus_radius, settings.history
             )
-        # The brightness reference: the background on the grid of luminance().
-        rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
-        self._grid_shape = (len(rows), len(cols))
-        self._grid_pixels = (rows[:, None] * width + cols[None, :]).ravel()
         self._kind = kind
 
     def _update(self, block: np.ndarray, scores: np.ndarray, shadow: np.ndarray) -> None:
@@ -620,10 +636,7 @@ class OnlineModel:
         correction = None
         if self.settings.compensate_brightness and start > 0:
             if start >= self._reference_until:  # the background drifts slowly: now and then
-                grid = heaviest_means(state, self._grid_pixels)
-                self._reference = BrightnessReference(
-                    grid.reshape(c, *self._grid_shape).mean(axis=0)
-                )
+                self._reference = background_reference(state, block.shape[1:3])
                 self._reference_until = start + REFERENCE_FRAMES
             reference = self._reference
             assert reference is not None  # made above on the first pass

@@ -278,8 +278,8 @@ def _part_online_rest(clip: np.ndarray) -> None:
     # What an on-line run compiles besides its update (which the command line compiles
     # meanwhile), called as OnlineModel calls it: the brightness reference, the spatial
     # consensus on a window's frames, the labels and their clean-up.
-    from .intensity import GAIN_STRIDE, BrightnessReference, IntensityScale, frame_transform
-    from .online import NeighbourConsensus, OnlineSettings, heaviest_means, label_scores
+    from .intensity import IntensityScale, frame_transform
+    from .online import NeighbourConsensus, OnlineSettings, background_reference, label_scores
 
     settings = OnlineSettings()
     n, height, width, channels = clip.shape
@@ -292,9 +292,7 @@ def _part_online_rest(clip: np.ndarray) -> None:
         np.full(pixels, float(k), np.float32),
     )
     intensity = IntensityScale.for_data(np.dtype(clip.dtype), clip)
-    rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
-    grid = heaviest_means(state, (rows[:, None] * width + cols[None, :]).ravel())
-    reference = BrightnessReference(grid.reshape(channels, len(rows), len(cols)).mean(axis=0))
+    reference = background_reference(state, (height, width))
     offsets, scales = frame_transform(
         intensity, reference.correction_of_frames(clip, intensity), n
     )
