@@ -1184,14 +1184,9 @@ def _online_consensus_rows(
             o = off[t]
             s = sc[t]
             here = scores[t, base : base + width]
-            # Most rows have no miss: a branch-free test first (SIMD).
-            any_miss = False
-            for xp in range(width):
-                any_miss |= here[xp] > threshold
-            if not any_miss:
-                continue
             # The row's misses, in order: 32 pixels at a time, a chunk without any
-            # skipped with one branch-free test (most are: a busy row has a few percent).
+            # skipped with one branch-free test (SIMD; most rows have none, a busy one a
+            # few percent).
             count = 0
             for c0 in range(0, width, 32):
                 chunk = here[c0 : min(c0 + 32, width)]
