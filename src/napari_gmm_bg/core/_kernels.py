@@ -344,18 +344,10 @@ def _block_state(pixels, W, MU, VAR, PREV, ACTIVE, w, mu, var, prev, active):
 @njit(**_OPTS)
 def _store_block(pixels, w, mu, var, prev, active, W, MU, VAR, PREV, ACTIVE):
     # The block's lanes back into the state arrays, one lane per pixel of `pixels`.
+    # (Consecutive pixels, as in the first round, could be copied as slices: twice the
+    # compiled code, for a copy that costs little next to the EM.)
     n_components, n_channels, _ = mu.shape
     nb = pixels.shape[0]
-    p0 = pixels[0]
-    if pixels[nb - 1] - p0 == nb - 1:  # consecutive pixels (the first round): slices
-        _copy(PREV[p0 : p0 + nb], prev[:nb])
-        _copy(ACTIVE[p0 : p0 + nb], active[:nb])
-        for k in range(n_components):
-            _copy(W[k, p0 : p0 + nb], w[k, :nb])
-            for c in range(n_channels):
-                _copy(MU[k, c, p0 : p0 + nb], mu[k, c, :nb])
-                _copy(VAR[k, c, p0 : p0 + nb], var[k, c, :nb])
-        return
     for b in range(nb):
         p = pixels[b]
         PREV[p] = prev[b]
@@ -373,10 +365,14 @@ def _store_block(pixels, w, mu, var, prev, active, W, MU, VAR, PREV, ACTIVE):
 # compiles it again there, so each level of calls paid the whole fit's compilation once
 # more (about 7 s of a first run's 22).  Scratch is allocated once per call.
 @njit(**_OPTS)
-def _start_blocks(samples, pixels, off, sc, starts, reg, lanes, W, MU, VAR, PREV, ACTIVE, items):
+def _start_blocks(
+    samples, pixels, off, sc, starts, reg, lanes, sort, W, MU, VAR, PREV, ACTIVE, items
+):
     # The start of EM: split each lane's samples into K equal-count brightness
     # quantiles, as a stable sort of their brightness would; each quantile's weight,
-    # mean and variance; no log-likelihood yet (PREV -inf) and every lane active.
+    # mean and variance; no log-likelihood yet (PREV -inf) and every lane active.  sort:
+    # None ranks the samples (RANK_SAMPLES at most), True sorts them; a branch chosen by
+    # the argument's type, so numba compiles only the one a call takes.
     n_samples, _, n_channels = samples.shape
     n_components = starts.shape[0] - 1
     n_pixels = pixels.shape[0]
@@ -409,7 +405,7 @@ def _start_blocks(samples, pixels, off, sc, starts, reg, lanes, W, MU, VAR, PREV
                 xc = x[n, c]
                 for b in range(lanes):
                     bn[b] += xc[b]
-        if n_samples <= RANK_SAMPLES:
+        if sort is None:
             _quantiles_by_rank(bright, starts, group)
         else:
             _quantiles_by_sorting(bright, starts, ranked, scratch[1], group)
@@ -726,8 +722,18 @@ def fit_pixels(samples, offsets, scales, n_components, max_iter, tol, reg_covar)
     pixels = np.arange(n_pixels, dtype=np.int64)
     n_blocks = (n_pixels + lanes - 1) // lanes
     common = (offsets, scales)
+    sort = None if n_samples <= RANK_SAMPLES else True
     _in_threads(
-        _start_blocks, n_blocks, samples, pixels, *common, starts, _F(reg_covar), lanes, *state
+        _start_blocks,
+        n_blocks,
+        samples,
+        pixels,
+        *common,
+        starts,
+        _F(reg_covar),
+        lanes,
+        sort,
+        *state,
     )
     done = 0
     while done < max_iter and len(pixels):
@@ -869,11 +875,27 @@ MODE_LABELS, MODE_DISTANCE, MODE_LOG_LIKELIHOOD = 0, 1, 2
 # compiles its callees again (see _start_blocks).
 @njit(**_OPTS)
 def _score_tiles(
-    frames, off, sc, mu, iv, lc, threshold, tau, distortion2, mode, out_sc, out_lab, tile, items
+    frames,
+    off,
+    sc,
+    mu,
+    iv,
+    lc,
+    threshold,
+    tau,
+    distortion2,
+    mode,
+    loglik,
+    out_sc,
+    out_lab,
+    tile,
+    items,
 ):
     # Distance: with lc 0 for background components (and hugely negative for the others)
     # best = -d2 / 2, d2 the smallest squared Mahalanobis distance to a background
     # component; the distance is sqrt(d2 / C).  Labels threshold that same float32 value.
+    # loglik: None, or True for log-likelihoods (mode ignored): a branch chosen by the
+    # argument's type, so distances and labels do not compile the log-sum-exp.
     n_frames = frames.shape[0]
     n_components, n_channels, n_pixels = mu.shape
     scale = _F(-2.0) / _F(n_channels)
@@ -897,11 +919,12 @@ def _score_tiles(
         ssum = np.empty(n, np.float32)
         ll = np.empty(n, np.float32)
         lab = np.empty(n, np.uint8)
-        fbits, ibits, mbits, mfloat = _log_scratch(n)
+        if loglik is not None:
+            fbits, ibits, mbits, mfloat = _log_scratch(n)
         for t in range(n_frames):
             _load_frame(frames[t, p0 * n_channels : (p0 + n) * n_channels], off[t], sc[t], x)
             _densities(x, m_, i_, l_, lp, best, n)
-            if mode == MODE_LOG_LIKELIHOOD:
+            if loglik is not None:
                 _log_sum_exp(lp, best, n, ssum, ll, fbits, ibits, mbits, mfloat)
                 out_t = out_sc[t, p0 : p0 + n]
                 for b in range(n):
@@ -974,6 +997,7 @@ def score_pixels(
             _F(shadow_tau),
             _F(float(shadow_distortion) ** 2),
             mode,
+            True if mode == MODE_LOG_LIKELIHOOD else None,
             _NO_SCORES if labels else out[t : t + step],
             out[t : t + step] if labels else _NO_LABELS,
             tile,
