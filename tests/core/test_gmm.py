@@ -341,6 +341,34 @@ def test_shadows_are_labelled_2_shown_or_counted_as_background():
         model.foreground(video, shadows="hide")
 
 
+@pytest.mark.parametrize("n_pixels", [400, 401])
+def test_brightness_gains_are_the_two_medians_of_each_frame(n_pixels):
+    # The gains are computed for many frames at once; each must be what the definition
+    # gives frame by frame: the median of the ratios, then the median of those within
+    # the tolerance of it (the first median where 16 or fewer are), both as np.median.
+    rng = np.random.default_rng(5)
+    reference = BrightnessReference(rng.uniform(20.0, 250.0, n_pixels).astype(np.float32))
+    n_frames = 21  # not a multiple of the frames estimated together
+    luma = np.empty((n_frames, n_pixels), np.float32)
+    for t in range(n_frames):
+        gain = rng.uniform(0.5, 1.5)
+        # A share of the pixels far off (objects), its size from none to nearly all, and
+        # ties: values rounded to a coarse step.
+        off = rng.random(n_pixels) < t / n_frames
+        noise = rng.normal(0.0, 0.05 * (1 + t % 3), n_pixels)
+        ratio = np.where(off, rng.uniform(0.05, 5.0, n_pixels), gain * (1 + noise))
+        luma[t] = np.round(reference.values * ratio, 1)
+    expected = np.empty(n_frames)
+    for t in range(n_frames):
+        r = luma[t, reference.pixels] / reference.values
+        first = float(np.median(r))
+        near = r[np.abs(r - first) < reference.TOLERANCE * abs(first)]
+        expected[t] = float(np.median(near)) if near.size > 16 else first
+    gains, lifts = reference.correction(luma)
+    np.testing.assert_array_equal(gains, np.clip(expected, 0.1, 10.0))
+    np.testing.assert_array_equal(lifts, 0.0)
+
+
 def test_a_scene_mostly_of_one_value_still_gets_its_brightness_fitted():
     # Three quarters white sky (one value, many quantiles): bands between are empty.
     rng = np.random.default_rng(3)
