@@ -186,3 +186,36 @@ def test_bad_input_on_a_cold_cache_is_one_line_and_starts_no_warm_up(tmp_path, o
     assert not (tmp_path / "out").exists()
     # Nothing compiled, no warm-up marker (numba makes its empty folder at import).
     assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code"), [(("fit", "--sample", "moving-shapes"), 0), (("fit", "missing.mp4"), 2)]
+)
+def test_the_command_ends_with_its_code_its_output_and_its_exit_handlers(tmp_path, args, code):
+    # The installed command ends the process itself once main() returns (no interpreter
+    # teardown): the exit code must still be main()'s, everything printed must arrive,
+    # and exit handlers (other libraries', the warm-up's) must still run.
+    script = (
+        "import atexit, sys\n"
+        "from napari_gmm_bg.cli import run\n"
+        "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        f"sys.argv = ['napari-gmm-bg', *{list(args)!r}, '--out', {str(tmp_path)!r}]\n"
+        "run()\n"
+        "print('after run', file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == code, result.stderr
+    assert result.stderr.rstrip().endswith("exit handler ran")
+    assert "after run" not in result.stderr
+    if code == 0:
+        written = [line.strip() for line in result.stdout.splitlines() if line.startswith(" ")]
+        assert len(written) == 4 and all(Path(p).is_file() for p in written)
+    else:
+        assert "napari-gmm-bg: error:" in result.stderr
