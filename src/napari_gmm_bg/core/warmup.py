@@ -242,7 +242,9 @@ def _untrained_model(clip: np.ndarray) -> Any:
 
 
 def _part_score(clip: np.ndarray) -> None:
+    import dask
     import dask.array as da
+    import dask.threaded
 
     from .gmm import choose_pixel_background
 
@@ -263,8 +265,11 @@ def _part_score(clip: np.ndarray) -> None:
     model.distance(clip)
     model.foreground(clip)
     lazy = da.from_array(clip, chunks=(1, *clip.shape[1:]))
-    np.asarray(model.distance(lazy)[:2])
-    np.asarray(model.foreground(lazy)[:2])
+    # dask's threads given as the function: by name, dask would import distributed to look
+    # for a default client (0.3 s of this child's time, which a first fit may wait for).
+    with dask.config.set(scheduler=dask.threaded.get):
+        np.asarray(model.distance(lazy)[:2])
+        np.asarray(model.foreground(lazy)[:2])
     model.background_image()
 
 
