@@ -21,13 +21,12 @@ from typing import Any, NoReturn
 
 import dask
 import dask.array as da
-import dask.threaded
 import numpy as np
 import tifffile
 
 from .core import SAMPLE_NAMES, FitParameters, MaskCleanup, fit_background, make_sample
 from .core._numba_cache import FIRST_RUN_MESSAGE, announce_compilation
-from .core.cluster import as_client
+from .core.cluster import as_client, without_cluster
 from .core.frames import as_frames
 from .core.gmm import BackgroundModel
 from .core.interface import settings_with
@@ -41,7 +40,7 @@ from .core.metrics import (
 )
 from .core.online import ONLINE_DISTANCE, OnlineModel, OnlineSettings, label_scores, online_blocks
 from .core.registry import get_method, method_names
-from .core.warmup import WarmUp, start_warm_up, usable_cores
+from .core.warmup import start_warm_up, usable_cores
 from .io.cdnet import CDnetSequence, read_cdnet
 from .io.lazy_video import open_video, video_index_file
 from .io.video import VIDEO_SUFFIXES, open_frame_folder, read_video
@@ -444,17 +443,6 @@ def _fit_source(args: argparse.Namespace) -> int:
         warm_up = start_warm_up(("online-rest",), workers=1)
         if warm_up is not None:
             getattr(args, "announce", _tell)(FIRST_RUN_MESSAGE)
-    # No cluster asked for: dask's local threads, given as the function itself, so that
-    # dask does not import distributed (0.2-0.3 s of every run) to look for a default
-    # client, which this process cannot have.
-    local = nullcontext() if args.scheduler else dask.config.set(scheduler=dask.threaded.get)
-    with local:
-        return _fit_and_write(args, video, out, stem, warm_up)
-
-
-def _fit_and_write(
-    args: argparse.Namespace, video: Any, out: Path, stem: str, warm_up: WarmUp | None
-) -> int:
     start = time.perf_counter()
     if args.mode == "online":
         written = _run_online(args, video, out, stem)
@@ -892,8 +880,10 @@ def _main(argv: Sequence[str] | None) -> int:
         "demo": _run_demo,
     }[args.command]
     args.announce = _Once(_tell)
+    # No cluster asked for: dask as it is without one, said outright (see without_cluster).
+    scheduler = nullcontext() if getattr(args, "scheduler", None) else without_cluster()
     try:
-        with _stop_signals_raise(), announce_compilation(args.announce):
+        with _stop_signals_raise(), announce_compilation(args.announce), scheduler:
             code = runner(args)
     except BrokenPipeError:
         if _RECEIVED:

@@ -35,6 +35,24 @@ def cluster_results(futures: list, keys: list, client: Any) -> Any:
         client.cancel(futures)
 
 
+def without_cluster() -> Any:
+    """Set dask, for a ``with`` block, to the choices it makes when no client exists.
+
+    Local threads (``dask.threaded.get``) and task-based rechunking, given outright: left
+    to choose, dask imports distributed (0.2-0.3 s) to look for a default client, which
+    a fresh process (a command without ``--scheduler``, a warm-up child) cannot have.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        The configuration, set while its ``with`` block runs.
+    """
+    import dask
+    import dask.threaded
+
+    return dask.config.set({"scheduler": dask.threaded.get, "array.rechunk.method": "tasks"})
+
+
 def as_client(client: Any) -> Any:
     """Return a dask.distributed Client: the one given, or one connected to an address.
 

@@ -242,10 +242,9 @@ def _untrained_model(clip: np.ndarray) -> Any:
 
 
 def _part_score(clip: np.ndarray) -> None:
-    import dask
     import dask.array as da
-    import dask.threaded
 
+    from .cluster import without_cluster
     from .gmm import choose_pixel_background
 
     model = _untrained_model(clip)
@@ -265,9 +264,9 @@ def _part_score(clip: np.ndarray) -> None:
     model.distance(clip)
     model.foreground(clip)
     lazy = da.from_array(clip, chunks=(1, *clip.shape[1:]))
-    # dask's threads given as the function: by name, dask would import distributed to look
-    # for a default client (0.3 s of this child's time, which a first fit may wait for).
-    with dask.config.set(scheduler=dask.threaded.get):
+    # dask as it is without a client, said outright: left to choose, it would import
+    # distributed (0.3 s of this child's time, which a first fit may wait for).
+    with without_cluster():
         np.asarray(model.distance(lazy)[:2])
         np.asarray(model.foreground(lazy)[:2])
     model.background_image()
