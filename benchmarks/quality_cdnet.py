@@ -109,6 +109,8 @@ def full_em(video, max_iter=10, chunk=4096):
         gmm.weight_rule_count(w, params.background_ratio),
         gmm.STILL_WEIGHT,
         gmm.STILL_SAMPLES,
+        gmm._short_still(gmm.STILL_SAMPLES),
+        gmm.SHORT_STILL_RATIO,
         gmm.REST_SAMPLES,
         gmm.REST_SHARE,
         params.max_variance,

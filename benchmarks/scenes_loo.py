@@ -11,12 +11,13 @@ defaults are chosen on the mean over all seven; this says whether that choice ho
 scene it was not chosen on.  The same scenes and scoring as ``quality_scenes.py``.
 
 ``--rules`` does the same over the background choice's rules at the default threshold
-and filter: how many learning samples the earliest still moment lasts, the share of a
-component's mass in rests that makes it an object at rest, and the share of a pixel's
-misses its neighbours must explain for spatial consensus (rests of 2 samples, or a share
-of 0.3, are left out: they take a background that flickers between two colours for an
-object at rest, ``tests/core/test_scenes.py``).  The EM fit does not depend on them, so
-it is computed once per scene.
+and filter: how many learning samples the earliest still moment lasts, how much an
+earlier still moment half as long must weigh against it, the share of a component's
+mass in rests that makes it an object at rest, and the share of a pixel's misses its
+neighbours must explain for spatial consensus (rests of 2 samples, or a share of 0.3,
+are left out: they take a background that flickers between two colours for an object
+at rest, ``tests/core/test_scenes.py``).  The EM fit does not depend on them, so it is
+computed once per scene.
 """
 
 import argparse
@@ -39,9 +40,9 @@ from napari_gmm_bg.io.cdnet import read_cdnet  # noqa: E402
 THRESHOLDS = (0.9, 1.0, 1.1)
 MEDIAN_FRACTIONS = (0.04, 0.05, 0.06)
 STILL_WEIGHTS = (0.1, 0.15, 0.2)
-#: --rules: (STILL_SAMPLES, REST_SHARE, CONSENSUS_SHARE)
-RULES = ("STILL_SAMPLES", "REST_SHARE", "CONSENSUS_SHARE")
-RULE_GRID = ((2, 3, 4, 5), (0.35, 0.4, 0.5), (0.35, 0.4))
+#: --rules: (STILL_SAMPLES, SHORT_STILL_RATIO, REST_SHARE, CONSENSUS_SHARE)
+RULES = ("STILL_SAMPLES", "SHORT_STILL_RATIO", "REST_SHARE", "CONSENSUS_SHARE")
+RULE_GRID = ((2, 3, 4, 5), (0.5, 0.67, 1.0, 1.5), (0.35, 0.4, 0.5), (0.35, 0.4))
 
 
 def median_side(fraction, shape):

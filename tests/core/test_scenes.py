@@ -75,9 +75,16 @@ def test_a_broad_two_colour_background_is_background():
     truth = _square_path(N_FRAMES)
     video = _clip(_with_square(frames, truth))
     mask = fit_background(video).foreground(video)
-    assert (mask[region] != 0).mean() < 0.02  # 0.89 with the fixed log-likelihood threshold
-    recall, precision = _recall_precision(mask, truth)
+    assert (mask[region] != 0).mean() < 0.01  # 0.89 with the fixed log-likelihood threshold
+    # The square, judged off the two-colour rows (their false alarms are counted above).
+    recall, precision = _recall_precision(mask, truth, where=_rows_off(8, 48))
     assert recall >= 0.9 and precision >= 0.9
+
+
+def _rows_off(start, stop):
+    where = np.ones((N_FRAMES, *SHAPE), bool)
+    where[:, start:stop] = False
+    return where
 
 
 def _swaying_clip(amplitude, n_frames=N_FRAMES):
@@ -195,6 +202,8 @@ def _choose(samples, weights, means, variances):
         gmm.weight_rule_count(weights, FitParameters.background_ratio),
         gmm.STILL_WEIGHT,
         gmm.STILL_SAMPLES,
+        gmm._short_still(gmm.STILL_SAMPLES),
+        gmm.SHORT_STILL_RATIO,
         gmm.REST_SAMPLES,
         gmm.REST_SHARE,
         FitParameters.max_variance,
@@ -230,3 +239,31 @@ def test_a_broad_component_is_not_an_object_at_rest():
     means = [leaf, sky, branch]
     variances = [[400] * 3, [400] * 3, [400] * 3]
     assert _choose(samples, weights, means, variances) == [2, 0, 0]
+
+
+def test_plants_seen_still_briefly_are_the_background_not_a_person_who_stands():
+    # sbi_people_and_foliage: plants that sway show one colour for two learning samples
+    # at most, then alternate with another; a person stands there for eight.  The person
+    # is the first colour held for four samples, but the plants' brief still moment came
+    # first and weighs more: the plants are the background, the person is an object at
+    # rest.  (Taking the first colour held for four samples cost that scene F 0.13.)
+    plant, leaf, person = (60, 110, 50), (90, 140, 70), (200, 160, 140)
+    samples = [plant] * 2 + [leaf, plant] * 4 + [person] * 8 + [plant, leaf] * 11
+    weights = [0.425, 0.375, 0.2]
+    means = [plant, leaf, person]
+    variances = [[100] * 3] * 3
+    assert _choose(samples, weights, means, variances) == [1, 1, 0]
+
+
+def test_a_car_in_the_first_frames_is_not_the_background_of_the_road():
+    # sbi_highway_i: a car waits at the pixel for the first two samples, then the road
+    # shows for runs of five between cars.  A brief still moment must weigh at least as
+    # much as the long one: the car's does not, and the road stays background
+    # (taken as the scene, the car made the road an object at rest: that scene lost
+    # F 0.07).
+    car, road = (40, 40, 160), (120, 120, 120)
+    samples = [car] * 2 + [road] * 6 + ([car] + [road] * 5) * 5 + [car] * 2
+    weights = [0.775, 0.225]
+    means = [road, car]
+    variances = [[100] * 3] * 2
+    assert _choose(samples, weights, means, variances)[0] == 1

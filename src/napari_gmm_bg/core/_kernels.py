@@ -1433,18 +1433,31 @@ def _mean_variance(var, p, k):
 
 
 @njit(**_OPTS)
-def _choose_flags(p, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax, absorb,
-                  mass, rmass, flags):  # fmt: skip
+def _choose_flags(p, b, z, resp, w, var, nb, w_min, l_still, l_short, short_ratio, l_rest,
+                  share, vmax, absorb, mass, rmass, flags):  # fmt: skip
     # The decision for pixel p (lane b of z and resp), in time order.
     n_samples = z.shape[0]
     n_components = w.shape[1]
     # k0: the component of the earliest run of l_still consecutive samples (a still
     # scene), among those of weight >= w_min; the heaviest when there is none.
     k0 = 0
+    end = n_samples
     run = 0
     for i in range(n_samples):
         run = run + 1 if i > 0 and z[i, b] == z[i - 1, b] else 1
         if run >= l_still and w[p, z[i, b]] >= w_min:
+            k0 = z[i, b]
+            end = i
+            break
+    # An earlier, shorter still moment (l_short samples) is the scene when its colour
+    # weighs at least short_ratio times k0's: plants that sway rarely hold a colour for
+    # l_still samples, and a person who stands later would; a car that stops early
+    # weighs less than the road.
+    need = max(w_min, short_ratio * w[p, k0])
+    run = 0
+    for i in range(end):
+        run = run + 1 if i > 0 and z[i, b] == z[i - 1, b] else 1
+        if run >= l_short and w[p, z[i, b]] >= need:
             k0 = z[i, b]
             break
     # Rests: runs of >= l_rest consecutive samples away from k0 (shorter than absorb,
@@ -1492,8 +1505,9 @@ def _choose_flags(p, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax
 
 @njit(**_OPTS)
 def _choose_blocks(
-    samples, off, sc, w, mu, var, nb, w_min, l_still, l_rest, share, vmax, absorb, flags, items
-):
+    samples, off, sc, w, mu, var, nb, w_min, l_still, l_short, short_ratio, l_rest, share, vmax,
+    absorb, flags, items,
+):  # fmt: skip
     n_samples, n_pixels, n_channels = samples.shape
     n_components = w.shape[1]
     z = np.empty((n_samples, CHOOSE_LANES), np.int64)
@@ -1562,8 +1576,8 @@ def _choose_blocks(
                         rk[b] = lk[b] / tot[b]
             for b in range(count):
                 _choose_flags(
-                    p0 + b, b, z, resp, w, var, nb, w_min, l_still, l_rest, share, vmax,
-                    absorb, mass, rmass, flags,
+                    p0 + b, b, z, resp, w, var, nb, w_min, l_still, l_short, short_ratio,
+                    l_rest, share, vmax, absorb, mass, rmass, flags,
                 )  # fmt: skip
 
 
@@ -1577,6 +1591,8 @@ def choose_background(
     n_background,
     w_min,
     l_still,
+    l_short,
+    short_ratio,
     l_rest,
     share,
     vmax,
@@ -1588,7 +1604,9 @@ def choose_background(
     scale); weights ``(P, K)``, means and variances ``(P, K, C)`` of the fit;
     n_background: ``(P,)`` the weight rule's count.  Background: the weight rule's
     components and k0, the colour of the earliest still moment (``l_still`` consecutive
-    samples in one component of weight >= ``w_min``), less resting components (at least ``share``
+    samples in one component of weight >= ``w_min``, or an earlier one of ``l_short``
+    samples whose component weighs at least ``short_ratio`` times as much), less resting
+    components (at least ``share``
     of their mass in runs of >= ``l_rest`` samples away from k0, runs longer than
     ``absorb`` samples not counted when ``absorb`` > 0; a component broader than ``vmax``
     never rests), less components whose mean variance exceeds ``vmax``; a pixel left
@@ -1611,6 +1629,8 @@ def choose_background(
         n_background.astype(np.int64),
         float(w_min),
         int(l_still),
+        int(l_short),
+        float(short_ratio),
         int(l_rest),
         float(share),
         float(vmax),

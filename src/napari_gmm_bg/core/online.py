@@ -54,7 +54,7 @@ CONSENSUS_WINDOW = 16
 #: The share of a pixel's misses its neighbours must explain before it consults them,
 #: chosen on the mean F of the seven development scenes with the threshold (share,
 #: threshold: 0.4, 1.0: 0.729; 0.5, 0.9: 0.740; 0.6, 1.0: 0.741; 0.7, 1.0: 0.739; 0.8,
-#: 1.0: 0.733; without consensus 0.715).  Higher than the offline fit's 0.4: a stream's
+#: 1.0: 0.733; without consensus 0.715).  Higher than the offline fit's 0.35: a stream's
 #: evidence includes the frames in which its young model still learns.
 ONLINE_CONSENSUS_SHARE = 0.6
 #: Default distance threshold of the on-line GMM (standard deviations): chosen, as the
