@@ -8,7 +8,12 @@ from sklearn.mixture import GaussianMixture
 
 from napari_gmm_bg import MaskCleanup, fit_background, load_model, make_sample
 from napari_gmm_bg.core import _kernels
-from napari_gmm_bg.core.intensity import BrightnessReference, IntensityScale, luminance
+from napari_gmm_bg.core.intensity import (
+    BrightnessReference,
+    IntensityScale,
+    gain_stride,
+    luminance,
+)
 from napari_gmm_bg.core.online import run_online
 from tests.conftest import iou
 
@@ -367,6 +372,30 @@ def test_brightness_gains_are_the_two_medians_of_each_frame(n_pixels):
     gains, lifts = reference.correction(luma)
     np.testing.assert_array_equal(gains, np.clip(expected, 0.1, 10.0))
     np.testing.assert_array_equal(lifts, 0.0)
+
+
+def test_a_large_frame_gets_its_brightness_from_a_sparser_grid_and_the_same_gains():
+    # Frames up to 320x240 keep every 4th pixel of every 4th row; larger ones a sparser
+    # grid of about GAIN_PIXELS.  At 640x360 (every 8th) the gains of an exposure ramp
+    # with a large moving object are those of the dense grid, to 0.5%.
+    assert gain_stride((120, 160)) == gain_stride((240, 320)) == 4
+    assert gain_stride((360, 640)) == 8 and gain_stride((1080, 1920)) > 16
+    rng = np.random.default_rng(8)
+    background = rng.integers(30, 220, (360, 640, 3)).astype(np.float32)
+    gains = np.linspace(0.7, 1.3, 12)
+    frames = background[None] * gains[:, None, None, None]
+    for t in range(len(frames)):
+        frames[t, 100:260, 40 * t : 40 * t + 200] = rng.integers(0, 255, 3)  # an object
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    intensity = IntensityScale.for_data(frames.dtype, frames)
+    stride = gain_stride(frames.shape[1:3])
+    sparse = BrightnessReference(luminance(background[None], intensity)[0])
+    dense = BrightnessReference(luminance(background[None], intensity, 4)[0])
+    got, _ = sparse.correction_of_frames(frames, intensity)
+    want, _ = dense.correction_of_frames(frames, intensity, 4)
+    assert luminance(frames, intensity).shape[1:] == (360 // stride, 640 // stride)
+    np.testing.assert_allclose(got, want, rtol=0.005)
+    np.testing.assert_allclose(got, gains, rtol=0.01)
 
 
 def test_a_scene_mostly_of_one_value_still_gets_its_brightness_fitted():

@@ -34,10 +34,10 @@ from .cleanup import MaskCleanup, clean_mask
 from .cluster import as_client, cluster_results
 from .frames import Frames, as_frames, check_finite, check_opaque
 from .intensity import (
-    GAIN_STRIDE,
     BrightnessReference,
     IntensityScale,
     frame_transform,
+    gain_stride,
 )
 from .interface import Method, MethodResult, Steps
 from .labels import (
@@ -363,10 +363,11 @@ class BackgroundModel:
         if not self.params.compensate_brightness:
             return np.ones(len(frames)), np.zeros(len(frames))
         s = self._scoring_arrays()
+        stride = gain_stride(self.frame_shape)
         if "brightness_reference" not in s:
-            background = self.means[::GAIN_STRIDE, ::GAIN_STRIDE, 0]
+            background = self.means[::stride, ::stride, 0]
             s["brightness_reference"] = BrightnessReference(background.mean(axis=-1))
-        return s["brightness_reference"].correction_of_frames(frames, self.intensity)
+        return s["brightness_reference"].correction_of_frames(frames, self.intensity, stride)
 
     def _kernel_inputs(
         self, block: np.ndarray, constants: str = "distance_const"

@@ -38,7 +38,7 @@ from .gmm import (
     NEIGHBOUR_PENALTY,
     WIDER_SHARE,
 )
-from .intensity import GAIN_STRIDE, BrightnessReference, IntensityScale, frame_transform
+from .intensity import BrightnessReference, IntensityScale, frame_transform, gain_stride
 from .interface import Method, MethodResult, Steps
 from .labels import (
     SHADOW_DISTORTION,
@@ -291,7 +291,8 @@ def background_reference(state: tuple, frame_shape: tuple[int, int]) -> Brightne
         :func:`~napari_gmm_bg.core.intensity.luminance`.
     """
     height, width = frame_shape
-    rows, cols = np.arange(0, height, GAIN_STRIDE), np.arange(0, width, GAIN_STRIDE)
+    stride = gain_stride(frame_shape)
+    rows, cols = np.arange(0, height, stride), np.arange(0, width, stride)
     grid = heaviest_means(state, (rows[:, None] * width + cols[None, :]).ravel())
     return BrightnessReference(grid.reshape(-1, len(rows), len(cols)).mean(axis=0))
 
