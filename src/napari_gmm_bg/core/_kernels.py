@@ -1606,12 +1606,11 @@ def choose_background(
     components and k0, the colour of the earliest still moment (``l_still`` consecutive
     samples in one component of weight >= ``w_min``, or an earlier one of ``l_short``
     samples whose component weighs at least ``short_ratio`` times as much), less resting
-    components (at least ``share``
-    of their mass in runs of >= ``l_rest`` samples away from k0, runs longer than
-    ``absorb`` samples not counted when ``absorb`` > 0; a component broader than ``vmax``
-    never rests), less components whose mean variance exceeds ``vmax``; a pixel left
-    with none keeps the heaviest of the others, capped.  Returns ``(P, K)`` uint8 flags
-    (``NOT_BG``, ``BACKGROUND``, ``BACKGROUND_CAPPED``).
+    components (at least ``share`` of their mass in runs of >= ``l_rest`` samples away
+    from k0, runs longer than ``absorb`` samples not counted when ``absorb`` > 0; a
+    component broader than ``vmax`` never rests), less components whose mean variance
+    exceeds ``vmax``; a pixel left with none keeps the heaviest of the others, capped.
+    Returns ``(P, K)`` uint8 flags (``NOT_BG``, ``BACKGROUND``, ``BACKGROUND_CAPPED``).
     """
     n_pixels, k = weights.shape
     flags = np.zeros((n_pixels, k), np.uint8)
