@@ -83,7 +83,7 @@ STILL_FRAMES = 12
 #: development scene gains or holds (people among plants F 0.694 -> 0.733, the mean of
 #: the seven 0.854 -> 0.865).  Lower shares scored a higher mean (0.67: 0.871, 0.5:
 #: 0.872), but a textured background that sways a pixel at random then keeps 0.5-0.7% of
-#: its pixels as foreground, over the 0.5% ``tests/core/test_scenes.py`` allows (0.03% at
+#: its pixels as foreground, over the 0.5% ``tests/core/test_scenes.py`` allows (0.02% at
 #: 1.0); with no weight asked, 0.851 (a car that waits in the first frames, lighter than
 #: the road, became the road's background).
 SHORT_STILL_RATIO = 1.0
