@@ -267,15 +267,19 @@ def _cli_env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
 
 
+def _default_stop_signals():
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
     # A clip whose scoring (streamed into the outputs) takes a while: long enough that
-    # the signal lands before the save ends, even with every kernel cached and the test
-    # process slowed by a loaded machine (300 frames were once done before the signal
-    # arrived; 1,500, a save of 0.45 s, once on CI; 4,000 take 1.1 s).
+    # the signal lands before the save ends, even with every kernel cached (300 frames
+    # were once done before the signal arrived).
     rng = np.random.default_rng(0)
     clip = tmp_path / "clip.tif"
-    tifffile.imwrite(clip, rng.integers(0, 255, (4000, 120, 160), dtype=np.uint8))
+    tifffile.imwrite(clip, rng.integers(0, 255, (1500, 120, 160), dtype=np.uint8))
     out = tmp_path / "out"
     out.mkdir()
     old = {f"clip{s}": f"previous clip{s}".encode() for s in OUTPUTS}
@@ -289,8 +293,9 @@ def test_a_stop_signal_mid_save_keeps_every_previous_output(tmp_path, signum):
         stderr=subprocess.PIPE,
         text=True,
         # As in a terminal: a test run started in the background (CI, ``&``) ignores
-        # SIGINT, and a child would inherit that and never see the Ctrl+C.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # SIGINT, one started under ``nohup`` SIGHUP, and a child would inherit that and
+        # never see the Ctrl+C or the closed terminal.
+        preexec_fn=_default_stop_signals,
     )
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") for p in out.iterdir()):
